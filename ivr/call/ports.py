@@ -1,0 +1,48 @@
+"""What a transport must provide to the call session (Pipecat-style: an input stream and an output sink).
+
+A transport (``ivr.telephony.webrtc``, ``ivr.telephony.sip``, fixture replay) turns a network call into a
+:class:`CallPort`. The session pulls inbound events with ``await port.recv()`` and pushes the bot's audio,
+already paced in 20 ms frames at ``port.info.sample_rate``, with ``await port.send_audio(frame)``. The
+transport never imports the session; the session never imports a transport.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from ivr.audio.frames import AudioFrame
+from ivr.events import DtmfDigits, Hangup
+
+InboundEvent = AudioFrame | DtmfDigits | Hangup
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    call_id: str
+    channel: str  # "webrtc" | "sip" | "replay" | "chat"
+    caller_id: str = ""  # raw caller number (mask before logging: ivr.privacy.mask_phone)
+    sample_rate: int = 16000  # rate of frames in both directions
+    language: str = "zh-CN"
+    extra: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class CallPort(Protocol):
+    info: CallInfo
+
+    async def recv(self) -> InboundEvent:
+        """Next inbound event: caller audio (20 ms frames, any size tolerated), DTMF, or Hangup (then no more)."""
+        ...
+
+    async def send_audio(self, frame: AudioFrame) -> None:
+        """Queue one frame of bot audio to the caller. The session paces calls in real time."""
+        ...
+
+    async def hangup(self, reason: str = "") -> None:
+        """Bot ends the call (idempotent)."""
+        ...
+
+    async def transfer(self, target: str) -> bool:
+        """Blind-transfer to a target the transport understands (SIP URI); False if unsupported."""
+        ...

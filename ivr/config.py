@@ -1,0 +1,152 @@
+"""Settings in one place: defaults, then an optional TOML file, then ``IVR_*`` environment variables.
+
+Precedence (later wins): built-in defaults < TOML file < environment < explicit overrides (CLI flags).
+The TOML file is ``$IVR_CONFIG`` if set, else ``./ivr.toml`` if it exists. Keys are the field names below,
+flat or grouped under any table (``[server] port = 8080`` and ``port = 8080`` are the same). Environment
+variables are the upper-case field names with an ``IVR_`` prefix (``IVR_PORT=8080``).
+
+Everything is validated once at start-up; a bad value stops the program with one clear line naming the
+setting, where it came from, and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(Exception):
+    """A setting is invalid; the message is meant for the operator, one line."""
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "ivr"
+
+
+class Settings(BaseModel):
+    """All runtime settings with their documented defaults."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # --- storage -------------------------------------------------------------------------------------
+    data_dir: Path = Field(default_factory=_default_data_dir, description="Where the SQLite shop, records and recordings live.")
+    db_url: str = Field("", description="SQLAlchemy URL; empty means sqlite:///<data_dir>/ivr.db.")
+    models_dir: Path = Field(default_factory=lambda: _default_data_dir() / "models", description="Downloaded Vosk models.")
+
+    # --- service -------------------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Bind address for HTTP and SIP.")
+    port: int = Field(8080, ge=0, le=65535, description="HTTP port of `ivr serve`.")
+    sip_port: int = Field(5060, ge=0, le=65535, description="SIP UDP/TCP port; 0 disables SIP.")
+    public_ip: str = Field("", description="Address to advertise in SDP/ICE; empty = host (or auto).")
+    max_calls: int = Field(8, ge=1, le=1000, description="Concurrent calls before new ones are politely refused.")
+    secret_key: str = Field("", description="Signs login cookies; empty = random per data_dir (stored there, 0600).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # --- language and speech --------------------------------------------------------------------------
+    language: str = Field("zh-CN", description="Language pack of the bot (prompts, NLU, number reading).")
+    asr_model: str = Field("", description="Model name from `ivr models list` or a directory; empty = best installed for language.")
+    asr_pool_size: int = Field(2, ge=0, le=64, description="Pre-warmed Vosk recognizers kept ready.")
+    asr_workers: int = Field(2, ge=1, le=64, description="Threads running Vosk/espeak off the event loop.")
+    asr_recycle_speech_s: float = Field(60.0, gt=0, description="Recognizer is replaced after this much speech (bounds memory).")
+    tts_backend: Literal["espeak", "pyttsx3"] = "espeak"
+    tts_voice: str = Field("cmn-latn-pinyin", description="espeak-ng voice that speaks Mandarin from Chinese characters.")
+    tts_speed: int = Field(175, ge=80, le=450, description="Words per minute for espeak-ng.")
+    prompts_dir: Path | None = Field(None, description="Recorded prompt WAVs (<prompt_id>.wav) replacing TTS.")
+
+    # --- turn taking ---------------------------------------------------------------------------------
+    vad_aggressiveness: int = Field(2, ge=0, le=3)
+    vad_min_speech_ms: int = Field(200, ge=30, le=5000, description="Shorter bursts are noise, not speech.")
+    vad_trailing_silence_ms: int = Field(500, ge=100, le=5000, description="Silence that ends an utterance.")
+    vad_max_utterance_ms: int = Field(15000, ge=1000, le=120000)
+    barge_in_min_ms: int = Field(300, ge=0, le=5000, description="Caller speech this long interrupts the bot (backchannels are shorter).")
+    no_input_timeout_s: float = Field(7.0, gt=0, description="Silence before a reprompt.")
+    max_no_input: int = Field(3, ge=1, description="Reprompts on silence before a polite hang-up.")
+    max_call_s: float = Field(900.0, gt=0, description="Hard limit on call length.")
+
+    # --- records ------------------------------------------------------------------------------------
+    record_calls: bool = Field(False, description="Keep a stereo WAV per call (caller left, bot right).")
+    retention_days: int = Field(90, ge=1, description="Call records and recordings older than this are purged.")
+
+    @field_validator("language")
+    @classmethod
+    def _language_tag(cls, v: str) -> str:
+        if not v or "-" not in v:
+            raise ValueError("expected a language tag such as zh-CN")
+        return v
+
+    @property
+    def database_url(self) -> str:
+        """The effective SQLAlchemy URL."""
+        return self.db_url or f"sqlite:///{self.data_dir / 'ivr.db'}"
+
+
+_ENV_PREFIX = "IVR_"
+
+
+def _flatten_toml(doc: dict[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            flat.update(_flatten_toml(value))
+        else:
+            flat[key] = value
+    return flat
+
+
+def _toml_path() -> Path | None:
+    env = os.environ.get("IVR_CONFIG")
+    if env:
+        p = Path(env)
+        if not p.is_file():
+            raise ConfigError(f"IVR_CONFIG points to {p}, which is not a file")
+        return p
+    p = Path("ivr.toml")
+    return p if p.is_file() else None
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """Build and validate settings; raises ConfigError with a one-line message on any bad value."""
+    values: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    path = _toml_path()
+    if path is not None:
+        try:
+            doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"cannot read config file {path}: {e}") from None
+        for k, v in _flatten_toml(doc).items():
+            values[k] = v
+            source[k] = str(path)
+    fields = Settings.model_fields
+    for name in fields:
+        env = os.environ.get(_ENV_PREFIX + name.upper())
+        if env is not None:
+            values[name] = env
+            source[name] = _ENV_PREFIX + name.upper()
+    for k, v in (overrides or {}).items():
+        if v is not None:
+            values[k] = v
+            source[k] = "command line"
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        where = source.get(unknown[0], "?")
+        raise ConfigError(f"unknown setting '{unknown[0]}' (from {where}); known: {', '.join(sorted(fields))}")
+    try:
+        return Settings(**values)
+    except ValidationError as e:
+        err = e.errors()[0]
+        name = str(err["loc"][0]) if err["loc"] else "?"
+        raise ConfigError(
+            f"invalid setting '{name}' = {values.get(name)!r} (from {source.get(name, 'default')}): {err['msg']}"
+        ) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, loaded on first use."""
+    return load_settings()

@@ -1,0 +1,72 @@
+"""Config validation, privacy masking, logging with call ids."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from ivr.config import ConfigError, load_settings
+from ivr.log import call_id_var, setup_logging
+from ivr.privacy import mask_address, mask_name, mask_phone, mask_text
+
+
+def test_defaults_and_env(monkeypatch):
+    s = load_settings()
+    assert s.port == 8080 and s.vad_trailing_silence_ms == 500 and s.database_url.startswith("sqlite:///")
+    monkeypatch.setenv("IVR_PORT", "9090")
+    assert load_settings().port == 9090
+
+
+def test_toml_then_env_then_override(tmp_path, monkeypatch):
+    cfg = tmp_path / "ivr.toml"
+    cfg.write_text("[server]\nport = 7000\nmax_calls = 3\n")
+    monkeypatch.setenv("IVR_CONFIG", str(cfg))
+    s = load_settings()
+    assert (s.port, s.max_calls) == (7000, 3)
+    monkeypatch.setenv("IVR_MAX_CALLS", "5")
+    assert load_settings().max_calls == 5
+    assert load_settings({"max_calls": 9}).max_calls == 9
+
+
+@pytest.mark.parametrize(
+    "env,value,needle",
+    [("IVR_PORT", "eighty", "'port'"), ("IVR_VAD_AGGRESSIVENESS", "7", "vad_aggressiveness"), ("IVR_LANGUAGE", "zh", "language")],
+)
+def test_bad_values_give_one_clear_line(monkeypatch, env, value, needle):
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError) as e:
+        load_settings()
+    msg = str(e.value)
+    assert needle in msg and env in msg and "\n" not in msg
+
+
+def test_unknown_key_in_toml(tmp_path, monkeypatch):
+    cfg = tmp_path / "ivr.toml"
+    cfg.write_text("prot = 1\n")
+    monkeypatch.setenv("IVR_CONFIG", str(cfg))
+    with pytest.raises(ConfigError, match="unknown setting 'prot'"):
+        load_settings()
+
+
+def test_masking():
+    assert mask_phone("13812345678") == "138****5678"
+    assert mask_phone("+86 138-1234-5678") == "861****5678"
+    assert mask_name("张伟") == "张*"
+    assert mask_address("浙江省杭州市西湖区文三路90号") .endswith("****")
+    assert "文三路" not in mask_address("浙江省杭州市西湖区文三路90号")
+    t = mask_text("我的手机是13812345678，座机010-12345678，订单号202411230001")
+    assert "13812345678" not in t and "138****5678" in t and "12345678" not in t.replace("202411230001", "")
+    assert "202411230001" in t  # order numbers are not phones
+    assert "幺三八****五六七八" in mask_text("手机幺三八幺二三四五六七八")
+
+
+def test_log_lines_carry_call_id_and_mask_phones(capsys):
+    setup_logging("INFO")
+    token = call_id_var.set("call-42")
+    try:
+        logging.getLogger("ivr.test").info("caller %s said hi", "13812345678")
+    finally:
+        call_id_var.reset(token)
+    err = capsys.readouterr().err
+    assert "[call-42]" in err and "138****5678" in err and "13812345678" not in err
