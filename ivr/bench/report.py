@@ -6,7 +6,7 @@ import os
 import platform
 import re
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +66,7 @@ def write_section(name: str, title: str, body: str, doc: Path | None = None) -> 
         "# Benchmarks\n\nWritten by `ivr bench ...` (and `ivr replay --concurrency`). Each section says when and on what "
         "machine it was measured. Tests never assert wall-clock times; these figures are the record.\n"
     )
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = (
         f"<!-- bench:{name} -->\n## {title}\n\n_Measured {stamp} on {machine_description()}._\n\n{body.strip()}\n"
         f"<!-- /bench:{name} -->"
