@@ -1,0 +1,203 @@
+"""Voice activity and endpointing: webrtcvad frames -> SpeechStarted / SpeechEnded / BargeIn events.
+
+The endpoint decision is ours (Vosk 0.3.45 exposes no endpointer tuning): an utterance starts once
+``min_speech_ms`` of voiced frames have accumulated (its start is stamped at the first voiced frame) and ends after
+``trailing_silence_ms`` of unvoiced frames (its end is stamped at the last voiced frame).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import webrtcvad
+
+from ivr.audio.frames import AudioFrame
+from ivr.audio.resample import Resampler
+from ivr.config import Settings
+from ivr.events import BargeIn, SpeechEnded, SpeechStarted
+
+VAD_RATES = (8000, 16000)
+VadEvent = SpeechStarted | SpeechEnded | BargeIn
+
+# webrtcvad keeps calling frames "speech" for a while after speech stops (its hang-over, vad_core.c
+# kOverHangMax2*: frames per mode for 10/20/30 ms frames). We subtract it so that end times, trailing silence and
+# speech lengths mean what they say (measured: without this, ends come ~100-160 ms late).
+_HANGOVER_FRAMES = {0: (14, 7, 5), 1: (14, 7, 5), 2: (9, 5, 3), 3: (9, 5, 3)}
+
+
+def hangover_ms(aggressiveness: int, frame_ms: int) -> int:
+    """Voiced time webrtcvad appends after real speech ends."""
+    return _HANGOVER_FRAMES[aggressiveness][(10, 20, 30).index(frame_ms)] * frame_ms
+
+
+@dataclass(frozen=True)
+class VadOptions:
+    """Turn-taking knobs (defaults match :class:`ivr.config.Settings`)."""
+
+    aggressiveness: int = 2  # webrtcvad mode 0..3 (3 = most eager to call a frame non-speech)
+    min_speech_ms: int = 200  # voiced time before an utterance counts; shorter bursts are noise
+    trailing_silence_ms: int = 500  # unvoiced time that ends an utterance (Alibaba 400, Tencent 700)
+    max_utterance_ms: int = 15000  # an utterance is cut (``truncated``) at this length
+    barge_in_min_ms: int = 300  # voiced time while the bot speaks before BargeIn (backchannels are shorter)
+    preroll_ms: int = 300  # audio kept before the detected start (in SpeechEnded.audio and for the ASR)
+    frame_ms: int = 20  # webrtcvad frame: 10, 20 or 30
+    max_gap_ms: int = 120  # an unvoiced gap longer than this discards a not-yet-started candidate
+
+    def __post_init__(self) -> None:
+        if self.aggressiveness not in (0, 1, 2, 3):
+            raise ValueError(f"VAD aggressiveness must be 0..3, got {self.aggressiveness}")
+        if self.frame_ms not in (10, 20, 30):
+            raise ValueError(f"VAD frame must be 10, 20 or 30 ms, got {self.frame_ms}")
+        for name in ("min_speech_ms", "trailing_silence_ms", "max_utterance_ms"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> VadOptions:
+        """Options from the validated settings."""
+        return cls(
+            aggressiveness=s.vad_aggressiveness,
+            min_speech_ms=s.vad_min_speech_ms,
+            trailing_silence_ms=s.vad_trailing_silence_ms,
+            max_utterance_ms=s.vad_max_utterance_ms,
+            barge_in_min_ms=s.barge_in_min_ms,
+        )
+
+
+class Segmenter:
+    """Streaming endpointer for one direction of one call.
+
+    Accepts frames of any size at any rate (all frames of one stream share the rate); audio is resampled to
+    16 kHz for webrtcvad when it is not 8 or 16 kHz, and re-framed into ``frame_ms`` frames. Times (``pts``) are
+    seconds of stream audio, counted from the first frame's ``pts``.
+    """
+
+    def __init__(self, sample_rate: int, options: VadOptions = VadOptions()) -> None:
+        self.sample_rate = sample_rate
+        self.options = options
+        self.vad_rate = sample_rate if sample_rate in VAD_RATES else 16000
+        self.bot_speaking = False
+        self._vad = webrtcvad.Vad(options.aggressiveness)
+        self._frame_bytes = self.vad_rate * options.frame_ms // 1000 * 2
+        self._frame_s = options.frame_ms / 1000.0
+        self._hang_ms = hangover_ms(options.aggressiveness, options.frame_ms)
+        self.reset()
+
+    # --- public --------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget everything (a new stream starts at the next frame)."""
+        self._resampler = None if self.vad_rate == self.sample_rate else Resampler(self.sample_rate, self.vad_rate)
+        self._pending = bytearray()  # VAD-rate bytes not yet framed
+        self._t0: float | None = None  # pts of the first input sample
+        self._nframes = 0  # VAD frames processed
+        self._audio = bytearray()  # input-rate audio from _audio_t onward (preroll + current utterance)
+        self._audio_t = 0.0
+        self._input_samples = 0
+        self._state = "idle"  # idle | candidate | speech
+        self._start = 0.0
+        self._start_index = 0
+        self._last_voiced_end = 0.0
+        self._voiced_ms = 0
+        self._gap_ms = 0
+        self._barged = False
+
+    @property
+    def in_speech(self) -> bool:
+        """True between SpeechStarted and SpeechEnded."""
+        return self._state == "speech"
+
+    def push(self, frame: AudioFrame, now: float | None = None) -> list[VadEvent]:
+        """Feed audio; returns the events it completed, in order."""
+        if frame.sample_rate != self.sample_rate:
+            raise ValueError(f"segmenter expects {self.sample_rate} Hz audio, got {frame.sample_rate} Hz")
+        if self._t0 is None:
+            self._t0 = frame.pts
+            self._audio_t = frame.pts
+        self._audio += frame.pcm
+        self._input_samples += frame.samples
+        vad_pcm = frame.pcm if self._resampler is None else self._resampler.process(frame).pcm
+        self._pending += vad_pcm
+        at = time.monotonic() if now is None else now
+        events: list[VadEvent] = []
+        n = self._frame_bytes
+        while len(self._pending) >= n:
+            chunk = bytes(self._pending[:n])
+            del self._pending[:n]
+            events += self._on_frame(self._vad.is_speech(chunk, self.vad_rate), at)
+        if self._state == "idle":
+            self._trim_audio()
+        return events
+
+    def flush(self, now: float | None = None) -> list[VadEvent]:
+        """End of stream: close an open utterance (a candidate shorter than ``min_speech_ms`` is dropped)."""
+        at = time.monotonic() if now is None else now
+        events: list[VadEvent] = []
+        if self._state == "speech":
+            events.append(self._end(at, truncated=False))
+        self._state = "idle"
+        return events
+
+    # --- internals -----------------------------------------------------------------------------------
+    def _on_frame(self, voiced: bool, at: float) -> list[VadEvent]:
+        o = self.options
+        assert self._t0 is not None
+        index = self._nframes
+        self._nframes += 1
+        start = self._t0 + index * self._frame_s
+        end = self._t0 + (index + 1) * self._frame_s
+        events: list[VadEvent] = []
+        if self._state == "idle":
+            if voiced:
+                self._state, self._start, self._last_voiced_end = "candidate", start, end
+                self._start_index = index
+                self._voiced_ms, self._gap_ms, self._barged = o.frame_ms, 0, False
+        elif voiced:
+            self._voiced_ms += o.frame_ms
+            self._gap_ms = 0
+            self._last_voiced_end = end
+        else:
+            self._gap_ms += o.frame_ms
+            if self._state == "candidate" and self._gap_ms > o.max_gap_ms:
+                self._state = "idle"
+                return events
+        if self._state == "candidate" and self._voiced_ms >= o.min_speech_ms + self._hang_ms:
+            self._state = "speech"
+            events.append(SpeechStarted(pts=self._start, at=at))
+        if self._state == "speech":
+            if self.bot_speaking and not self._barged and self._voiced_ms >= o.barge_in_min_ms + self._hang_ms:
+                self._barged = True
+                events.append(BargeIn(pts=self._start, at=at, speech_ms=self._voiced_ms - self._hang_ms))
+            if self._gap_ms + self._hang_ms >= o.trailing_silence_ms:
+                events.append(self._end(at, truncated=False))
+            elif (index + 1 - self._start_index) * o.frame_ms >= o.max_utterance_ms:
+                self._last_voiced_end = end
+                events.append(self._end(at, truncated=True))
+        return events
+
+    def _end(self, at: float, truncated: bool) -> SpeechEnded:
+        o = self.options
+        if not truncated and self._gap_ms > 0:  # the voiced run ended with webrtcvad's hang-over
+            self._last_voiced_end = max(self._start + o.min_speech_ms / 1000, self._last_voiced_end - self._hang_ms / 1000)
+        audio_from = max(self._audio_t, self._start - o.preroll_ms / 1000)
+        heard_until = self._audio_t + len(self._audio) / 2 / self.sample_rate
+        audio_to = min(heard_until, self._last_voiced_end + o.trailing_silence_ms / 1000)
+        audio = self._slice(audio_from, audio_to)
+        ev = SpeechEnded(start_pts=self._start, end_pts=self._last_voiced_end, at=at, audio=audio, truncated=truncated)
+        self._state = "idle"
+        self._voiced_ms = self._gap_ms = 0
+        return ev
+
+    def _slice(self, t_from: float, t_to: float) -> AudioFrame:
+        i = max(0, round((t_from - self._audio_t) * self.sample_rate)) * 2
+        j = max(i, round((t_to - self._audio_t) * self.sample_rate) * 2)
+        return AudioFrame(bytes(self._audio[i:j]), self.sample_rate, self._audio_t + i / 2 / self.sample_rate)
+
+    def _trim_audio(self) -> None:
+        """While idle keep only the pre-roll (plus a candidate's audio) of input audio."""
+        keep_s = self.options.preroll_ms / 1000 + (self.options.min_speech_ms + self.options.max_gap_ms) / 1000 + 0.1
+        keep = int(keep_s * self.sample_rate) * 2
+        if len(self._audio) > 2 * keep:
+            drop = len(self._audio) - keep
+            del self._audio[:drop]
+            self._audio_t += drop / 2 / self.sample_rate
