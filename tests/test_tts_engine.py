@@ -1,0 +1,203 @@
+"""The speech engine as the call layer uses it: rates, limits, streaming, prompt cache, stability, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ivr.config import load_settings
+from ivr.tts import TtsEngine, TtsError, get_tts, make_backend
+from ivr.tts.text import MAX_SYNTH_CHARS, clean_text, split_sentences
+
+TEXT = "您好，您的订单已经发货，预计明天送达"
+REPLY = "您好，您的订单已经发货。预计明天送达！请问还有什么可以帮您？如需退货，请说退货。祝您生活愉快。再见。"
+
+
+@pytest.fixture
+def tts() -> TtsEngine:
+    return get_tts(load_settings())
+
+
+def phonemes_of(frame) -> list[str]:
+    return [p for _ms, p in frame.meta["phonemes"] if not p.startswith("_")]
+
+
+def test_get_tts_is_one_shared_engine():
+    a, b = get_tts(load_settings()), get_tts(load_settings())
+    assert a is b and isinstance(a, TtsEngine) and a.name == "espeak/cmn-latn-pinyin"
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 48000])
+async def test_output_at_the_requested_rate(tts, rate):
+    frame = await tts.synthesize(TEXT, rate)
+    assert frame.sample_rate == rate
+    assert 16 * 0.15 < frame.duration < 16 * 0.5  # 16 syllables of ordinary speech
+    assert frame.rms_dbfs() > -30
+    # content does not depend on rate: the same length within 2 %
+    ref = await tts.synthesize(TEXT, 16000)
+    assert abs(frame.duration - ref.duration) / ref.duration < 0.02
+
+
+async def test_8k_output_has_no_energy_above_nyquist_alias(tts):
+    frame = await tts.synthesize(TEXT, 8000)
+    spec = np.abs(np.fft.rfft(frame.to_float()))
+    freqs = np.fft.rfftfreq(frame.samples, 1 / 8000)
+    speech_band = spec[(freqs > 100) & (freqs < 3400)].sum()
+    assert speech_band > 0.9 * spec[freqs > 100].sum()
+
+
+@pytest.mark.parametrize("rate", [0, 44, 12345, -8000])
+async def test_bad_rate(tts, rate):
+    with pytest.raises(TtsError, match="sample rate"):
+        await tts.synthesize(TEXT, rate)
+
+
+@pytest.mark.parametrize("text,needle", [("", "empty"), ("  \n\t ", "empty"), ("。！？……", "no letters"),
+                                         ("好" * 10_000, "too long")])
+async def test_bad_text_is_a_one_line_error(tts, text, needle):
+    for call in (lambda: tts.synthesize(text, 8000), lambda: _collect(tts.stream(text, 8000))):
+        with pytest.raises(TtsError, match=needle) as e:
+            await call()
+        assert "\n" not in str(e.value)
+
+
+async def test_long_text_streams_where_synthesize_refuses(tts):
+    long_text = REPLY * 30  # ~1,500 characters
+    assert len(long_text) > MAX_SYNTH_CHARS
+    with pytest.raises(TtsError, match="too long"):
+        await tts.synthesize(long_text, 8000)
+    frames = await _collect(tts.stream(long_text, 8000))
+    assert len(frames) == len(split_sentences(clean_text(long_text, 10_000)))
+    assert all(f.rms_dbfs() > -35 for f in frames)
+
+
+async def test_digits_survive(tts):
+    with_digits = await tts.synthesize("订单号2024，手机尾号5678", 8000)
+    without = await tts.synthesize("订单号，手机尾号", 8000)
+    assert with_digits.duration > without.duration + 1.0
+    assert len(phonemes_of(with_digits)) > len(phonemes_of(without)) + 8
+
+
+def test_sentence_splitting_keeps_every_character():
+    text = clean_text(REPLY * 3 + "价格是4.5元。OK! 最后一句没有标点", 10_000)
+    pieces = split_sentences(text)
+    assert "".join(pieces).replace(" ", "") == text.replace(" ", "")
+    assert "价格是4.5元。" in pieces  # a decimal point is not a sentence end
+    assert all(len(p) <= 80 for p in split_sentences("很" * 500 + "，" + "长" * 100))
+
+
+async def test_stream_is_sentence_by_sentence_and_first_audio_leaves_early(tts):
+    lib = tts.backend.library
+    pieces = split_sentences(REPLY)
+    assert len(pieces) >= 5
+    before = lib.syntheses
+    frames, rendered_at_first = [], None
+    async for frame in tts.stream(REPLY, 16000):
+        if rendered_at_first is None:
+            rendered_at_first = lib.syntheses - before
+        frames.append(frame)
+    assert rendered_at_first <= 2 < len(pieces)  # first sentence (+ one look-ahead), not the whole reply
+    assert [f.meta["text"] for f in frames] == pieces
+    assert [f.meta["last"] for f in frames] == [False] * (len(frames) - 1) + [True]
+    for a, b in zip(frames, frames[1:], strict=False):
+        assert b.pts == pytest.approx(a.pts + a.duration)
+    whole = await tts.synthesize(REPLY, 16000)
+    streamed = sum(f.duration for f in frames)
+    assert abs(streamed - whole.duration) / whole.duration < 0.25
+
+
+async def test_abandoned_stream_leaves_the_engine_usable(tts):
+    async for _frame in tts.stream(REPLY, 8000):
+        break  # caller barged in
+    frame = await tts.synthesize(TEXT, 8000)
+    assert frame.rms_dbfs() > -30
+
+
+async def test_static_prompts_are_rendered_once_per_rate(tts):
+    lib = tts.backend.library
+    text = "感谢您的来电，再见。" + str(id(tts))  # unique text: not cached by another test
+    first = await tts.synthesize(text, 8000, prompt_id="bye")
+    n = lib.syntheses
+    again = await tts.synthesize(text, 8000, prompt_id="bye")
+    assert again.pcm is first.pcm and lib.syntheses == n
+    streamed = await _collect(tts.stream(text, 8000, prompt_id="bye"))
+    assert [f.pcm for f in streamed] == [first.pcm] and lib.syntheses == n
+    wide = await tts.synthesize(text, 16000, prompt_id="bye")
+    assert wide.sample_rate == 16000 and lib.syntheses == n + 1
+    dynamic = await tts.synthesize(text, 8000)  # no prompt id: dynamic text is rendered each time
+    assert dynamic.pcm is not first.pcm and lib.syntheses == n + 2
+
+
+async def test_concurrent_first_requests_render_a_prompt_once(tts):
+    lib = tts.backend.library
+    text = "请稍候，正在为您查询。" + str(id(object()))
+    n = lib.syntheses
+    frames = await asyncio.gather(*(tts.synthesize(text, 8000, prompt_id="wait") for _ in range(8)))
+    assert lib.syntheses == n + 1 and len({id(f.pcm) for f in frames}) == 1
+
+
+async def test_cache_key_includes_speed():
+    slow = get_tts(load_settings({"tts_speed": 120}))
+    fast = get_tts(load_settings({"tts_speed": 300}))
+    a = await slow.synthesize(TEXT, 8000, prompt_id="x")
+    b = await fast.synthesize(TEXT, 8000, prompt_id="x")
+    assert a.duration > 1.5 * b.duration
+
+
+async def test_synthesis_runs_off_the_event_loop(tts):
+    ticks = 0
+    done = False
+
+    async def ticker():
+        nonlocal ticks
+        while not done:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    start = ticks
+    await tts.synthesize(REPLY * 10, 8000)  # a few hundred ms of CPU work in a worker thread
+    done = True
+    await task
+    assert ticks - start > 10
+
+
+async def test_many_syntheses_and_concurrent_tasks_stay_correct(tts):
+    texts = [f"第{i}位客户，您的订单已经发货。" for i in range(12)]
+    reference = [await tts.synthesize(t, 8000) for t in texts]
+
+    async def worker(k: int) -> list:
+        return [await tts.synthesize(texts[(k + j) % len(texts)], 8000) for j in range(25)]
+
+    results = await asyncio.gather(*(worker(k) for k in range(6)))  # 150 concurrent syntheses
+    for k, frames in enumerate(results):
+        for j, frame in enumerate(frames):
+            ref = reference[(k + j) % len(texts)]
+            assert phonemes_of(frame) == phonemes_of(ref)  # no interleaving between callers
+            assert abs(frame.duration - ref.duration) < 0.05 * ref.duration
+            assert frame.rms_dbfs() > -30
+
+
+def test_pyttsx3_refuses_on_linux_and_is_never_loaded():
+    if sys.platform in ("win32", "darwin"):
+        pytest.skip("NOT RUN: this checks the Linux refusal")
+    with pytest.raises(TtsError, match="Windows.*macOS"):
+        make_backend("pyttsx3")
+    with pytest.raises(TtsError, match="Windows.*macOS"):
+        get_tts(load_settings({"tts_backend": "pyttsx3"}))
+    code = (
+        "import asyncio, sys\nfrom ivr.tts import get_tts\n"
+        "f = asyncio.run(get_tts().synthesize('您好', 8000))\n"
+        "assert f.duration > 0.3\nprint('pyttsx3' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+async def _collect(agen) -> list:
+    return [f async for f in agen]
