@@ -201,3 +201,15 @@ def test_pyttsx3_refuses_on_linux_and_is_never_loaded():
 
 async def _collect(agen) -> list:
     return [f async for f in agen]
+
+
+def test_prompt_cache_is_bounded_by_entries_and_bytes():
+    from ivr.audio.frames import AudioFrame
+    from ivr.tts.cache import PromptCache
+
+    cache = PromptCache(max_entries=3, max_bytes=10_000)
+    for i in range(5):
+        cache.put(i, AudioFrame(bytes(2000), 8000))
+    assert len(cache) == 3 and cache.get(0) is None and cache.get(4) is not None
+    cache.put("big", AudioFrame(bytes(9000), 8000))
+    assert cache.bytes <= 10_000 and cache.get("big") is not None and cache.get(4) is None

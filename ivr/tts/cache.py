@@ -10,14 +10,17 @@ from concurrent.futures import Future
 from ivr.audio.frames import AudioFrame
 
 DEFAULT_MAX_ENTRIES = 512
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # ~70 minutes of 8 kHz audio, ~23 minutes at 48 kHz
 
 
 class PromptCache:
     """LRU of rendered prompts. :meth:`get_or_render` renders a missing key once, even when several
     worker threads ask for it at the same time (the others wait for that one rendering)."""
 
-    def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+    def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self._items: OrderedDict[Hashable, AudioFrame] = OrderedDict()
         self._inflight: dict[Hashable, Future[AudioFrame]] = {}
         self._lock = threading.Lock()
@@ -73,9 +76,14 @@ class PromptCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self.bytes = 0
 
     def _store(self, key: Hashable, frame: AudioFrame) -> None:
+        old = self._items.pop(key, None)
+        if old is not None:
+            self.bytes -= len(old.pcm)
         self._items[key] = frame
-        self._items.move_to_end(key)
-        while len(self._items) > self.max_entries:
-            self._items.popitem(last=False)
+        self.bytes += len(frame.pcm)
+        while len(self._items) > 1 and (len(self._items) > self.max_entries or self.bytes > self.max_bytes):
+            _key, evicted = self._items.popitem(last=False)
+            self.bytes -= len(evicted.pcm)
