@@ -82,6 +82,13 @@ async def test_digits_survive(tts):
     assert len(phonemes_of(with_digits)) > len(phonemes_of(without)) + 8
 
 
+async def test_full_width_and_other_script_digits_are_spoken(tts):
+    ascii_digits = await tts.synthesize("订单123", 8000)
+    for text in ("订单１２３", "订单١٢٣"):  # full-width, Arabic-Indic
+        frame = await tts.synthesize(text, 8000)
+        assert phonemes_of(frame) == phonemes_of(ascii_digits)
+
+
 def test_sentence_splitting_keeps_every_character():
     text = clean_text(REPLY * 3 + "价格是4.5元。OK! 最后一句没有标点", 10_000)
     pieces = split_sentences(text)
@@ -213,3 +220,24 @@ def test_prompt_cache_is_bounded_by_entries_and_bytes():
     assert len(cache) == 3 and cache.get(0) is None and cache.get(4) is not None
     cache.put("big", AudioFrame(bytes(9000), 8000))
     assert cache.bytes <= 10_000 and cache.get("big") is not None and cache.get(4) is None
+
+
+def test_fresh_processes_do_not_crash():
+    """pyttsx3's espeak driver crashed ~40 % of processes here; libespeak-ng via ctypes must not crash any."""
+    code = (
+        "import asyncio\nfrom ivr.tts import get_tts\n"
+        "async def main():\n"
+        "    tts = get_tts()\n"
+        "    async def worker(k):\n"
+        "        for j in range(40):\n"
+        "            f = await tts.synthesize(f'第{k}位客户，第{j}次合成。', 8000)\n"
+        "            assert f.rms_dbfs() > -30\n"
+        "    await asyncio.gather(*(worker(k) for k in range(3)))\n"
+        "    assert len([f async for f in tts.stream('您好。请稍候。再见。', 16000)]) == 3\n"
+        "    print('ok')\n"
+        "asyncio.run(main())\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(6)]
+    results = [(p.wait(timeout=120), p.stdout.read().strip(), p.stderr.read()) for p in procs]
+    assert [(rc, out) for rc, out, _err in results] == [(0, "ok")] * 6, results

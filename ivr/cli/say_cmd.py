@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ivr.config import load_settings
     from ivr.tts import TtsError, get_tts
+    from ivr.tts.text import clean_text
 
     rate = _parse_rate(args.rate)
     text = sys.stdin.read() if args.text == "-" else args.text
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         engine = get_tts(settings)
         frame = asyncio.run(engine.synthesize(text, rate))
-        phonemes = engine.backend.phonemes(text, settings.tts_voice) if args.phonemes else None
+        phonemes = engine.backend.phonemes(clean_text(text), settings.tts_voice) if args.phonemes else None
     except TtsError as e:
         raise UserError(str(e)) from None
     except AttributeError:

@@ -31,13 +31,28 @@ def clean_text(text: str, limit: int = MAX_SYNTH_CHARS) -> str:
         raise TtsError(f"text must be a string, got {type(text).__name__}")
     if len(text) > limit:
         raise TtsError(f"text too long: {len(text)} characters (limit {limit}); send it in shorter parts")
-    cleaned = "".join(" " if unicodedata.category(c)[0] in "CZ" and c != "\n" else c for c in text)
+    cleaned = "".join(_plain(c) for c in text)
     cleaned = re.sub(r"[ \t]+", " ", re.sub(r"\s*\n\s*", "\n", cleaned)).strip()
     if not cleaned:
         raise TtsError("nothing to say: the text is empty")
     if not has_words(cleaned):
         raise TtsError("nothing to say: the text has no letters or digits")
     return cleaned
+
+
+def _plain(c: str) -> str:
+    """Control/space characters become a space; digits of any script and full-width Latin letters become
+    ASCII (espeak-ng silently skips full-width digits such as '１２３')."""
+    cat = unicodedata.category(c)
+    if c == "\n":
+        return c
+    if cat[0] in "CZ":
+        return " "
+    if cat == "Nd" and not c.isascii():
+        return str(unicodedata.decimal(c))
+    if "\uff21" <= c <= "\uff3a" or "\uff41" <= c <= "\uff5a":
+        return chr(ord(c) - 0xFEE0)
+    return c
 
 
 def has_words(text: str) -> bool:
