@@ -1,0 +1,184 @@
+"""One RTP audio stream of one call leg, on top of aiortp.
+
+aiortp does the packet work: parsing, the jitter buffer (reordering, duplicate and loss detection; isolated in
+``aiortp.jitterbuffer.JitterBuffer`` and exercised by tests/test_sip_rtp.py), packet-loss concealment, RFC 4733
+telephone-events, RTCP reports and symmetric RTP (replies go where packets come from). This module adds what a
+call needs around it: an ephemeral port on the gateway's host, G.711 at 8 kHz in both directions, a send queue
+drained by a 20 ms clock (silence when the bot has nothing to say, nothing while on hold) and back-pressure so a
+producer that writes a whole prompt at once is paced instead of buffered for minutes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiortp import RTPSession
+
+log = logging.getLogger(__name__)
+
+G711_RATE = 8000
+PTIME_MS = 20
+FRAME_SAMPLES = G711_RATE * PTIME_MS // 1000  # 160 samples, 320 bytes of s16
+FRAME_BYTES = FRAME_SAMPLES * 2
+CODEC_PT = {"PCMU": 0, "PCMA": 8}
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    """Media options of a stream (defaults suit PBXs and trunks on a LAN or a decent WAN)."""
+
+    jitter_capacity: int = 32  # packets the jitter buffer can hold (power of two)
+    jitter_prefetch: int = 3  # complete frames held before delivery: the reorder window (3 x 20 ms)
+    max_queued_ms: int = 120  # send_pcm() waits while more than this is queued
+    send_silence: bool = True  # keep the stream alive with silence between prompts (PBX RTP timeouts)
+
+
+class RtpStream:
+    """A bound RTP/RTCP socket pair exchanging 8 kHz s16 PCM with one peer as G.711."""
+
+    def __init__(self, session: RTPSession, codec: str, config: StreamConfig) -> None:
+        self._session = session
+        self.codec = codec
+        self.config = config
+        self.on_pcm: Callable[[bytes], None] | None = None
+        self.on_dtmf: Callable[[str], None] | None = None
+        self._out = bytearray()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._hold = False
+        self._closed = False
+        self._silence = session.codec.encode(bytes(FRAME_BYTES))
+        self.frames_sent = 0
+        self.frames_received = 0
+        session.on_audio = self._on_audio
+        session.on_dtmf = self._on_dtmf
+        self._task = asyncio.get_running_loop().create_task(self._pace(), name="rtp-pacer")
+
+    @classmethod
+    async def open(
+        cls, bind_host: str, remote: tuple[str, int], codec: str, dtmf_pt: int | None = 101,
+        config: StreamConfig | None = None,
+    ) -> RtpStream:
+        """Bind an ephemeral port on ``bind_host`` and start streaming to ``remote`` with ``codec``."""
+        cfg = config or StreamConfig()
+        session = await RTPSession.create(
+            local_addr=(bind_host, 0),
+            remote_addr=remote,
+            payload_type=CODEC_PT[codec],
+            dtmf_payload_type=dtmf_pt if dtmf_pt is not None else -1,
+            jitter_capacity=cfg.jitter_capacity,
+            jitter_prefetch=cfg.jitter_prefetch,
+            skip_audio_gaps=True,
+            plc=True,
+            symmetric_rtp=True,
+        )
+        return cls(session, codec, cfg)
+
+    # --- addresses and state --------------------------------------------------------------------------
+    @property
+    def local_port(self) -> int:
+        return int(self._session._rtp_transport._transport.get_extra_info("sockname")[1])
+
+    @property
+    def rtcp_port(self) -> int:
+        return int(self._session._rtcp_transport._transport.get_extra_info("sockname")[1])
+
+    @property
+    def remote(self) -> tuple[str, int]:
+        return self._session._remote_addr
+
+    def update_remote(self, addr: tuple[str, int]) -> None:
+        """New peer address from a re-INVITE (symmetric RTP still follows real packets)."""
+        self._session.update_remote(addr)
+
+    def set_hold(self, on_hold: bool) -> None:
+        """On hold nothing is sent (the peer said sendonly/inactive); queued bot audio is kept."""
+        self._hold = on_hold
+
+    @property
+    def on_hold(self) -> bool:
+        return self._hold
+
+    @property
+    def stats(self) -> dict:
+        s = dict(self._session.stats)
+        s.update(frames_sent=self.frames_sent, frames_received=self.frames_received, codec=self.codec)
+        return s
+
+    @property
+    def queued_ms(self) -> float:
+        return len(self._out) / 2 / G711_RATE * 1000
+
+    # --- audio in and out -----------------------------------------------------------------------------
+    async def send_pcm(self, pcm: bytes) -> None:
+        """Queue 8 kHz s16 PCM for the peer; waits while more than ``max_queued_ms`` is queued."""
+        if self._closed:
+            return
+        while self.queued_ms > self.config.max_queued_ms and not self._closed:
+            self._room.clear()
+            await self._room.wait()
+        self._out += pcm
+
+    def clear(self) -> None:
+        """Drop queued outbound audio (barge-in, transfer)."""
+        self._out.clear()
+        self._room.set()
+
+    def _on_audio(self, pcm: bytes, _timestamp: int) -> None:
+        self.frames_received += 1
+        if self.on_pcm is not None:
+            self.on_pcm(pcm)
+
+    def _on_dtmf(self, digit: str, _duration: int) -> None:
+        if self.on_dtmf is not None:
+            self.on_dtmf(digit)
+
+    async def _pace(self) -> None:
+        period = PTIME_MS / 1000
+        deadline = time.monotonic()
+        while not self._closed:
+            deadline += period
+            now = time.monotonic()
+            if deadline < now - 0.2:  # the loop stalled: restart the clock instead of bursting
+                deadline = now
+            await asyncio.sleep(max(0.0, deadline - now))
+            if self._closed:
+                break
+            if len(self._out) >= FRAME_BYTES:
+                chunk = bytes(self._out[:FRAME_BYTES])
+                del self._out[:FRAME_BYTES]
+            elif self._out:
+                chunk = bytes(self._out) + bytes(FRAME_BYTES - len(self._out))
+                self._out.clear()
+            else:
+                chunk = None
+            if self.queued_ms <= self.config.max_queued_ms:
+                self._room.set()
+            if self._hold:
+                continue
+            try:
+                if chunk is not None:
+                    self._session.send_audio_pcm_auto(chunk)
+                elif self.config.send_silence:
+                    self._session.send_audio_auto(self._silence)
+                else:
+                    continue
+                self.frames_sent += 1
+            except OSError as e:  # ICMP unreachable etc.: keep the call, log once per burst
+                log.debug("RTP send failed: %s", e)
+
+    async def close(self) -> None:
+        """Stop sending and release the ports (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._room.set()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        await self._session.close()

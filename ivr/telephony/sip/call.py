@@ -1,0 +1,181 @@
+"""One answered SIP call as a :class:`ivr.call.ports.CallPort`.
+
+Audio crosses the port at :data:`PORT_RATE` (16 kHz, the rate of the whole speech pipeline, as WebRTC
+uses); the call resamples to and from G.711's 8 kHz with streaming soxr resamplers, so the session never
+learns which transport it talks to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiosipua.incoming_call import IncomingCall
+
+from ivr.audio.frames import AudioFrame
+from ivr.audio.resample import Resampler
+from ivr.call.ports import CallInfo, InboundEvent
+from ivr.events import DtmfDigits, Hangup
+from ivr.telephony.rtp.stream import G711_RATE, RtpStream
+
+if TYPE_CHECKING:
+    from ivr.telephony.sip.ua import GatewayUAS
+
+log = logging.getLogger(__name__)
+
+PORT_RATE = 16000
+MAX_INBOUND_FRAMES = 3000  # 60 s of caller audio if the session stalls; older frames are dropped
+TRANSFER_TIMEOUT_S = 30.0
+
+
+class SipCall:
+    """CallPort of one SIP dialog (inbound via the gateway, or an outbound leg it dialled)."""
+
+    def __init__(self, info: CallInfo, call: IncomingCall, stream: RtpStream, ua: GatewayUAS,
+                 on_closed: Callable[[SipCall], Awaitable[None] | None] | None = None) -> None:
+        self.info = info
+        self.sip = call
+        self.stream = stream
+        self.ua = ua
+        self._on_closed = on_closed
+        self._events: asyncio.Queue[InboundEvent] = asyncio.Queue()
+        self._up = Resampler(G711_RATE, PORT_RATE)
+        self._down: dict[int, Resampler] = {}
+        self._in_samples = 0
+        self._hangup: Hangup | None = None
+        self._transfer: asyncio.Future[int] | None = None
+        self.started = time.monotonic()
+        self.dtmf_received = ""
+        self.transferred_to = ""
+        stream.on_pcm = self._on_pcm
+        stream.on_dtmf = self.push_dtmf
+
+    # --- CallPort ---------------------------------------------------------------------------------------
+    async def recv(self) -> InboundEvent:
+        if self._hangup is not None and self._events.empty():
+            return self._hangup
+        return await self._events.get()
+
+    async def send_audio(self, frame: AudioFrame) -> None:
+        if self._hangup is not None:
+            return
+        if frame.sample_rate != G711_RATE:
+            rs = self._down.get(frame.sample_rate)
+            if rs is None:
+                rs = self._down[frame.sample_rate] = Resampler(frame.sample_rate, G711_RATE)
+            frame = rs.process(frame)
+        if frame.pcm:
+            await self.stream.send_pcm(frame.pcm)
+
+    async def hangup(self, reason: str = "") -> None:
+        """Send BYE (retransmitted until answered, in the background) and release media. Idempotent."""
+        if self._hangup is not None:
+            return
+        if self.sip.dialog.state.value == "confirmed":
+            self._send_bye()
+        await self._close(Hangup("bot", reason or "bot hung up", time.monotonic()))
+
+    async def transfer(self, target: str) -> bool:
+        """Blind transfer by REFER (RFC 3515). True once the target answered (NOTIFY sipfrag 2xx); the bot
+        then leaves with BYE. False if refused or failed: the call stays up for the session to recover."""
+        if self._hangup is not None or self.sip.dialog.state.value != "confirmed":
+            return False
+        uri = self._target_uri(target)
+        self.stream.clear()
+        addr = self.ua.advertised_addr or self.ua.transport.local_addr
+        req = self.sip.dialog.create_request("REFER", via_host=addr[0], via_port=addr[1],
+                                             via_transport=self._via_transport())
+        req.headers.set_single("Refer-To", f"<{uri}>")
+        req.headers.set_single("Referred-By", f"<{self.sip.dialog.local_uri}>")
+        req.headers.set_single("Contact", f"<sip:{addr[0]}:{addr[1]}>")
+        self._transfer = asyncio.get_running_loop().create_future()
+        try:
+            resp = await self.ua.request(req, self.sip.source_addr)
+            if resp is None or not 200 <= resp.status_code < 300:
+                log.info("REFER refused: %s", resp.status_code if resp else "timeout")
+                return False
+            try:
+                status = await asyncio.wait_for(asyncio.shield(self._transfer), TRANSFER_TIMEOUT_S)
+            except TimeoutError:
+                log.info("transfer to %s: no final NOTIFY in %.0f s", uri, TRANSFER_TIMEOUT_S)
+                return False
+            if not 200 <= status < 300:
+                log.info("transfer to %s failed: %s", uri, status)
+                return False
+            self.transferred_to = uri
+            await self.hangup("transferred")
+            return True
+        finally:
+            self._transfer = None
+
+    # --- events from the gateway -------------------------------------------------------------------------
+    def push_dtmf(self, digit: str) -> None:
+        if self._hangup is None and digit:
+            self.dtmf_received += digit
+            self._events.put_nowait(DtmfDigits(digit, time.monotonic()))
+
+    def transfer_progress(self, status: int) -> None:
+        """A NOTIFY sipfrag status for our REFER."""
+        if self._transfer is not None and not self._transfer.done() and status >= 200:
+            self._transfer.set_result(status)
+
+    async def remote_hangup(self, by: str, reason: str) -> None:
+        """The peer sent BYE (or the dialog died: ACK/session timeout)."""
+        await self._close(Hangup(by, reason, time.monotonic()))
+
+    @property
+    def closed(self) -> bool:
+        return self._hangup is not None
+
+    # --- internals -------------------------------------------------------------------------------------------
+    def _on_pcm(self, pcm: bytes) -> None:
+        if self._hangup is not None:
+            return
+        up = self._up.process(AudioFrame(pcm, G711_RATE))
+        frame = AudioFrame(up.pcm, PORT_RATE, self._in_samples / PORT_RATE)
+        self._in_samples += up.samples
+        if self._events.qsize() >= MAX_INBOUND_FRAMES:
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self._events.get_nowait()
+        self._events.put_nowait(frame)
+
+    def _send_bye(self) -> None:
+        addr = self.ua.advertised_addr or self.ua.transport.local_addr
+        bye = self.sip.dialog.create_request("BYE", via_host=addr[0], via_port=addr[1],
+                                             via_transport=self._via_transport())
+        self.sip.dialog.terminate()
+        self.sip._stop_retransmissions()
+        self.ua._calls.pop(self.sip.call_id, None)
+        task = asyncio.get_running_loop().create_task(self.ua.request(bye, self.sip.source_addr))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    def _via_transport(self) -> str:
+        return "TCP" if getattr(self.ua.transport, "reliable", False) else "UDP"
+
+    def _target_uri(self, target: str) -> str:
+        t = target.strip().strip("<>")
+        if t.startswith(("sip:", "sips:", "tel:")):
+            return t
+        host, port = self.sip.source_addr
+        return f"sip:{t}@{host}:{port}"
+
+    async def _close(self, event: Hangup) -> None:
+        if self._hangup is not None:
+            return
+        self._hangup = event
+        self._events.put_nowait(event)
+        if self._transfer is not None and not self._transfer.done():
+            self._transfer.set_result(487)
+        await self.stream.close()
+        if self._on_closed is not None:
+            res = self._on_closed(self)
+            if asyncio.iscoroutine(res):
+                await res
+
+
+_background: set[asyncio.Task] = set()
