@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from ivr.config import load_settings
-from ivr.tts import TtsEngine, TtsError, get_tts, make_backend
+from ivr.tts import SpeechEngine, TtsEngine, TtsError, get_tts, make_backend
+from ivr.tts.cache import PromptCache
+from ivr.tts.espeak import EspeakBackend
 from ivr.tts.text import MAX_SYNTH_CHARS, clean_text, split_sentences
 
 TEXT = "您好，您的订单已经发货，预计明天送达"
@@ -20,6 +22,24 @@ REPLY = "您好，您的订单已经发货。预计明天送达！请问还有�
 @pytest.fixture
 def tts() -> TtsEngine:
     return get_tts(load_settings())
+
+
+class RecordingBackend(EspeakBackend):
+    """The real espeak backend, noting which texts it rendered (to count renders per text)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rendered: list[str] = []
+
+    def render(self, text, voice, speed):
+        frame = super().render(text, voice, speed)
+        self.rendered.append(text)
+        return frame
+
+
+@pytest.fixture
+def recording() -> SpeechEngine:
+    return SpeechEngine(RecordingBackend(), voice="cmn-latn-pinyin", speed=175, cache=PromptCache())
 
 
 def phonemes_of(frame) -> list[str]:
@@ -97,22 +117,20 @@ def test_sentence_splitting_keeps_every_character():
     assert all(len(p) <= 80 for p in split_sentences("很" * 500 + "，" + "长" * 100))
 
 
-async def test_stream_is_sentence_by_sentence_and_first_audio_leaves_early(tts):
-    lib = tts.backend.library
+async def test_stream_is_sentence_by_sentence_and_first_audio_leaves_early(recording):
     pieces = split_sentences(REPLY)
     assert len(pieces) >= 5
-    before = lib.syntheses
     frames, rendered_at_first = [], None
-    async for frame in tts.stream(REPLY, 16000):
+    async for frame in recording.stream(REPLY, 16000):
         if rendered_at_first is None:
-            rendered_at_first = lib.syntheses - before
+            rendered_at_first = len(recording.backend.rendered)
         frames.append(frame)
     assert rendered_at_first <= 2 < len(pieces)  # first sentence (+ one look-ahead), not the whole reply
     assert [f.meta["text"] for f in frames] == pieces
     assert [f.meta["last"] for f in frames] == [False] * (len(frames) - 1) + [True]
     for a, b in zip(frames, frames[1:], strict=False):
         assert b.pts == pytest.approx(a.pts + a.duration)
-    whole = await tts.synthesize(REPLY, 16000)
+    whole = await recording.synthesize(REPLY, 16000)
     streamed = sum(f.duration for f in frames)
     assert abs(streamed - whole.duration) / whole.duration < 0.25
 
@@ -124,27 +142,34 @@ async def test_abandoned_stream_leaves_the_engine_usable(tts):
     assert frame.rms_dbfs() > -30
 
 
-async def test_static_prompts_are_rendered_once_per_rate(tts):
-    lib = tts.backend.library
-    text = "感谢您的来电，再见。" + str(id(tts))  # unique text: not cached by another test
-    first = await tts.synthesize(text, 8000, prompt_id="bye")
-    n = lib.syntheses
-    again = await tts.synthesize(text, 8000, prompt_id="bye")
-    assert again.pcm is first.pcm and lib.syntheses == n
-    streamed = await _collect(tts.stream(text, 8000, prompt_id="bye"))
-    assert [f.pcm for f in streamed] == [first.pcm] and lib.syntheses == n
-    wide = await tts.synthesize(text, 16000, prompt_id="bye")
-    assert wide.sample_rate == 16000 and lib.syntheses == n + 1
-    dynamic = await tts.synthesize(text, 8000)  # no prompt id: dynamic text is rendered each time
-    assert dynamic.pcm is not first.pcm and lib.syntheses == n + 2
+async def test_static_prompts_are_rendered_once_per_rate(recording):
+    renders = recording.backend.rendered
+    text = "感谢您的来电，再见。"
+    first = await recording.synthesize(text, 8000, prompt_id="bye")
+    again = await recording.synthesize(text, 8000, prompt_id="bye")
+    assert again.pcm is first.pcm and renders.count(text) == 1
+    streamed = await _collect(recording.stream(text, 8000, prompt_id="bye"))
+    assert [f.pcm for f in streamed] == [first.pcm] and renders.count(text) == 1
+    wide = await recording.synthesize(text, 16000, prompt_id="bye")
+    assert wide.sample_rate == 16000 and renders.count(text) == 2
+    dynamic = await recording.synthesize(text, 8000)  # no prompt id: dynamic text is rendered each time
+    assert dynamic.pcm is not first.pcm and renders.count(text) == 3
 
 
-async def test_concurrent_first_requests_render_a_prompt_once(tts):
-    lib = tts.backend.library
-    text = "请稍候，正在为您查询。" + str(id(object()))
-    n = lib.syntheses
-    frames = await asyncio.gather(*(tts.synthesize(text, 8000, prompt_id="wait") for _ in range(8)))
-    assert lib.syntheses == n + 1 and len({id(f.pcm) for f in frames}) == 1
+async def test_streamed_static_prompt_is_cached_for_next_time(recording):
+    renders = recording.backend.rendered
+    text = "您好，欢迎致电。请问有什么可以帮您？"
+    first = await _collect(recording.stream(text, 8000, prompt_id="hello"))
+    assert len(first) == 2 and len(renders) == 2
+    again = await _collect(recording.stream(text, 8000, prompt_id="hello"))
+    assert len(again) == 1 and len(renders) == 2
+    assert again[0].duration == pytest.approx(sum(f.duration for f in first))
+
+
+async def test_concurrent_first_requests_render_a_prompt_once(recording):
+    text = "请稍候，正在为您查询。"
+    frames = await asyncio.gather(*(recording.synthesize(text, 8000, prompt_id="wait") for _ in range(8)))
+    assert recording.backend.rendered == [text] and len({id(f.pcm) for f in frames}) == 1
 
 
 async def test_cache_key_includes_speed():
