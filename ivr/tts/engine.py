@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import numbers
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,11 +28,12 @@ def shared_executor(workers: int = 2) -> ThreadPoolExecutor:
         return _executor
 
 
-def check_rate(rate: int) -> None:
-    """Raise TtsError unless ``rate`` is an output rate the pipeline supports."""
-    if isinstance(rate, bool) or not isinstance(rate, int) or rate not in SUPPORTED_RATES:
+def check_rate(rate: int) -> int:
+    """``rate`` as a plain int; TtsError unless it is an output rate the pipeline supports."""
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Integral) or int(rate) not in SUPPORTED_RATES:
         allowed = ", ".join(str(r) for r in SUPPORTED_RATES)
         raise TtsError(f"unsupported sample rate {rate!r} Hz; use one of {allowed}")
+    return int(rate)
 
 
 class SpeechEngine:
@@ -64,14 +66,14 @@ class SpeechEngine:
     # -- async API (call path) -------------------------------------------------------------------------------
     async def synthesize(self, text: str, rate: int, *, prompt_id: str | None = None) -> AudioFrame:
         """The whole text as one frame at ``rate`` (TtsError for bad rate, empty or too long text)."""
-        check_rate(rate)
+        rate = check_rate(rate)
         text = clean_text(text, MAX_SYNTH_CHARS)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._synthesize, text, rate, prompt_id)
 
     async def stream(self, text: str, rate: int, *, prompt_id: str | None = None) -> AsyncIterator[AudioFrame]:
         """Frames at ``rate``, one per sentence (pts continue across frames; ``meta['last']`` marks the end)."""
-        check_rate(rate)
+        rate = check_rate(rate)
         text = clean_text(text, MAX_STREAM_CHARS)
         loop = asyncio.get_running_loop()
         if prompt_id is not None:
@@ -125,5 +127,5 @@ class SpeechEngine:
 
     def synthesize_sync(self, text: str, rate: int, *, prompt_id: str | None = None) -> AudioFrame:
         """Blocking :meth:`synthesize` for tools outside an event loop (never call it from the loop)."""
-        check_rate(rate)
+        rate = check_rate(rate)
         return self._synthesize(clean_text(text, MAX_SYNTH_CHARS), rate, prompt_id)
