@@ -1,0 +1,119 @@
+"""`ivr chat`: a text console to the dialogue engine, and `ivr chat --script FILE` for scripted conversations.
+
+Console input, one caller turn per line: text = what the caller said; an empty line = no input (silence);
+`#dtmf 1234#` = keypad digits; `#played N F` = barge-in report (N segments started, last one F played);
+`#hangup` or end of input = caller hangs up. With --json each bot turn is one JSON line
+{"reply", "intent", "state", "actions", ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ivr.cli import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("chat", help="talk to the dialogue engine by text (or run scripted conversations)")
+    p.add_argument("--caller-id", default="", help="caller's phone number (caller-id verification)")
+    p.add_argument("--json", action="store_true", help="one JSON line per bot turn")
+    p.add_argument("--script", nargs="+", metavar="FILE", help="run scripted conversation(s); exit 1 on a mismatch")
+    p.add_argument("--no-asr", action="store_true", help="keypad-only call (as when speech recognition is down)")
+    p.add_argument("--verbose", "-v", action="store_true", help="with --script: print every turn")
+    p.set_defaults(func=run)
+
+
+def _shop():
+    from ivr.config import get_settings
+    from ivr.services.shop import open_shop
+
+    return open_shop(get_settings())
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.script:
+        return _run_scripts(args)
+    return _console(args)
+
+
+def _emit(reply, as_json: bool, manager) -> None:
+    if as_json:
+        line = reply.as_json()
+        line.update(expect=reply.expect, reply_id=reply.reply_id)
+        if reply.transfer is not None:
+            line["handoff"] = reply.transfer.handoff
+        print(json.dumps(line, ensure_ascii=False, default=str), flush=True)
+    elif reply.segments:
+        extra = f"  [{reply.intent} -> {reply.state}{'; ' + ', '.join(reply.actions) if reply.actions else ''}]"
+        print(f"bot> {reply.text}{extra}", flush=True)
+
+
+def _console(args: argparse.Namespace) -> int:
+    from ivr.config import get_settings
+    from ivr.dialog.manager import DialogManager
+
+    settings = get_settings()
+    m = DialogManager(_shop(), language=settings.language, caller_id=args.caller_id, channel="chat",
+                      asr_available=not args.no_asr)
+    reply = m.start()
+    _emit(reply, args.json, m)
+    for raw in sys.stdin:
+        line = raw.rstrip("\r\n")
+        cmd = line.strip()
+        if cmd.startswith("#dtmf"):
+            reply = m.handle_dtmf(cmd[len("#dtmf"):].strip())
+        elif cmd.startswith("#played"):
+            parts = cmd.split()
+            try:
+                m.played(m.ctx.last_reply.reply_id if m.ctx.last_reply else 0, int(parts[1]), float(parts[2]))
+            except (IndexError, ValueError):
+                raise UserError("usage: #played SEGMENTS FRACTION (e.g. #played 1 0.3)") from None
+            continue
+        elif cmd == "#hangup":
+            break
+        elif cmd.startswith("#"):
+            raise UserError(f"unknown console command {cmd.split()[0]!r} (known: #dtmf, #played, #hangup)")
+        elif not cmd:
+            reply = m.handle_no_input()
+        else:
+            reply = m.handle_text(cmd)
+        _emit(reply, args.json, m)
+        if reply.end_call or reply.transfer is not None:
+            return 0
+    m.end("caller_hangup")
+    return 0
+
+
+def _run_scripts(args: argparse.Namespace) -> int:
+    from ivr.config import get_settings
+    from ivr.dialog.script import ScriptError, load_script, run_script
+
+    shop = _shop()
+    failed = 0
+    for path in args.script:
+        try:
+            script = load_script(path)
+            if args.caller_id:
+                script["caller_id"] = args.caller_id
+
+            def show(i, label, reply, _path=path):
+                if args.json:
+                    print(json.dumps({"script": _path, "turn": i, "input": label, **reply.as_json()},
+                                     ensure_ascii=False), flush=True)
+                elif args.verbose:
+                    print(f"  {i:>2} {label}\n     bot> {reply.text}  [{reply.intent} -> {reply.state}"
+                          f"{'; ' + ', '.join(reply.actions) if reply.actions else ''}]", flush=True)
+
+            result = run_script(script, shop, language=get_settings().language, on_reply=show)
+        except ScriptError as e:
+            raise UserError(str(e)) from None
+        if result.ok:
+            print(f"PASS {path}: {result.name}", file=sys.stderr if args.json else sys.stdout, flush=True)
+        else:
+            failed += 1
+            print(f"FAIL {path}: {result.name}", file=sys.stderr, flush=True)
+            for why in result.failures:
+                print(f"  {why}", file=sys.stderr, flush=True)
+    return 1 if failed else 0

@@ -1,0 +1,85 @@
+"""Structured hand-off for a human agent: who is calling (masked), what was verified and asked, the order in
+play, the caller's mood, a one-line summary in the call's language, and the transcript (masked)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ivr.privacy import mask_address, mask_name, mask_phone
+
+if TYPE_CHECKING:
+    from ivr.dialog.manager import DialogManager
+    from ivr.services.shop.api import OrderSnapshot
+
+
+def order_snapshot(order: OrderSnapshot | None) -> dict[str, Any] | None:
+    """The order as an agent needs it at a glance (personal data masked)."""
+    if order is None:
+        return None
+    sh = order.shipment
+    latest = sh.latest if sh else None
+    return {
+        "order_id": order.order_id,
+        "status": order.status,
+        "total_cents": order.total_cents,
+        "items": [{"name": i.name, "quantity": i.quantity} for i in order.items],
+        "customer": mask_name(order.customer_name),
+        "phone": mask_phone(order.phone),
+        "address": mask_address(order.address),
+        "vip": order.vip,
+        "carrier": sh.carrier if sh else None,
+        "tracking_no": sh.tracking_no if sh else None,
+        "promised_date": sh.promised_date.isoformat() if sh and sh.promised_date else None,
+        "eta": sh.eta.isoformat() if sh and sh.eta else None,
+        "latest_event": latest.description if latest else None,
+        "returns": [{"rma_id": r.rma_id, "kind": r.kind, "status": r.status} for r in order.returns],
+        "refunds": [{"refund_id": r.refund_id, "status": r.status, "amount_cents": r.amount_cents}
+                    for r in order.refunds],
+    }
+
+
+def build(m: DialogManager, reason: str) -> dict[str, Any]:
+    """The hand-off dict (JSON-serialisable)."""
+    ctx = m.ctx
+    order = ctx.order or ctx.pending_order
+    v = ctx.verification
+    intents = [i for i in dict.fromkeys(ctx.intents)]
+    mood = ctx.mood_level if ctx.mood_level in ("angry", "frustrated") else "calm"
+    none = m.pack.prompt("handoff.none")
+
+    def label(prefix: str, key: str) -> str:
+        pid = f"{prefix}.{key}"
+        return m.pack.prompt(pid) if pid in m.pack.prompts else key
+
+    summary = m.pack.prompt(
+        "handoff.summary",
+        caller=mask_phone(ctx.caller_id) or none,
+        intents=m.pack.prompt("list.sep").join(label("intent", i) for i in intents) or none,
+        order=order.order_id if order else none,
+        verified=m.pack.prompt("handoff.verified" if v.verified else "handoff.unverified"),
+        mood=label("mood", mood),
+        reason=label("xfer", reason),
+    )
+    transcript = []
+    for t in m.turns:
+        if t.get("who") == "caller":
+            transcript.append({"who": "caller", "text": t.get("text") or (f"#dtmf {t['dtmf']}" if t.get("dtmf")
+                               else ""), "intent": t.get("intent")})
+        elif t.get("who") == "bot":
+            transcript.append({"who": "bot", "text": t.get("text", ""), "interrupted": bool(t.get("interrupted"))})
+    return {
+        "call_id": ctx.call_id,
+        "channel": ctx.channel,
+        "caller": mask_phone(ctx.caller_id),
+        "reason": reason,
+        "verification": {"verified": v.verified, "method": v.method, "failed_attempts": v.attempts,
+                         "locked": v.failed},
+        "intents": intents,
+        "slots": {k: (mask_phone(v_) if k in ("phone", "phone_tail") else v_) for k, v_ in ctx.slots.items()},
+        "order": order_snapshot(order) if (order and (v.verified or ctx.order is not None)) else
+        ({"order_id": order.order_id, "verified": False} if order else None),
+        "sentiment": {"level": mood, "score": round(ctx.mood, 3)},
+        "summary": summary,
+        "transcript": transcript,
+        "state": ctx.state,
+    }
