@@ -80,6 +80,13 @@ class Settings(BaseModel):
     record_calls: bool = Field(False, description="Keep a stereo WAV per call (caller left, bot right).")
     retention_days: int = Field(90, ge=1, description="Call records and recordings older than this are purged.")
 
+    # --- shop (OMS) -------------------------------------------------------------------------------------
+    oms_url: str = Field("", description="Base URL of the shop's own order system (docs/oms.md); empty = embedded SQL shop.")
+    oms_token: str = Field("", description="Bearer token sent to oms_url; empty = none.")
+    oms_timeout_s: float = Field(3.0, gt=0, le=60, description="Timeout of one request to oms_url.")
+    return_days: int = Field(7, ge=0, le=365, description="七天无理由: days after delivery a return needs no reason.")
+    quality_return_days: int = Field(15, ge=0, le=365, description="Days after delivery for returns/exchanges for quality problems.")
+
     @field_validator("language")
     @classmethod
     def _language_tag(cls, v: str) -> str:
