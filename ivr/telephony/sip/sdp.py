@@ -35,6 +35,8 @@ class MediaOffer:
 
 def parse_offer(text: str) -> MediaOffer:
     """Validate and digest an SDP offer; raises :class:`SdpError` (400 malformed, 488 unacceptable)."""
+    if not text.lstrip().startswith("v=0"):
+        raise SdpError(400, "malformed SDP (must start with v=0)")
     try:
         sdp = parse_sdp(text)
     except Exception as e:  # the parser raises ValueError/IndexError/KeyError on junk
