@@ -140,7 +140,7 @@ class RtpCapture:
 
 
 def baresip_config(confdir: Path, *, wav_in: Path, sip_port: int, rec_dir: Path) -> Path:
-    """A headless baresip: reads its 'microphone' from a WAV, records both directions with sndfile."""
+    """A headless baresip: reads its 'microphone' from an 8 kHz mono WAV, records both directions with sndfile."""
     confdir.mkdir(parents=True, exist_ok=True)
     rec_dir.mkdir(parents=True, exist_ok=True)
     (confdir / "config").write_text(
@@ -150,7 +150,6 @@ audio_player aubridge,nil
 audio_source aufile,{wav_in}
 audio_alert aubridge,nil
 module_path /usr/lib/baresip/modules
-module stdio.so
 module g711.so
 module aufile.so
 module aubridge.so
@@ -168,7 +167,7 @@ rtp_ports 20000-29999
 async def run_baresip(confdir: Path, dial: str, seconds: int) -> tuple[int, str]:
     """Start baresip, dial ``dial``, quit after ``seconds``; returns (rc, log)."""
     proc = await asyncio.create_subprocess_exec(
-        "baresip", "-f", str(confdir), "-e", f"/dial {dial}", "-t", str(seconds),
+        "baresip", "-f", str(confdir), "-n", "127.0.0.1", "-e", f"/dial {dial}", "-t", str(seconds),
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), seconds + 15)
