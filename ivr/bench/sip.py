@@ -1,0 +1,186 @@
+"""`ivr bench sip`: a sipp load run against the SIP gateway (in-process, loopback).
+
+Each call: INVITE (PCMA + telephone-event), ACK, the caller streams ``--seconds`` of A-law speech-like audio
+(sipp ``rtp_stream``), then BYE. The bot side plays a tone the whole call and counts what it receives. Reports
+failed calls, open calls afterwards (leaks), frames each way and the gateway's CPU use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="ivr load">
+  <send retrans="500"><![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+      To: [service] <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[local_ip_type] [local_ip]
+      t=0 0
+      m=audio [auto_media_port] RTP/AVP 8 101
+      a=rtpmap:8 PCMA/8000
+      a=rtpmap:101 telephone-event/8000
+    ]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]></send>
+  <nop><action><exec rtp_stream="caller.alaw,1,8"/></action></nop>
+  <pause milliseconds="{ms}"/>
+  <send retrans="500"><![CDATA[
+      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
+      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]></send>
+  <recv response="200" crlf="true"/>
+</scenario>
+"""
+
+
+def _caller_audio(seconds: float) -> bytes:
+    """A-law 'speech': a 300 Hz tone with a syllable-rate envelope (loud and never digital silence)."""
+    from ivr.audio import g711
+    from ivr.audio.frames import AudioFrame
+
+    t = np.arange(int(seconds * 8000)) / 8000
+    x = 0.3 * np.sin(2 * np.pi * 300 * t) * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t))
+    return g711.alaw_encode(AudioFrame.from_numpy(x, 8000))
+
+
+async def run_load(calls: int = 20, rate: float = 2.0, seconds: float = 20.0, max_calls: int | None = None,
+                   workdir: Path | None = None) -> dict:
+    """Run the load and return the figures (also used by the smoke test in tests/test_sip_load.py)."""
+    from ivr.audio.frames import AudioFrame, frames_of
+    from ivr.config import Settings
+    from ivr.events import Hangup
+    from ivr.telephony.sip import SipGateway
+
+    if shutil.which("sipp") is None:
+        raise RuntimeError("sipp is not installed (Debian package sip-tester)")
+    work = Path(workdir or tempfile.mkdtemp(prefix="ivr-bench-sip-"))
+    (work / "load.xml").write_text(SCENARIO.replace("{ms}", str(int(seconds * 1000))))
+    (work / "caller.alaw").write_bytes(_caller_audio(seconds))
+    t = np.arange(16000) / 16000
+    tone = list(frames_of(AudioFrame.from_numpy(0.2 * np.sin(2 * np.pi * 440 * t), 16000)))
+    received: list[int] = []
+
+    async def handler(port) -> None:
+        got = 0
+
+        async def talk() -> None:
+            while True:
+                for f in tone:
+                    await port.send_audio(f)
+
+        speaker = asyncio.create_task(talk())
+        try:
+            while not isinstance(ev := await port.recv(), Hangup):
+                got += isinstance(ev, AudioFrame)
+        finally:
+            speaker.cancel()
+            received.append(got)
+
+    gw = SipGateway(Settings(host="127.0.0.1", sip_port=0, max_calls=max_calls or max(calls, 8)), handler)
+    await gw.start()
+    cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    peak = 0
+    proc = await asyncio.create_subprocess_exec(
+        "sipp", f"127.0.0.1:{gw.port}", "-sf", "load.xml", "-m", str(calls), "-r", str(rate), "-l", str(calls),
+        "-i", "127.0.0.1", "-timeout", f"{int(calls / rate + seconds + 60)}s", "-timeout_error", "-trace_err",
+        "-nostdin", cwd=work, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    waiter = asyncio.create_task(proc.communicate())
+    while not waiter.done():
+        peak = max(peak, gw.open_calls)
+        await asyncio.sleep(0.2)
+    out = (await waiter)[0].decode("utf-8", "replace")
+    await asyncio.sleep(1.0)
+    open_after = gw.open_calls
+    cpu1, wall = resource.getrusage(resource.RUSAGE_SELF), time.monotonic() - wall0
+    sent = gw.counters["answered"]
+    await gw.stop()
+
+    def last(label: str) -> int:
+        rows = [r for r in out.splitlines() if r.strip().startswith(label)]
+        nums = re.findall(r"\d+", rows[-1]) if rows else []
+        return int(nums[-1]) if nums else -1
+
+    cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+    return {
+        "calls": calls, "rate": rate, "seconds": seconds, "sipp_rc": proc.returncode,
+        "successful": last("Successful call"), "failed": last("Failed call"), "answered": sent,
+        "peak_open_calls": peak, "open_calls_after": open_after,
+        "frames_received_per_call_min": min(received) if received else 0,
+        "frames_expected_per_call": int(seconds * 50),
+        "cpu_percent_of_one_core": 100.0 * cpu / wall if wall else 0.0, "wall_s": wall,
+        "sipp_tail": out[-1500:],
+    }
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sip", help="sipp load run against the SIP gateway (loopback)")
+    p.add_argument("--calls", type=int, default=20, help="number of calls (default 20)")
+    p.add_argument("--rate", type=float, default=2.0, help="calls per second (default 2)")
+    p.add_argument("--seconds", type=float, default=20.0, help="audio per call in seconds (default 20)")
+    p.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ivr.bench.report import markdown_table, write_section
+    from ivr.cli import UserError
+
+    if args.calls < 1 or args.rate <= 0 or args.seconds <= 0:
+        raise UserError("--calls, --rate and --seconds must be positive")
+    try:
+        r = asyncio.run(run_load(args.calls, args.rate, args.seconds))
+    except RuntimeError as e:
+        raise UserError(str(e)) from None
+    rows = [[r["calls"], f"{r['rate']:g}", f"{r['seconds']:g}", r["successful"], r["failed"], r["peak_open_calls"],
+             r["open_calls_after"], f"{r['frames_received_per_call_min']}/{r['frames_expected_per_call']}",
+             f"{r['cpu_percent_of_one_core']:.0f}%"]]
+    table = markdown_table(["calls", "calls/s", "audio s/call", "ok", "failed", "peak open", "open after",
+                            "min frames in/expected", "gateway CPU (one core)"], rows)
+    print(table)
+    if not args.no_write:
+        body = ("sipp UAC load against `SipGateway` on loopback: each call streams A-law audio (sipp rtp_stream) "
+                "while the bot streams a tone back; G.711 <-> 16 kHz resampling both ways, RFC 3550 jitter buffer.\n\n"
+                + table)
+        print(f"written to {write_section('sip', 'SIP gateway load (ivr bench sip)', body)}")
+    return 0 if r["failed"] == 0 and r["open_calls_after"] == 0 else 1
