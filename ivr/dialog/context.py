@@ -17,6 +17,7 @@ class Input:
     text: str = ""  # normalised text (empty for dtmf / no input)
     digits: str = ""  # keypad digits as pressed (may end with '#')
     nlu: NluResult | None = None
+    raw: str = ""  # the recogniser text as received (digits are re-read from it)
 
     @property
     def intent(self) -> str:

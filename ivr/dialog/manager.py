@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 _DTMF_RE = re.compile(r"[^0-9*#A-D]")
 
 
+KB_FIRST_INTENTS = ("return_request", "exchange_request", "invoice", "other")
+ORDER_MIN_DIGITS = 6  # a shorter digit run in a sentence is not taken as an order number unless asked for
+
+
 class OmsDown(Exception):
     """The shop could not be reached during this turn (handled by the manager, never seen by a caller)."""
 
@@ -123,7 +127,7 @@ class DialogManager:
             nlu = NluResult(text=raw, intent="other", confidence=0.0)
         if confidence < self.policy.min_asr_confidence:
             nlu = NluResult(text=raw, intent="other", confidence=0.0, slots={})
-        inp = Input("text", norm or raw, "", nlu)
+        inp = Input("text", norm or raw, "", nlu, raw)
         self._caller_turns += 1
         self._note_feedback(norm or raw)
         self._sentiment = self._analyse(inp)
@@ -319,7 +323,7 @@ class DialogManager:
     def with_order(self, continuation: str, inp: Input | None = None) -> None:
         """Run the flow's ``continuation`` once an order is known and the caller verified for it."""
         self.ctx.after_order = continuation
-        order_id = _digits_only(str((inp.slots if inp else {}).get("order_id") or ""))
+        order_id = self.spoken_order_id(inp) if inp is not None and inp.kind == "text" else ""
         if order_id:
             self._lookup_order(order_id)
         elif self.ctx.order is not None:
@@ -364,6 +368,9 @@ class DialogManager:
             self._goodbye("resolved" if self.ctx.served else "goodbye")
 
     def start_flow(self, intent: str, inp: Input) -> None:
+        if (inp.kind == "text" and intent in KB_FIRST_INTENTS and inp.confidence < self.policy.kb_first_below
+                and not self.spoken_order_id(inp) and self.kb.lookup(inp.text) is not None):
+            intent = "product_question"  # an unsure task guess that the knowledge base answers is a question
         flow = FLOWS[intent]
         self.ctx.flow = intent
         self.ctx.flow_data = {}
@@ -426,6 +433,9 @@ class DialogManager:
                 self._out.question_index = self.ctx.last_question_index
                 self._out.expect = self.ctx.expect
             return True
+        if self.ctx.state == "oms_choice" and intent == "human_agent" and \
+                self.options.match("oms_choice", inp.text) == "callback":
+            return False  # "call me back" mentions a human but picks the callback option
         if intent == "human_agent" or (key == HUMAN_KEY and not collecting and self.ctx.expect != "digits"):
             self._out.intent = "human_agent"
             self.ctx.intents.append("human_agent")
@@ -476,7 +486,7 @@ class DialogManager:
         intent = inp.intent
         if intent in TASK_INTENTS and inp.confidence >= self.policy.min_intent_confidence:
             return self.start_flow(intent, inp)
-        if inp.slots.get("order_id"):
+        if self.spoken_order_id(inp):
             return self.start_flow("order_status", inp)
         if intent == "greeting":
             return self.ask("main_menu", "menu.ask", dtmf_help="menu.dtmf")
@@ -502,8 +512,7 @@ class DialogManager:
         self.ask("ask_order", "order.ask", expect="digits", nlu_expected="order_id")
 
     def _st_ask_order(self, inp: Input) -> None:
-        order_id = _digits_only(inp.digits) if inp.kind == "dtmf" else _digits_only(
-            str(inp.slots.get("order_id") or ""))
+        order_id = _digits_only(inp.digits) if inp.kind == "dtmf" else self.spoken_order_id(inp, expected=True)
         if not order_id and inp.kind == "text":
             if inp.intent in TASK_INTENTS and inp.intent != self.ctx.flow and self._digression(inp):
                 return
@@ -535,6 +544,23 @@ class DialogManager:
         self.ctx.pending_order = order
         self.ctx.slots["order_id"] = order.order_id
         self._verify_or_continue()
+
+    def _longest_digits(self, text: str) -> str:
+        """The longest number said digit by digit in the caller's own words (before any normalisation)."""
+        spans = getattr(self.pack, "digit_spans", None)
+        if spans is None:
+            return _digits_only(self.pack.parse_digits(text) or "")
+        found = [s.digits for s in spans(text)]
+        return max(found, key=len) if found else ""
+
+    def spoken_order_id(self, inp: Input, expected: bool = False) -> str:
+        """An order number the caller said: the NLU's slot, or a longer digit run in the raw text."""
+        slot = _digits_only(str(inp.slots.get("order_id") or ""))
+        spoken = self._longest_digits(inp.raw or inp.text)
+        min_len = 3 if expected else ORDER_MIN_DIGITS
+        if len(spoken) >= min_len and len(spoken) > len(slot) and len(spoken) != 11:
+            return spoken
+        return slot
 
     def _same_phone(self, a: str, b: str) -> bool:
         da, db = _digits_only(a)[-11:], _digits_only(b)[-11:]
@@ -578,8 +604,9 @@ class DialogManager:
             tail = _digits_only(inp.digits)
         else:
             tail = _digits_only(str(inp.slots.get("phone_tail") or ""))
-            if not tail:
-                tail = _digits_only(self.pack.parse_digits(inp.text) or "")
+            spoken = self._longest_digits(inp.raw or inp.text)
+            if len(spoken) >= 4 and len(spoken) > len(tail):
+                tail = spoken
         if len(tail) < 4:
             if inp.kind == "text" and inp.intent in TASK_INTENTS and self._digression(inp):
                 return
@@ -603,8 +630,9 @@ class DialogManager:
 
     def _st_confirm_recent(self, inp: Input) -> None:
         order = self.ctx.pending_order
-        if inp.slots.get("order_id"):
-            return self._lookup_order(_digits_only(str(inp.slots["order_id"])))
+        said = self.spoken_order_id(inp) if inp.kind == "text" else ""
+        if said:
+            return self._lookup_order(said)
         yn = self.yes_no(inp)
         if yn is None or order is None:
             if order is None:

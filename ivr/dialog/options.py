@@ -2,7 +2,7 @@
 
 ``kb/options.yaml`` maps a choice set name to options ``{code, dtmf, keys}``; the spoken label of an option is the
 prompt ``<prefix>.<code>``. Matching is by keypad digit or by a keyword occurring in the caller's normalised text
-(the longest keyword wins, so '明天下午' beats '下午' and '明天').
+(the longest keyword wins, so 'tomorrow afternoon' beats 'afternoon').
 """
 
 from __future__ import annotations

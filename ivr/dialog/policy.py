@@ -27,10 +27,11 @@ class DialogPolicy:
     max_verify_attempts: int = 3  # wrong phone tails before verification is refused
     max_order_attempts: int = 3  # unknown order numbers before giving up
     min_intent_confidence: float = 0.45  # below this a task intent is not acted on
+    kb_first_below: float = 0.7  # a policy-ish task guess below this is answered from the knowledge base if it can
     min_asr_confidence: float = 0.2  # recognitions below this count as not understood
     heard_fraction: float = 0.6  # share of the final question segment that must be played to count as asked
     timezone: str = "Asia/Shanghai"  # the shop's calendar for dates read to callers
-    return_days: int = 7  # 七天无理由: no-reason return window after delivery
+    return_days: int = 7  # no-reason return window after delivery
     quality_return_days: int = 15  # window for quality problems
     frustration_repeat_turns: int = 3  # apologise again at most every N caller turns
     summary_chars: int = 30  # complaint summary read back to the caller

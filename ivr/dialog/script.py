@@ -7,16 +7,16 @@ A script::
     caller_id: "{o.phone}"               # optional; templates: {o.order_id}, {o.order_id:spoken}, {o.phone},
                                          #   {o.phone_tail}, {o.phone_tail:spoken}, {o.wrong_tail}, {o.product}
     asr: true                            # false = keypad-only call
-    start: {reply_contains: 欢迎}         # expectations on the greeting
+    start: {state: main_menu}            # expectations on the greeting
     turns:
-      - say: 我要退货                     # or dtmf: "{o.order_id}#", or silence: true, or hangup: caller,
+      - say: <what the caller says>       # or dtmf: "{o.order_id}#", or silence: true, or hangup: caller,
         expect:                          #   or played: {segments: 1, fraction: 0.2} (barge-in report)
           intent: return_request
           state: ask_order
           actions: [return_created]      # all must be present
           not_actions: [transfer]
-          reply_contains: [退货]          # str or list; templates allowed
-          reply_not_contains: 订单号
+          reply_contains: [<text>]        # str or list; templates allowed
+          reply_not_contains: <text>
           end_call: false
           transfer: {priority: 2}        # or true / false
     end: {outcome: resolved, csat: 5, feedback: 1, writes: {returns: 1}}
@@ -27,6 +27,7 @@ Orders are found by query against the seeded store, so scripts stay valid for an
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -278,7 +279,7 @@ def run_script(script: dict[str, Any], shop: ShopService, *, language: str = "zh
     orders = resolve_orders(shop, script.get("orders") or {}, today)
     caller_id = render(str(script.get("caller_id", "") or ""), orders, language)
     m = DialogManager(shop, language=language, caller_id=caller_id, channel="script",
-                      call_id=call_id or f"script-{re.sub(r'[^0-9A-Za-z]+', '-', name)[:40]}",
+                      call_id=call_id or f"script-{uuid.uuid4().hex[:12]}",
                       asr_available=bool(script.get("asr", True)), now=now)
     result = ScriptResult(name, True, manager=m)
 

@@ -1,4 +1,4 @@
-"""取消订单: only before shipment; confirmation, then the shop cancels (and refunds a paid order)."""
+"""Cancel an order: only before shipment; confirmation, then the shop cancels (and refunds a paid order)."""
 
 from __future__ import annotations
 

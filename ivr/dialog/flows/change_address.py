@@ -1,4 +1,4 @@
-"""修改地址 / 配送时间: only before shipment. The new address is free speech, read back for confirmation."""
+"""Change the address or delivery slot: only before shipment. The new address is free speech, read back for confirmation."""
 
 from __future__ import annotations
 

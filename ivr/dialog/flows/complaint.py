@@ -1,4 +1,4 @@
-"""投诉: collect what went wrong, read a short summary back, confirm, create a ticket and read its number."""
+"""Complaint: collect what went wrong, read a short summary back, confirm, create a ticket and read its number."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""换货: the return flow with kind 'exchange' (same eligibility, reason, pickup, confirmation, read-back)."""
+"""Exchange: the return flow with kind 'exchange' (same eligibility, reason, pickup, confirmation, read-back)."""
 
 from __future__ import annotations
 

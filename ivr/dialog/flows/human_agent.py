@@ -1,4 +1,4 @@
-"""转人工: a transfer with the structured hand-off (the manager also handles 转人工 globally, from any state)."""
+"""Human agent: a transfer with the structured hand-off (the manager also handles the request globally)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""发票: resend the invoice, or change its title (and tax id) after confirmation."""
+"""Invoice: resend the invoice, or change its title (and tax id) after confirmation."""
 
 from __future__ import annotations
 

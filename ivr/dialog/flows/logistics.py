@@ -1,4 +1,4 @@
-"""物流: carrier, latest tracking event, ETA, and an apology when the parcel is later than promised."""
+"""Logistics: carrier, latest tracking event, ETA, and an apology when the parcel is later than promised."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class LogisticsFlow(Flow):
         latest = sh.latest
         if latest is not None:
             m.say("logistics.latest", carrier=sh.carrier, date=m.date(latest.time),
-                  description=(latest.location + " " + latest.description).strip())
+                  description=latest.description or latest.location)
         else:
             m.say("logistics.no_tracking")
         if sh.eta:

@@ -1,4 +1,4 @@
-"""订单状态: items, amount, state (and delivery date) of the verified order."""
+"""Order status: items, amount, state (and delivery date) of the verified order."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""保价 and promotions: current promotions need no order; price protection needs a verified order."""
+"""Price protection and promotions: current promotions need no order; price protection needs a verified order."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ class PricePromotionFlow(Flow):
 
     def begin(self, m, inp) -> None:
         what = m.options.match("price_what", inp.text) if inp.kind == "text" else None
+        entry = m.kb.lookup(inp.text) if inp.kind == "text" and what is None else None
+        if entry is not None:  # e.g. shipping fees: a policy question, not a promotion
+            m.say_text(entry.answer, f"kb.{entry.id}")
+            m.act("kb_answer")
+            return m.finish()
         self._go(m, what, inp)
 
     def _go(self, m, what, inp=None) -> None:

@@ -1,4 +1,4 @@
-"""商品/政策咨询 from the operators' knowledge base (kb/); keypad topic menu when speech does not match."""
+"""Product and policy questions from the operators' knowledge base (kb/); keypad topic menu when speech does not match."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""退款进度: amount, state, method and expected arrival of the order's latest refund."""
+"""Refund status: amount, state, method and expected arrival of the order's latest refund."""
 
 from __future__ import annotations
 

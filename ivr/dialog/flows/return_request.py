@@ -1,4 +1,4 @@
-"""退货: eligibility (七天无理由 within the window after delivery; quality problems longer), reason, pickup slot,
+"""Return: eligibility (no-reason return within the window after delivery; quality problems longer), reason, pickup slot,
 confirmation, RMA number read back digit by digit. ``ExchangeFlow`` (exchange.py) reuses it."""
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ class ReturnFlow(Flow):
             return None
         if inp.kind == "dtmf":
             return m.options.match("return_reason", dtmf=inp.digits) if m.ctx.state.endswith(".reason") else None
+        mine = m.options.match("return_reason", inp.text)
+        if mine:
+            return mine
         slot = inp.slots.get("return_reason")
-        if isinstance(slot, dict):
-            slot = slot.get("code")
-        return str(slot) if slot else m.options.match("return_reason", inp.text)
+        return str(slot.get("code") if isinstance(slot, dict) else slot) if slot else None
 
     def check(self, m) -> None:
         o = m.ctx.order
