@@ -56,7 +56,7 @@ class HttpShop:
 
     def current_promotions(self) -> list[dict]:
         data = self._call("GET", "/promotions")
-        return list(data.get("promotions", [])) if isinstance(data, dict) else []
+        return _parse(data.get("promotions", []) if isinstance(data, dict) else data, list[dict])
 
     # ---- writes
     def create_return(self, order_id: str, kind: Literal["return", "exchange"], reason: str, pickup_slot: str,

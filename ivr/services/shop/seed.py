@@ -364,16 +364,19 @@ class _Builder:
                             expected_in=r.randint(1, 2) if recent else None)
             return
         if status in ("shipped", "in_transit"):
-            shipped_days = r.uniform(0.2, 1.5) if status == "shipped" else r.uniform(1, 7)
-            created = self.ago(shipped_days + r.uniform(0.3, 2), 0)
-            o = self.add_order(oid, cust, status, created, items, receiver=receiver)
-            shipped = created + timedelta(hours=r.uniform(4, 30))
             delayed = status == "in_transit" and r.random() < 0.25
-            promised_in = r.randint(1, 3) if delayed else r.randint(2, 5)
+            shipped_days = r.uniform(0.2, 1.5) if status == "shipped" else r.uniform(3, 7) if delayed else r.uniform(1, 3)
+            shipped = self.ago(shipped_days)
+            created = shipped - timedelta(hours=r.uniform(4, 30))
+            o = self.add_order(oid, cust, status, created, items, receiver=receiver)
             stage = "picked_up" if status == "shipped" else r.choice(["departed", "arrived", "out_for_delivery"])
-            self.ship(o, shipped, stage, promised_in=promised_in, delayed=delayed)
-            if delayed and self.rows.shipments[-1]["promised_date"] >= self.today:
-                self.rows.shipments[-1]["promised_date"] = self.today - timedelta(days=r.randint(1, 3))
+            sh = self.ship(o, shipped, stage, promised_in=r.randint(2, 4), delayed=delayed)
+            if delayed:  # promised date passed, new ETA: the bot apologises
+                sh.update(promised_date=self.today - timedelta(days=r.randint(1, 3)),
+                          eta=self.today + timedelta(days=r.randint(1, 3)))
+            elif sh["promised_date"] < self.today:
+                sh.update(promised_date=self.today + timedelta(days=r.randint(0, 1)))
+                sh["eta"] = sh["promised_date"]
             o["updated_at"] = shipped
             if r.random() < 0.3:
                 self.invoice(o, "issued")
@@ -381,10 +384,10 @@ class _Builder:
         # delivered, returned, refunded
         delivered_days = r.choice([r.uniform(0, 7), r.uniform(0, 60), r.uniform(5, 30)])
         transit = r.uniform(1, 5)
-        created = self.ago(delivered_days + transit + r.uniform(0.2, 1.5), 0)
+        delivered = self.ago(delivered_days)
+        shipped = delivered - timedelta(days=transit)
+        created = shipped - timedelta(hours=r.uniform(3, 30))
         o = self.add_order(oid, cust, status, created, items, receiver=receiver)
-        shipped = created + timedelta(hours=r.uniform(3, 30))
-        delivered = min(shipped + timedelta(days=transit), self.anchor - timedelta(hours=1))
         self.ship(o, shipped, "delivered", promised_in=r.choice([2, 3, 3, 4, 5]), delivered=delivered)
         o["updated_at"] = delivered
         if r.random() < 0.45:

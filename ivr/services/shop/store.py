@@ -394,6 +394,7 @@ class SqlShop:
                         row.result_ref = ref
                         s.flush()
                         _pause(f"{operation}.before_commit")
+                _pause(f"{operation}.committed")
                 return load(ref)
             except IntegrityError:
                 integrity_left -= 1  # lost a race (same key, or a second open RMA): re-read and decide again
