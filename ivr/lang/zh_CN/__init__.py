@@ -1,0 +1,153 @@
+"""The zh-CN (Mandarin, Simplified Chinese) language pack: normalisation, jieba tokens, number reading."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from datetime import date
+from functools import cached_property
+from pathlib import Path
+
+from ivr.lang import LanguagePack
+from ivr.lang.zh_CN import numbers
+
+log = logging.getLogger(__name__)
+
+_CJK = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK_GAP = re.compile(f"(?<=[{_CJK}])\\s+(?=[{_CJK}])")
+_DIGIT_GAP = re.compile(r"(?<=\d)\s+(?=\d)")
+_NON_WORD = re.compile(f"[^{_CJK}a-z0-9\\s]+")
+_DIGIT_RUN = re.compile(f"[{''.join(numbers.DIGIT_CHARS)}]{{3,}}")
+_STUTTER = re.compile(f"([{_CJK}])\\1{{2,}}")
+
+
+class Pack(LanguagePack):
+    """Mandarin pack. Data in pack.yaml / lexicon.yaml / userdict.txt; code only for what data cannot say."""
+
+    code = "zh-CN"
+
+    def __init__(self, directory: Path):
+        super().__init__(directory)
+        self._jieba_lock = threading.Lock()
+        self._tokenizer = None
+        d = self.data
+        self._placeholder = re.compile(r"\[(" + "|".join(map(re.escape, d.get("placeholders", {}))) + r")[a-z]?\]")
+        self._boilerplate = [re.compile(p) for p in d.get("boilerplate", [])]
+        dialect = d.get("dialect", {}) or {}
+        self._dialect = re.compile("|".join(map(re.escape, sorted(dialect, key=len, reverse=True)))) if dialect else None
+        self._dialect_map = dialect
+        self._lead = re.compile(r"^(?:" + "|".join(d.get("fillers_leading", [])) + r")\s*")
+        self._anywhere = re.compile("|".join(d.get("fillers_anywhere", []))) if d.get("fillers_anywhere") else None
+        self._token_filler = re.compile("(?:" + "|".join(d.get("fillers_token", []) or ["(?!)"]) + ")")
+        corr = sorted(d.get("corrections", []), key=len, reverse=True)
+        self._corrections = re.compile("|".join(re.escape(c).replace(r"\ ", r"\s*") for c in corr)) if corr else None
+
+    # --- text -----------------------------------------------------------------------------------------
+    def clean(self, text: str) -> str:
+        """Width/case folding, placeholders and symbols; punctuation becomes spaces (keeps word boundaries)."""
+        t = unicodedata.normalize("NFKC", text or "").lower()
+        t = self._placeholder.sub(lambda m: f" {self.data['placeholders'][m.group(1)]} ", t)
+        for sym, word in (self.data.get("symbols") or {}).items():
+            t = t.replace(sym, f" {word} ")
+        t = _NON_WORD.sub(" ", t)
+        return re.sub(r"\s+", " ", t).strip()
+
+    def normalize(self, text: str) -> str:
+        """ASR or chat text -> normal form: no spaces between CJK, standard words for dialect, fillers dropped."""
+        t = self.clean(text)
+        if self._dialect is not None:
+            t = self._dialect.sub(lambda m: self._dialect_map[m.group(0)], t)
+        words = t.split(" ")
+        kept = [w for w in words if not self._token_filler.fullmatch(w)]
+        t = " ".join(kept) if kept else t
+        t = _CJK_GAP.sub("", t)
+        t = _DIGIT_GAP.sub("", t)
+        t = _STUTTER.sub(r"\1", t)
+        stripped = t
+        while True:
+            nxt = self._lead.sub("", stripped, count=1)
+            if nxt == stripped:
+                break
+            stripped = nxt
+        if self._anywhere is not None:
+            stripped = self._anywhere.sub("", stripped)
+        stripped = re.sub(r"\s+", " ", stripped).strip()
+        return stripped or t  # a lone filler ("嗯") is an answer, keep it
+
+    def mask_numbers(self, normalized: str, token: str = " xnum ") -> str:
+        """Numbers said digit by digit (3+ digits) become one neutral token, so digits never sway an intent."""
+        return re.sub(r"\s+", " ", _DIGIT_RUN.sub(token, normalized)).strip()
+
+    def strip_boilerplate(self, normalized: str) -> str:
+        """Remove pasted order cards and similar widget text that carries no intent."""
+        t = normalized
+        for p in self._boilerplate:
+            t = p.sub(" ", t)
+        return re.sub(r"\s+", " ", t).strip()
+
+    def after_correction(self, normalized: str) -> str | None:
+        """The part after the last self-correction marker ('我要退货 说错了 换货' -> '换货'), if any."""
+        if self._corrections is None:
+            return None
+        last = None
+        for m in self._corrections.finditer(normalized):
+            last = m
+        if last is None or last.start() == 0:
+            return None
+        rest = normalized[last.end():].strip()
+        return rest if len(rest) >= 2 else None
+
+    # --- tokens ---------------------------------------------------------------------------------------
+    @cached_property
+    def _jieba(self):
+        import jieba
+
+        with self._jieba_lock:
+            jieba.setLogLevel(logging.WARNING)
+            tk = jieba.Tokenizer()
+            tk.initialize()
+            if self.user_dict_path.is_file():
+                tk.load_userdict(str(self.user_dict_path))
+            return tk
+
+    def warm_up(self) -> None:
+        """Load the tokenizer dictionary now (about 1 s) rather than on the first call."""
+        self.tokenize("你好")
+
+    def tokenize(self, text: str) -> list[str]:
+        """jieba words of (normalised) text, without spaces."""
+        return [w for w in self._jieba.lcut(text, HMM=True) if w.strip()]
+
+    # --- numbers and dates ----------------------------------------------------------------------------
+    def say_digits(self, digits: str) -> str:
+        return numbers.say_digits(digits)
+
+    def say_number(self, n: int) -> str:
+        return numbers.say_number(n)
+
+    def say_amount(self, cents: int) -> str:
+        return numbers.say_amount(cents)
+
+    def say_date(self, d: date, today: date | None = None) -> str:
+        return numbers.say_date(d, today)
+
+    def parse_digits(self, text: str) -> str:
+        return numbers.parse_digits(self._dialect_free(text))
+
+    def digit_spans(self, text: str, min_len: int = 1) -> list[numbers.DigitSpan]:
+        """Numbers said digit by digit, with self-corrections applied (see :func:`numbers.digit_spans`)."""
+        return numbers.digit_spans(self._dialect_free(text), min_len)
+
+    def parse_number(self, text: str) -> int | None:
+        return numbers.parse_number(text)
+
+    def parse_date(self, text: str, today: date | None = None) -> date | None:
+        return numbers.parse_date(self._dialect_free(text), today)
+
+    def _dialect_free(self, text: str) -> str:
+        t = unicodedata.normalize("NFKC", text or "")
+        if self._dialect is not None:
+            t = self._dialect.sub(lambda m: self._dialect_map[m.group(0)], t)
+        return t
