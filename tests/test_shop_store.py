@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
-from test_shop_helpers import db_url, noon, pg_server, shop_today  # noqa: F401  (fixtures)
+from test_shop_helpers import SHANGHAI, db_url, noon, pg_server, shop_today  # noqa: F401  (fixtures)
 
 from ivr.services.db import session_factory
 from ivr.services.shop import NotAllowed, NotFound, ShopService, SqlShop, seed_demo
@@ -48,9 +49,13 @@ def test_well_known_orders_read_as_documented(shop):
     assert late.created_at.tzinfo is not None and late.total_cents == late.items[0].unit_price_cents
     ok = shop.get_order(RETURNABLE)
     assert ok.status == "delivered" and ok.extra["can_return"] and ok.invoice.status == "issued"
+    today = shop_today()
+    assert ok.extra["return_deadline"] == (today + timedelta(days=4)).isoformat()  # delivered 3 days ago + 7
+    assert shop.get_order(PRICE_DROP).shipment.delivered_at.astimezone(SHANGHAI).date() == today - timedelta(days=1)
     assert not shop.get_order(OLD).extra["can_return_for_quality"]
     ten = shop.get_order(TEN_DAYS).extra
     assert not ten["can_return"] and ten["can_return_for_quality"]
+    assert ten["quality_return_deadline"] == (today + timedelta(days=5)).isoformat()
     assert shop.get_order(PAID).extra["can_cancel"] and not late.extra["can_cancel"]
     refund = shop.get_order(REFUNDED).refunds[-1]
     assert refund.status == "processing" and refund.method == "original" and refund.expected_by > shop_today()

@@ -160,6 +160,10 @@ class _Builder:
         h = self.rng.uniform(0, jitter_h) if jitter_h else 0
         return self.anchor - timedelta(days=days, hours=h, minutes=self.rng.randint(1, 59))
 
+    def at(self, days_ago: int, hour: int = 14) -> datetime:
+        """`hour` o'clock (shop time) on the calendar day `days_ago` days before today (days_ago >= 1)."""
+        return datetime.combine(self.today - timedelta(days=days_ago), time(hour, 0), SHOP_TZ).astimezone(UTC)
+
     def local(self, t: datetime) -> date:
         return t.astimezone(SHOP_TZ).date()
 
@@ -413,50 +417,50 @@ class _Builder:
         sku = {p["name"]: p["sku"] for p in self.products.values()}
         # 保价 product: fixed history (no random drop), paid 5 days ago at 2599, now 2399
         ac = sku["美的 1.5匹 新一级能效 变频空调挂机"]
-        self.history[ac] = [(self.anchor - timedelta(days=120), 259900), (self.ago(2), 239900)]
+        self.history[ac] = [(self.anchor - timedelta(days=120), 259900), (self.at(2, 9), 239900)]
         for name in ("华为 Mate 60 Pro 12GB+512GB 雅丹黑", "李宁 男款 跑步鞋 赤兔6", "九阳 破壁机 静音家用",
                      "小米14 16GB+512GB 白色", "小米 米家 扫地机器人", "兰蔻 小黑瓶 精华 50毫升"):
             self.history[sku[name]] = self.history[sku[name]][:1]  # fixed orders keep stable prices
 
-        o = self.add_order("100000000001", zw, "in_transit", self.ago(6), [(sku["华为 Mate 60 Pro 12GB+512GB 雅丹黑"], 1)],
+        o = self.add_order("100000000001", zw, "in_transit", self.at(6), [(sku["华为 Mate 60 Pro 12GB+512GB 雅丹黑"], 1)],
                            paid_delay_min=3)
-        self.ship(o, self.ago(5), "arrived", promised_in=3, delayed=True, carrier="顺丰速运")
+        self.ship(o, self.at(5), "arrived", promised_in=3, delayed=True, carrier="顺丰速运")
         self.rows.shipments[-1].update(promised_date=self.today - timedelta(days=2), eta=self.today + timedelta(days=1))
 
-        o = self.add_order("100000000002", zw, "delivered", self.ago(6), [(sku["李宁 男款 跑步鞋 赤兔6"], 1)], paid_delay_min=2)
-        self.ship(o, self.ago(5), "delivered", promised_in=3, delivered=self.ago(3), carrier="京东物流")
+        o = self.add_order("100000000002", zw, "delivered", self.at(6), [(sku["李宁 男款 跑步鞋 赤兔6"], 1)], paid_delay_min=2)
+        self.ship(o, self.at(5), "delivered", promised_in=3, delivered=self.at(3), carrier="京东物流")
         self.invoice(o, "issued", email="zhangwei@example.com", title="个人")
 
-        o = self.add_order("100000000003", zw, "delivered", self.ago(25), [(sku["九阳 破壁机 静音家用"], 1)], paid_delay_min=5)
-        self.ship(o, self.ago(24), "delivered", promised_in=4, delivered=self.ago(20), carrier="中通快递")
+        o = self.add_order("100000000003", zw, "delivered", self.at(25), [(sku["九阳 破壁机 静音家用"], 1)], paid_delay_min=5)
+        self.ship(o, self.at(24), "delivered", promised_in=4, delivered=self.at(20), carrier="中通快递")
 
-        o = self.add_order("100000000004", zw, "paid", self.ago(0.1), [(sku["小米14 16GB+512GB 白色"], 1)], paid_delay_min=1)
+        o = self.add_order("100000000004", zw, "paid", self.at(1, 21), [(sku["小米14 16GB+512GB 白色"], 1)], paid_delay_min=1)
 
-        self.add_order("100000000005", ln, "unpaid", self.ago(0.2), [(sku["三体 全集 刘慈欣"], 1)])
+        self.add_order("100000000005", ln, "unpaid", self.at(1, 20), [(sku["三体 全集 刘慈欣"], 1)])
 
-        o = self.add_order("100000000006", ln, "refunded", self.ago(15), [(sku["兰蔻 小黑瓶 精华 50毫升"], 1)],
+        o = self.add_order("100000000006", ln, "refunded", self.at(15), [(sku["兰蔻 小黑瓶 精华 50毫升"], 1)],
                            paid_delay_min=4)
-        self.ship(o, self.ago(14), "delivered", promised_in=3, delivered=self.ago(12), carrier="圆通速递")
-        rma_id = self.rma(o, self.ago(10), "closed", reason="quality:过敏 质量问题")
-        self.refund(o, "return", o["total_cents"], self.ago(1), "processing", rma_id, expected_in=2)
+        self.ship(o, self.at(14), "delivered", promised_in=3, delivered=self.at(12), carrier="圆通速递")
+        rma_id = self.rma(o, self.at(10), "closed", reason="quality:过敏 质量问题")
+        self.refund(o, "return", o["total_cents"], self.at(1), "processing", rma_id, expected_in=2)
 
-        o = self.add_order("100000000007", ln, "delivered", self.ago(5), [(ac, 1)], paid_delay_min=2)
-        self.ship(o, self.ago(4), "delivered", promised_in=3, delivered=self.ago(1), carrier="京东物流")
+        o = self.add_order("100000000007", ln, "delivered", self.at(5), [(ac, 1)], paid_delay_min=2)
+        self.ship(o, self.at(4), "delivered", promised_in=3, delivered=self.at(1), carrier="京东物流")
         self.invoice(o, "issued", email="lina@example.com", title="上海云帆贸易有限公司")
 
-        o = self.add_order("100000000008", zw, "delivered", self.ago(14), [(sku["小米 米家 扫地机器人"], 1)], paid_delay_min=2)
-        self.ship(o, self.ago(13), "delivered", promised_in=3, delivered=self.ago(10), carrier="韵达快递")
+        o = self.add_order("100000000008", zw, "delivered", self.at(14), [(sku["小米 米家 扫地机器人"], 1)], paid_delay_min=2)
+        self.ship(o, self.at(13), "delivered", promised_in=3, delivered=self.at(10), carrier="韵达快递")
 
-        o = self.add_order("100000000009", ln, "cancelled", self.ago(8), [(sku["回力 帆布鞋 经典款"], 2)], paid_delay_min=2)
-        o.update(cancelled_at=self.ago(7.9), cancel_reason="拍错了", updated_at=self.ago(7.9))
-        self.refund(o, "cancel", o["total_cents"], self.ago(7.9), "completed")
+        o = self.add_order("100000000009", ln, "cancelled", self.at(8, 10), [(sku["回力 帆布鞋 经典款"], 2)], paid_delay_min=2)
+        o.update(cancelled_at=self.at(8, 12), cancel_reason="拍错了", updated_at=self.at(8, 12))
+        self.refund(o, "cancel", o["total_cents"], self.at(8, 12), "completed")
 
-        o = self.add_order("100000000010", ln, "delivered", self.ago(4), [(sku["阳澄湖 大闸蟹 礼盒 8只装"], 1)], paid_delay_min=2)
-        self.ship(o, self.ago(3.5), "delivered", promised_in=2, delivered=self.ago(2), carrier="顺丰速运")
+        o = self.add_order("100000000010", ln, "delivered", self.at(4), [(sku["阳澄湖 大闸蟹 礼盒 8只装"], 1)], paid_delay_min=2)
+        self.ship(o, self.at(3, 9), "delivered", promised_in=2, delivered=self.at(2), carrier="顺丰速运")
 
-        o = self.add_order("100000000011", ln, "in_transit", self.ago(1.5), [(sku["飞利浦 电动牙刷 钻石系列"], 1)],
+        o = self.add_order("100000000011", ln, "in_transit", self.at(2, 10), [(sku["飞利浦 电动牙刷 钻石系列"], 1)],
                            paid_delay_min=2)
-        self.ship(o, self.ago(1), "departed", promised_in=3, carrier="EMS")
+        self.ship(o, self.at(1), "departed", promised_in=3, carrier="EMS")
         self.rows.shipments[-1].update(promised_date=self.today + timedelta(days=2), eta=self.today + timedelta(days=2))
 
 
