@@ -173,3 +173,18 @@ def test_classify_line_shape_is_exact(nlu):
 def test_catalogue_products_can_be_taught(nlu):
     nlu.add_products(["空气炸锅"])
     assert nlu.parse("空气炸锅 怎么 用").slots["product"] == "空气炸锅"
+
+
+def test_model_cache_round_trip_gives_the_same_scores(tmp_path, monkeypatch):
+    from ivr.dialog.nlu.classifier import train
+    from ivr.lang import get_pack
+
+    monkeypatch.setenv("IVR_CACHE_DIR", str(tmp_path))
+    fresh = train(get_pack("zh-CN"))
+    assert list(tmp_path.glob("nlu/zh-CN-*.pkl"))
+    cached = train(get_pack("zh-CN"))
+    text = "我 的 退款 咋 还 没 到账"
+    assert cached.predict(text).probs == fresh.predict(text).probs
+    assert cached.predict(text).intent == "refund_status"
+    (next(tmp_path.glob("nlu/*.pkl"))).write_bytes(b"garbage")  # a damaged cache is retrained, not fatal
+    assert train(get_pack("zh-CN")).predict(text).intent == "refund_status"

@@ -192,7 +192,9 @@ def get_nlu(language: str = "zh-CN") -> Nlu:
 
 @cache
 def _shared_nlu(code: str) -> Nlu:
-    return Nlu(code)
+    nlu = Nlu(code)
+    nlu.pack.warm_up()  # the tokenizer dictionary (~1 s) loads now, not on the first caller
+    return nlu
 
 
 def result_json(r: NluResult) -> dict[str, Any]:
