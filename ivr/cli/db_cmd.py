@@ -107,7 +107,7 @@ def _orders(args: argparse.Namespace) -> int:
     from ivr.services.db import session_factory
     from ivr.services.shop import seed_if_empty
     from ivr.services.shop.models import Customer, Order, OrderItemRow
-    from ivr.services.shop.seed import FIXED_ORDERS
+    from ivr.services.shop.seed import FIXED_ORDERS, SHOP_TZ
     from ivr.services.shop.store import normalize_phone
 
     if args.limit < 0:
@@ -138,7 +138,7 @@ def _orders(args: argparse.Namespace) -> int:
         if args.json:
             out.write(json.dumps(rec, ensure_ascii=False) + "\n")
         else:
-            out.write(f"{oid}  {phone}  {status:<10} {total / 100:>10.2f}  {created:%Y-%m-%d}  {rec['item']}\n")
+            out.write(f"{oid}  {phone}  {status:<10} {total / 100:>10.2f}  {created.astimezone(SHOP_TZ):%Y-%m-%d}  {rec['item']}\n")
     if not rows and not args.json:
         print("(no matching orders)", file=sys.stderr)
     return 0
