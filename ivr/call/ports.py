@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from ivr.audio.frames import AudioFrame
-from ivr.events import DtmfDigits, Hangup
+from ivr.events import DtmfDigits, Hangup, Transcript
 
-InboundEvent = AudioFrame | DtmfDigits | Hangup
+InboundEvent = AudioFrame | DtmfDigits | Hangup | Transcript
 
 
 @dataclass(frozen=True, slots=True)
