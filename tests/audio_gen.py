@@ -80,7 +80,11 @@ def speech_extent(frame: AudioFrame, threshold_dbfs: float = ACTIVE_DBFS) -> tup
 
 
 def scene(
-    parts: list[str | float | tuple[str, int]], rate: int = 16000, noise_dbfs: float = -60.0, seed: int = 0
+    parts: list[str | float | tuple[str, int]],
+    rate: int = 16000,
+    noise_dbfs: float = -60.0,
+    seed: int = 0,
+    voice: str = VOICE,
 ) -> Scene:
     """Concatenate utterances (text, or (text, espeak speed)) and silences (float seconds) over low white noise;
     returns the audio with the truth."""
@@ -91,7 +95,7 @@ def scene(
     for p in parts:
         if isinstance(p, str | tuple):
             text, speed = (p, 175) if isinstance(p, str) else p
-            clip = synth(text, rate, speed=speed)
+            clip = synth(text, rate, voice=voice, speed=speed)
             s, e = speech_extent(clip)
             truth.append(Utterance(text, t / rate + s, t / rate + e))
             a = clip.to_numpy().astype(np.float64)

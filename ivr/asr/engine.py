@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 _models: dict[Path, object] = {}
 _models_lock = threading.Lock()
 _PARTIAL_EVERY_S = 0.1  # ask Vosk for a partial at most every 100 ms of audio
+_FEED_MS = 20  # Vosk gets fixed blocks of this length whatever the transport's packet size
 
 
 def _vosk():
@@ -325,6 +326,8 @@ class AsrStream:
         e = self.engine
         self._resampler = None if e.sample_rate == e.model_rate else Resampler(e.sample_rate, e.model_rate)
         self._committed: list[dict] = []  # Vosk's own mid-utterance results (its endpointer is not ours)
+        self._pending = bytearray()  # model-rate audio not yet a whole block
+        self._block = e.model_rate * _FEED_MS // 1000 * 2
         self._base_samples: int | None = None
         self._last_partial = ""
         self._since_partial = 0
@@ -339,16 +342,20 @@ class AsrStream:
             raise RuntimeError("ASR stream is closed")
         return r
 
-    def _accept(self, r: _Recognizer, pcm: bytes, want_partial: bool) -> tuple[dict | None, str | None]:
+    def _accept(self, r: _Recognizer, pcm: bytes, want_partial: bool) -> tuple[list[dict], str | None]:
+        """Feed whole FEED_MS blocks (results then do not depend on how the transport chunked the audio)."""
         if self._base_samples is None:
             self._base_samples = r.fed_samples
-        r.fed_samples += len(pcm) // 2
         self._dirty = True
-        if r.rec.AcceptWaveform(pcm):
-            return json.loads(r.rec.Result()), ""
+        results = []
+        for i in range(0, len(pcm), self._block):
+            block = pcm[i : i + self._block]
+            r.fed_samples += len(block) // 2
+            if r.rec.AcceptWaveform(block):
+                results.append(json.loads(r.rec.Result()))
         if want_partial:
-            return None, json.loads(r.rec.PartialResult()).get("partial", "")
-        return None, None
+            return results, json.loads(r.rec.PartialResult()).get("partial", "")
+        return results, None
 
     async def feed(self, frame: AudioFrame) -> Transcript | None:
         """Recognise more audio; returns a partial Transcript when the running text changed."""
@@ -357,18 +364,20 @@ class AsrStream:
                 f"ASR stream expects {self.engine.sample_rate} Hz audio, got {frame.sample_rate} Hz "
                 "(resample before feeding; mismatched rates give garbage silently)"
             )
-        pcm = frame.pcm if self._resampler is None else self._resampler.process(frame).pcm
-        if not pcm:
+        self._pending += frame.pcm if self._resampler is None else self._resampler.process(frame).pcm
+        whole = len(self._pending) - len(self._pending) % self._block
+        if not whole:
             return None
+        pcm = bytes(self._pending[:whole])
+        del self._pending[:whole]
         async with self._lock:
             r = await self._recognizer()
             self._since_partial += len(pcm) // 2
             want = self._since_partial >= _PARTIAL_EVERY_S * r.rate
             if want:
                 self._since_partial = 0
-            result, partial = await self.engine._run(self._accept, r, pcm, want)
-        if result is not None:
-            self._committed.append(result)
+            results, partial = await self.engine._run(self._accept, r, pcm, want)
+        self._committed += results
         if partial is None:
             return None
         text = normalize_text(" ".join([*(c.get("text", "") for c in self._committed), partial]))
@@ -377,19 +386,19 @@ class AsrStream:
         self._last_partial = text
         return Transcript(text=text, final=False, at=time.monotonic())
 
-    def _final(self, r: _Recognizer, tail: bytes) -> dict:
-        if tail:
-            self._accept(r, tail, False)
-        return json.loads(r.rec.FinalResult())
+    def _final(self, r: _Recognizer, tail: bytes) -> tuple[list[dict], dict]:
+        results = self._accept(r, tail, False)[0] if tail else []
+        return results, json.loads(r.rec.FinalResult())
 
     async def finish(self) -> Transcript:
         """Final result at our endpoint (Vosk's FinalResult); the stream is ready for the next utterance."""
-        tail = b""
+        tail = bytes(self._pending)
         if self._resampler is not None:
-            tail = self._resampler.process(AudioFrame(b"", self.engine.sample_rate), last=True).pcm
+            tail += self._resampler.process(AudioFrame(b"", self.engine.sample_rate), last=True).pcm
         async with self._lock:
             r = await self._recognizer()
-            final = await self.engine._run(self._final, r, tail)
+            results, final = await self.engine._run(self._final, r, tail)
+        self._committed += results
         base = (self._base_samples if self._base_samples is not None else r.fed_samples) / r.rate
         parts = [*self._committed, final]
         words = tuple(

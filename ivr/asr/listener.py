@@ -82,7 +82,8 @@ class Listener:
                 fed_this_frame = True
             elif isinstance(ev, SpeechEnded):
                 if self._feeding and not fed_this_frame:
-                    events += await self._feed(frame)
+                    await self._feed(frame)  # trailing silence: its partial would only repeat the text
+                    fed_this_frame = True
                 events.append(await self._finish())
         if self._feeding and not fed_this_frame:
             events += await self._feed(frame)
