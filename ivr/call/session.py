@@ -47,6 +47,7 @@ class SessionOptions:
     max_no_input: int = 3
     max_call_s: float = 900.0
     end_grace_s: float = 20.0  # a goodbye may take this long before the line is cut anyway
+    connect_timeout_s: float = 20.0  # transports with a ready() (WebRTC) must carry media within this
     record_audio: bool = False
     recordings_dir: Path | None = None
     caller_key_secret: str = ""
@@ -277,6 +278,16 @@ class CallSession:
                 self.recorder = StereoRecorder(path, self.rate, clock=self.clock)
                 self.record.recording_path = str(path)
             await self._save_async()
+            ready = getattr(self.port, "ready", None)
+            if ready is not None:  # e.g. WebRTC: do not talk before ICE/DTLS carry audio
+                try:
+                    ok = await asyncio.wait_for(ready(), self.opts.connect_timeout_s)
+                except TimeoutError:
+                    ok = False
+                if not ok:
+                    self._finish("caller", "no_media", outcome="abandoned")
+                    return self.record
+                self._started = self._last_activity = self.clock()
             self._notify({"type": "state", "state": "connected", "call_id": self.info.call_id,
                           "asr": self.asr_mode != "dtmf"})
             self._tasks = [
@@ -314,6 +325,7 @@ class CallSession:
         """Speak a line outside the dialogue (transfer hooks) and wait until it was played."""
         from ivr.dialog.types import Segment
 
+        self._notify({"type": "transcript", "who": "bot", "text": text, "final": True, "intent": "system"})
         await self.speak(BotReply(segments=[Segment(text, prompt_id)], barge_in=False), kind="system", wait=True)
 
     # --- inbound -------------------------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""`ivr serve`: the hotline service (HTTP, WebRTC, SIP)."""
+"""`ivr serve`: the hotline service (HTTP, WebRTC softphone, SIP).
+
+Embedded defaults: the SQLite demo shop (seeded on first run), the installed speech model for the language (or
+keypad/DTMF mode, with a log line saying how to fetch a model), espeak-ng speech. Ctrl-C / SIGTERM shut down
+gracefully: no new calls are taken, callers on the line hear a goodbye, then the process exits.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", help="bind address (IVR_HOST)")
     p.add_argument("--port", type=int, help="HTTP port (IVR_PORT)")
     p.add_argument("--sip-port", type=int, help="SIP port, 0 disables (IVR_SIP_PORT)")
+    p.add_argument("--max-calls", type=int, help="concurrent calls before new ones are refused (IVR_MAX_CALLS)")
+    p.add_argument("--public-ip", help="address(es) offered as WebRTC ICE candidates, comma-separated (IVR_PUBLIC_IP)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
     import uvicorn
 
+    from ivr.call.recorder import purge_recordings
+    from ivr.cli import UserError
     from ivr.config import load_settings
     from ivr.web.app import create_app
 
-    settings = load_settings({"host": args.host, "port": args.port, "sip_port": args.sip_port})
+    settings = load_settings({"host": args.host, "port": args.port, "sip_port": args.sip_port,
+                              "max_calls": args.max_calls, "public_ip": args.public_ip})
+    removed = purge_recordings(settings.data_dir / "recordings", settings.retention_days)
+    if removed:
+        logging.getLogger("ivr.serve").info("removed %d recordings older than %d days", removed, settings.retention_days)
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower())
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+                    timeout_graceful_shutdown=30)
+    except OSError as e:
+        raise UserError(f"cannot listen on {settings.host}:{settings.port}: {e.strerror or e}") from None
     return 0

@@ -1,0 +1,107 @@
+"""The browser softphone (``/phone``) and the call API.
+
+* ``POST /api/calls/webrtc`` ``{"sdp", "type": "offer"}`` -> ``{"sdp", "type": "answer", "call_id"}``.
+  400 malformed JSON/SDP, 413 oversized offer, 422 no audio or no common codec, 503 at capacity or shutting
+  down (``{"error", "reason", "retry_after_s"}``, plus a ``Retry-After`` header).
+* ``POST /api/calls/{call_id}/dtmf`` ``{"digits": "1"}`` -> 204 (the page normally sends keys on the data channel).
+* ``DELETE /api/calls/{call_id}`` -> 204: the caller hangs up.
+* ``GET /api/calls/{call_id}`` -> the call record (live while the call runs, stored afterwards).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from ivr.call.manager import CallRefused
+from ivr.services.records.store import masked
+from ivr.telephony.webrtc import OfferError, WebRtcPort, ice_hosts_for
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+RETRY_AFTER_S = 30
+
+
+def _error(status: int, message: str, **extra: object) -> JSONResponse:
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+
+@router.get("/phone", response_class=HTMLResponse, include_in_schema=False)
+def phone_page(request: Request) -> HTMLResponse:
+    return request.app.state.templates.TemplateResponse(request, "phone.html", {})
+
+
+@router.post("/api/calls/webrtc")
+async def webrtc_offer(request: Request) -> JSONResponse:
+    try:
+        body = json.loads(await request.body() or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return _error(400, 'body must be JSON: {"sdp": "...", "type": "offer"}')
+    if not isinstance(body, dict) or "sdp" not in body or "type" not in body:
+        return _error(400, 'body must be a JSON object with "sdp" and "type"')
+    calls = request.app.state.calls
+    settings = request.app.state.settings
+    try:
+        slot = calls.reserve()
+    except CallRefused as e:
+        return _error(503, str(e), reason=e.reason, retry_after_s=RETRY_AFTER_S)
+    try:
+        port, answer = await WebRtcPort.from_offer(
+            body["sdp"], body["type"], call_id=slot.call_id, language=settings.language,
+            ice_hosts=ice_hosts_for(settings.host, settings.public_ip),
+        )
+    except OfferError as e:
+        slot.release()
+        return _error(e.status, str(e))
+    except Exception as e:  # never a traceback to the browser
+        slot.release()
+        log.exception("cannot answer a WebRTC offer")
+        return _error(500, f"cannot answer the offer: {type(e).__name__}")
+    log.info("webrtc call %s answered (codec %s)", slot.call_id, port.codec or "?")
+    calls.start_call(port, slot)
+    return JSONResponse({**answer, "call_id": slot.call_id})
+
+
+@router.post("/api/calls/{call_id}/dtmf")
+async def dtmf(call_id: str, request: Request) -> Response:
+    session = request.app.state.calls.sessions.get(call_id)
+    if session is None:
+        return _error(404, f"no active call {call_id}")
+    try:
+        body = json.loads(await request.body() or b"null")
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    digits = body.get("digits") if isinstance(body, dict) else None
+    press = getattr(session.port, "press", None)
+    if not isinstance(digits, str) or press is None:
+        return _error(400, 'body must be {"digits": "0-9*#A-D"}')
+    err = press(digits)
+    if err:
+        return _error(400, err)
+    return Response(status_code=204)
+
+
+@router.delete("/api/calls/{call_id}")
+async def hangup(call_id: str, request: Request) -> Response:
+    if not request.app.state.calls.hangup(call_id, "caller_hangup"):
+        return _error(404, f"no active call {call_id}")
+    return Response(status_code=204)
+
+
+@router.get("/api/calls/{call_id}")
+async def call_record(call_id: str, request: Request) -> JSONResponse:
+    calls = request.app.state.calls
+    session = calls.sessions.get(call_id)
+    if session is not None:
+        return JSONResponse(masked(session.record).as_dict() | {"live": True})
+    rec = calls.records.get(call_id)
+    if rec is None and calls.parts.store is not None:
+        rec = await asyncio.to_thread(calls.parts.store.get, call_id)
+    if rec is None:
+        return _error(404, f"no call {call_id}")
+    return JSONResponse(masked(rec).as_dict() | {"live": False})

@@ -1,0 +1,147 @@
+// Softphone: one WebRTC call to the bot. Signalling is a single POST (no trickle ICE); DTMF, hang-up and the
+// live transcript travel on the "ivr" data channel (HTTP fallbacks: POST /api/calls/{id}/dtmf, DELETE).
+(function () {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  const STATES = {
+    idle: "未接通", dialing: "正在接通…", connected: "已接通", bot_speaking: "客服正在说话",
+    caller_speaking: "正在听您说", listening: "请讲", interrupted: "请讲", ended: "通话已结束",
+  };
+  // Exposed for tests and debugging: what the page has seen and heard.
+  const phone = (window.ivrPhone = { callId: null, state: "idle", maxLevel: 0, heardMs: 0, lines: [], error: null });
+  let pc = null, dc = null, mic = null, audioCtx = null, meterTimer = null, partialEl = null;
+
+  function setState(s, extra) {
+    phone.state = s;
+    $("state").textContent = (STATES[s] || s) + (extra ? "：" + extra : "");
+    const inCall = !["idle", "ended"].includes(s);
+    $("call").disabled = inCall;
+    $("hangup").disabled = !inCall;
+  }
+
+  function addLine(who, text, partial) {
+    if (partial) {
+      if (!partialEl) { partialEl = document.createElement("li"); $("lines").appendChild(partialEl); }
+      partialEl.className = who + " partial"; partialEl.textContent = text;
+    } else {
+      const li = partialEl && who === "caller" ? partialEl : document.createElement("li");
+      if (li === partialEl) partialEl = null;
+      li.className = who; li.textContent = text;
+      if (!li.parentNode) $("lines").appendChild(li);
+      phone.lines.push({ who: who, text: text });
+    }
+    $("lines").parentNode.scrollTop = 1e9;
+  }
+
+  function onEvent(ev) {
+    if (ev.type === "transcript") addLine(ev.who, ev.text, !ev.final);
+    else if (ev.type === "dtmf") addLine("caller", "按键 " + ev.digits, false);
+    else if (ev.type === "state") {
+      if (ev.state === "connected" && ev.asr === false) addLine("info", "语音识别暂不可用，请使用按键", false);
+      setState(ev.state === "ended" ? "ended" : ev.state);
+      if (ev.state === "ended") teardown();
+    }
+  }
+
+  function measure(stream) {
+    try {
+      audioCtx = new (window.AudioContext || window.webkitAudioContext)();
+      const src = audioCtx.createMediaStreamSource(stream);
+      const an = audioCtx.createAnalyser();
+      an.fftSize = 2048;
+      src.connect(an);
+      const buf = new Float32Array(an.fftSize);
+      meterTimer = setInterval(() => {
+        an.getFloatTimeDomainData(buf);
+        let sum = 0;
+        for (let i = 0; i < buf.length; i++) sum += buf[i] * buf[i];
+        const rms = Math.sqrt(sum / buf.length);
+        phone.maxLevel = Math.max(phone.maxLevel, rms);
+        if (rms > 0.01) phone.heardMs += 50;
+        $("level").value = Math.min(1, rms * 5);
+      }, 50);
+    } catch (e) { console.warn("no level meter", e); }
+  }
+
+  function waitIce(peer) {
+    if (peer.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, 3000);
+      peer.addEventListener("icegatheringstatechange", () => {
+        if (peer.iceGatheringState === "complete") { clearTimeout(t); resolve(); }
+      });
+    });
+  }
+
+  async function call() {
+    phone.error = null; phone.maxLevel = 0; phone.heardMs = 0;
+    $("lines").innerHTML = ""; phone.lines = []; partialEl = null;
+    setState("dialing");
+    try {
+      mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
+    } catch (e) { return fail("无法使用麦克风（" + e.name + "）"); }
+    pc = new RTCPeerConnection({ iceServers: [] });
+    mic.getTracks().forEach((t) => pc.addTrack(t, mic));
+    dc = pc.createDataChannel("ivr");
+    dc.onmessage = (m) => { try { onEvent(JSON.parse(m.data)); } catch (e) { console.warn(e); } };
+    pc.ontrack = (e) => {
+      const stream = e.streams[0] || new MediaStream([e.track]);
+      $("remote").srcObject = stream;
+      $("remote").play().catch(() => {});
+      measure(stream);
+    };
+    pc.onconnectionstatechange = () => {
+      if (["failed", "closed"].includes(pc && pc.connectionState)) { setState("ended", "连接中断"); teardown(); }
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitIce(pc);
+    let res;
+    try {
+      res = await fetch("/api/calls/webrtc", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type }),
+      });
+    } catch (e) { return fail("网络错误"); }
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) return fail(res.status === 503 ? "线路繁忙，请稍后再拨" : (body.error || "呼叫失败"));
+    phone.callId = body.call_id;
+    await pc.setRemoteDescription({ sdp: body.sdp, type: body.type });
+    setState("connected");
+  }
+
+  function fail(msg) {
+    phone.error = msg;
+    setState("idle", msg);
+    teardown();
+  }
+
+  function sendKey(key) {
+    if (!phone.callId) return;
+    if (dc && dc.readyState === "open") dc.send(JSON.stringify({ type: "dtmf", digits: key }));
+    else fetch("/api/calls/" + phone.callId + "/dtmf", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ digits: key }),
+    });
+  }
+
+  function hangup() {
+    if (dc && dc.readyState === "open") dc.send(JSON.stringify({ type: "hangup" }));
+    if (phone.callId) fetch("/api/calls/" + phone.callId, { method: "DELETE" }).catch(() => {});
+    setState("ended");
+    teardown();
+  }
+
+  function teardown() {
+    if (meterTimer) { clearInterval(meterTimer); meterTimer = null; }
+    if (audioCtx) { audioCtx.close().catch(() => {}); audioCtx = null; }
+    if (mic) { mic.getTracks().forEach((t) => t.stop()); mic = null; }
+    if (pc) { const p = pc; pc = null; setTimeout(() => p.close(), 300); }
+    dc = null;
+  }
+
+  $("call").addEventListener("click", call);
+  $("hangup").addEventListener("click", hangup);
+  document.querySelectorAll(".keypad button").forEach((b) =>
+    b.addEventListener("click", () => sendKey(b.dataset.key)));
+  phone.press = sendKey;
+  setState("idle");
+})();

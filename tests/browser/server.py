@@ -1,0 +1,46 @@
+"""Run the real app under uvicorn in a background thread on a free loopback port (its own event loop)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import uvicorn
+
+from ivr.config import Settings
+from ivr.web.app import create_app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_in_thread(settings: Settings, *, manager=None, shutdown_grace_s: float = 5.0) -> Iterator[tuple[str, object]]:
+    """Yields (base_url, app); the server stops (graceful shutdown included) when the block ends."""
+    port = free_port()
+    settings = settings.model_copy(update={"host": "127.0.0.1", "port": port})
+    app = create_app(settings, manager=manager, shutdown_grace_s=shutdown_grace_s)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url + "/health", timeout=1).status_code in (200, 503):
+                break
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("server did not start")
+        time.sleep(0.1)
+    try:
+        yield url, app
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
