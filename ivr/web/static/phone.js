@@ -35,7 +35,11 @@
 
   function onEvent(ev) {
     if (ev.type === "transcript") addLine(ev.who, ev.text, !ev.final);
-    else if (ev.type === "dtmf") addLine("caller", "按键 " + ev.digits, false);
+    else if (ev.type === "dtmf") {
+      const last = $("lines").lastElementChild;
+      if (last && last.dataset.keys !== undefined) { last.dataset.keys += ev.digits; last.textContent = "按键 " + last.dataset.keys; }
+      else { addLine("caller", "按键 " + ev.digits, false); $("lines").lastElementChild.dataset.keys = ev.digits; }
+    }
     else if (ev.type === "state") {
       if (ev.state === "connected" && ev.asr === false) addLine("info", "语音识别暂不可用，请使用按键", false);
       setState(ev.state === "ended" ? "ended" : ev.state);

@@ -1,0 +1,53 @@
+"""Headless Debian Chromium (/usr/bin/chromium) driven by Playwright; never downloads a browser.
+
+The flags are what a closed network and a fake microphone need (measured here): loopback ICE candidates,
+a WAV file as the microphone, autoplay without a gesture, no background traffic, no GPU, no sandbox as root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("IVR_CHROMIUM", "/usr/bin/chromium")
+
+
+def chromium_flags(fake_audio: Path) -> list[str]:
+    return [
+        "--allow-loopback-in-peer-connection",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={fake_audio}",
+        "--autoplay-policy=no-user-gesture-required",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-gpu",
+        "--no-sandbox",
+        "--disable-quic",
+    ]
+
+
+@contextlib.asynccontextmanager
+async def chromium_page(fake_audio: Path, profile_dir: Path) -> AsyncIterator[object]:
+    """A Playwright page in a fresh Chromium profile whose microphone plays ``fake_audio``."""
+    if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: install the Debian 'chromium' package (./run setup does)")
+    from playwright.async_api import async_playwright
+
+    profile_dir.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as pw:
+        ctx = await pw.chromium.launch_persistent_context(
+            str(profile_dir), executable_path=CHROMIUM, headless=True, args=chromium_flags(fake_audio),
+        )
+        try:
+            page = ctx.pages[0] if ctx.pages else await ctx.new_page()
+            yield page
+        finally:
+            await ctx.close()
