@@ -24,7 +24,7 @@ import numpy as np
 from ivr.audio.frames import AudioFrame, frames_of
 from ivr.replay.clock import now
 from ivr.replay.loader import LoadedFixture
-from ivr.replay.results import BotTurn, CallResult, TurnResult
+from ivr.replay.results import BotTurn, CallResult, TurnResult, char_error_rate
 
 FRAME_MS = 20
 VOICED_DBFS = -45.0  # bot frames louder than this are speech (TTS silence is digital zero or near it)
@@ -339,6 +339,8 @@ def _attribute(result: CallResult, report: LineReport, marks: list[float]) -> No
             tr.asr_mode = next((b.input_source for b in tr.bot_turns if b.kind == "speech" and b.input_source),
                                report.asr_mode or "-")
             tr.vad_segments = report.vad_segments.get(tr.index)
+            if tr.asr_mode == "asr":
+                tr.cer = round(char_error_rate(tr.input, tr.heard.replace(" / ", " ")), 3)
         elif tr.kind == "dtmf":
             tr.asr_mode = "dtmf"
     # a barge-in turn: the record knows whether the reply it interrupted was cut

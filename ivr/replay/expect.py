@@ -90,6 +90,10 @@ def check_turn(fixture: str, exp: TurnExpect | None, tr: TurnResult) -> list[str
         fails.append(f"{where}: barge-in could not be checked: the bot was not speaking when the caller started")
     if exp.max_stop_ms is not None and tr.stop_ms is not None and tr.stop_ms > exp.max_stop_ms:
         fails.append(f"{where}: bot audio stopped {tr.stop_ms:.0f} ms after the caller started, limit {exp.max_stop_ms:.0f} ms")
+    if exp.max_cer is not None and tr.asr_mode == "asr":
+        if tr.cer is None or tr.cer > exp.max_cer:
+            fails.append(f"{where}: recognition: character error rate {tr.cer if tr.cer is not None else 1:.2f} over "
+                         f"{exp.max_cer:.2f} (heard {_short(tr.heard, 40)!r})")
     if exp.end_call is not None and exp.end_call != tr.bot_hung_up:
         fails.append(f"{where}: expected the bot to {'end' if exp.end_call else 'continue'} the call, but it "
                      f"{'continued' if exp.end_call else 'hung up'}{said}")

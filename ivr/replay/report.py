@@ -132,7 +132,7 @@ the endpointing silence); pipeline = the session's own trace, VAD speech end to 
 {% for t in c.turns %}<tr><td>{{ label(t) }}</td><td>{{ t.input }}{% if t.audio %}<br><span class="muted">{{ t.audio }}</span>{% endif %}
 {% if t.interrupted is not none %}<br><span class="muted">barge-in: {{ 'bot stopped' if t.interrupted else 'bot kept talking' }}{% if t.stop_ms is not none %} after {{ '%.0f' % t.stop_ms }} ms{% endif %}</span>{% endif %}</td>
 <td>{{ t.asr_mode }}{% if t.vad_segments and t.vad_segments > 1 %}<br><span class="muted">{{ t.vad_segments }} VAD pieces</span>{% endif %}</td>
-<td>{{ t.heard }}</td><td>{{ t.reply }}</td><td>{{ t.main.intent if t.main else '' }}</td>
+<td>{{ t.heard }}{% if t.cer is not none %}<br><span class="muted">CER {{ '%.2f' % t.cer }}</span>{% endif %}</td><td>{{ t.reply }}</td><td>{{ t.main.intent if t.main else '' }}</td>
 <td>{{ t.bot_turns|map(attribute='actions')|sum(start=[])|join(', ') }}</td>
 <td>{{ ms(t.heard_ms) }}</td><td>{{ ms(t.latency_ms) }}</td>
 <td><code>{{ fmt_expect(t.expect) }}</code></td>
@@ -189,12 +189,12 @@ def print_summary(suite: SuiteResult, console: Console) -> None:
     console.print(table)
     skipped = [c for c in suite.calls if c.error.startswith("not run")]
     for c in skipped:
-        console.print(f"  [yellow]–[/] {c.fixture}: {c.error}", highlight=False)
+        console.print(f"  [yellow]–[/] {c.fixture}: {c.error}", highlight=False, soft_wrap=True)
     fails = [f for c in suite.calls if c not in skipped for f in c.all_failures]
     if fails:
         console.print(f"[red]{len(fails)} failure(s):[/]")
         for f in fails:
-            console.print(f"  [red]✗[/] {f}", markup=True, highlight=False)
+            console.print(f"  [red]✗[/] {f}", markup=True, highlight=False, soft_wrap=True)
     if len(suite.levels) > 1 or (suite.levels and suite.levels[0].concurrency > 1):
         console.print(levels_markdown(suite))
     for n in suite.notes:

@@ -40,6 +40,7 @@ class TurnResult:
     stop_ms: float | None = None  # barge-in: caller speech start -> bot audio stopped
     vad_segments: int | None = None  # utterances the VAD cut from this turn's audio (reference mode)
     bot_hung_up: bool = False  # the bot ended the call after this turn
+    cer: float | None = None  # real ASR only: character error rate of what the bot heard vs the reference
     expect: dict[str, Any] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
@@ -161,3 +162,17 @@ class SuiteResult:
             "levels": [asdict(lv) for lv in self.levels], "notes": self.notes,
             "calls": [c.as_dict() for c in self.calls],
         }
+
+
+def char_error_rate(reference: str, hypothesis: str) -> float:
+    """Levenshtein distance over characters (spaces ignored) divided by the reference length."""
+    ref, hyp = reference.replace(" ", ""), hypothesis.replace(" ", "")
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    prev = list(range(len(hyp) + 1))
+    for i, rc in enumerate(ref, 1):
+        cur = [i]
+        for j, hc in enumerate(hyp, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (rc != hc)))
+        prev = cur
+    return prev[-1] / len(ref)

@@ -37,6 +37,9 @@ class TurnExpect(_Strict):
     interrupted: bool | None = Field(None, description="Barge-in turns: whether the bot's audio must stop.")
     max_stop_ms: float | None = Field(None, gt=0, description="Barge-in: caller speech start to bot audio stopped.")
     end_call: bool | None = Field(None, description="Whether the bot ends the call after this reply.")
+    max_cer: float | None = Field(
+        None, ge=0, description="Real ASR only: character error rate of the recognised text vs the reference."
+    )
 
     @field_validator("reply_contains", "reply_contains_any", "reply_not_contains", "actions", "no_actions")
     @classmethod
