@@ -50,6 +50,11 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server", default="", help="base URL of `ivr serve` for --via webrtc (default http://HOST:PORT "
                                                  "from the settings)")
     p.add_argument("--seed", type=int, default=7, help="demo shop seed for direct calls (default 7)")
+    p.add_argument("--only", default="", metavar="GLOB[,GLOB]",
+                   help="play only fixtures whose name matches one of these patterns (e.g. 'return_*,promotions')")
+    p.add_argument("--calls", type=int, default=0, metavar="M",
+                   help="calls per concurrency level (default: the suite size, or N when N is larger); the suite "
+                        "is cycled to fill them")
     p.add_argument("--report", type=Path, help="write the HTML report here (and the JSON next to it)")
     p.add_argument("--json", type=Path, help="write the JSON report here")
     p.add_argument("--bench", action="store_true", help="write the concurrency table into docs/benchmarks.md")
@@ -85,11 +90,20 @@ def run(args: argparse.Namespace) -> int:
         for line in e.problems:
             print(f"ivr replay: {line}", file=sys.stderr)
         raise UserError(f"{len(e.problems)} problem(s) in the fixtures; nothing was played") from None
+    if args.only:
+        import fnmatch
+
+        pats = [x.strip() for x in args.only.split(",") if x.strip()]
+        fixtures = [lf for lf in fixtures if any(fnmatch.fnmatch(lf.name, pat) for pat in pats)]
+        if not fixtures:
+            raise UserError(f"--only {args.only!r} matches no fixture in {args.target}")
+    if args.calls < 0:
+        raise UserError("--calls must be positive")
     settings = get_settings()
     server = args.server or f"http://{settings.host}:{settings.port}"
     opts = RunOptions(via=args.via, asr=args.asr, levels=args.concurrency, server=server, seed=args.seed,
-                      speed=args.speed)
-    total = sum(max(len(fixtures), n) for n in args.concurrency)
+                      speed=args.speed, calls=args.calls)
+    total = sum(max(args.calls or len(fixtures), n) for n in args.concurrency)
     progress = None
     task = None
     if not args.no_progress:
@@ -126,10 +140,11 @@ def run(args: argparse.Namespace) -> int:
     if args.bench:
         from ivr.bench.report import write_section
 
+        flags = (f" --only {args.only}" if args.only else "") + (f" --calls {args.calls}" if args.calls else "")
+        flags += f" --speed {args.speed:g}" if args.speed != 1 else ""
         body = (f"`ivr replay {args.target} --via {args.via} --asr {args.asr} --concurrency "
-                f"{','.join(map(str, args.concurrency))}" + (f" --speed {args.speed:g}" if args.speed != 1 else "")
-                + "`: every fixture of the suite played as a caller, N calls at a time (the suite is cycled when N "
-                "exceeds it). heard = caller's speech end or key press to first bot audio heard (includes the "
+                f"{','.join(map(str, args.concurrency))}{flags}`: {len(fixtures)} fixture(s) played as callers, N "
+                "calls at a time (the fixtures are cycled to fill each level). heard = caller's speech end or key press to first bot audio heard (includes the "
                 "VAD's trailing silence); pipeline = the session's trace, VAD speech end to first audio sent.\n\n"
                 + levels_markdown(suite))
         console.print(f"benchmarks: {write_section('replay', 'Fixture replay under concurrency', body)}")

@@ -38,6 +38,7 @@ class RunOptions:
     seed: int = 7  # demo shop seed (direct)
     pace: Pace = field(default_factory=Pace)
     speed: float = 1.0  # recorded in the report; the loop itself is scaled by the caller of run_suite
+    calls: int = 0  # calls per level; 0 = the suite size (or the level, when larger)
 
 
 def model_hint(language: str) -> str:
@@ -155,16 +156,19 @@ async def run_suite(
     on_done: Callable[[CallResult], None] | None = None,
 ) -> SuiteResult:
     """Play every fixture at each concurrency level; check expectations; collect latency percentiles."""
-    suite = SuiteResult(via=opts.via, asr=opts.asr, target=target, started_at=datetime.now(UTC).isoformat())
+    suite = SuiteResult(via=opts.via, asr=opts.asr if opts.via == "direct" else "server", target=target, started_at=datetime.now(UTC).isoformat())
     if opts.speed != 1:
         suite.notes.append(f"played {opts.speed:g}x faster than real time: latencies are in call time and include "
                            f"processing stretched {opts.speed:g}x; use speed 1 for latency figures")
+    if opts.via != "direct":
+        suite.notes.append(f"via {opts.via} the server recognises speech with its own model (or runs keypad-only "
+                           "without one); reference transcripts apply to --via direct only")
     ctx = await _make_context(settings, opts)
     t0 = time.perf_counter()
     try:
         await ctx.prepare(fixtures)
         for level in opts.levels:
-            calls = [fixtures[i % len(fixtures)] for i in range(max(len(fixtures), level))]
+            calls = [fixtures[i % len(fixtures)] for i in range(max(opts.calls or len(fixtures), level))]
             if on_start is not None:
                 on_start(len(calls))
             sem = asyncio.Semaphore(level)
