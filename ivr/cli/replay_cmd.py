@@ -58,6 +58,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", type=Path, help="write the HTML report here (and the JSON next to it)")
     p.add_argument("--json", type=Path, help="write the JSON report here")
     p.add_argument("--bench", action="store_true", help="write the concurrency table into docs/benchmarks.md")
+    p.add_argument("--validate", action="store_true", help="only check the fixtures (keys, audio, transcripts); no calls")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
 
 
@@ -90,6 +91,11 @@ def run(args: argparse.Namespace) -> int:
         for line in e.problems:
             print(f"ivr replay: {line}", file=sys.stderr)
         raise UserError(f"{len(e.problems)} problem(s) in the fixtures; nothing was played") from None
+    if getattr(args, "validate", False):
+        clips = sum(len(lf.clips) for lf in fixtures)
+        print(f"{len(fixtures)} fixture(s) valid ({clips} audio clips, "
+              f"{sum(len(lf.fixture.turns) for lf in fixtures)} turns)")
+        return 0
     if args.only:
         import fnmatch
 
