@@ -214,6 +214,7 @@ async def test_recording_is_stereo_caller_left_bot_right(parts, tmp_path):
 async def test_eight_concurrent_calls_keep_their_audio_paced(parts):
     baseline = _tasks()
     m = _manager(parts)
+    await m.start()  # as `ivr serve` does: warm-up, then long-lived objects are frozen out of the GC's way
     ports = [LocalPort() for _ in range(8)]
     tasks = []
     for p in ports:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import uuid
 from collections.abc import Callable
@@ -107,6 +108,11 @@ class CallManager:
         loop = asyncio.get_running_loop()
         with contextlib.suppress(Exception):
             await loop.run_in_executor(self._executor, self._warm_dialog)
+        # The NLU, tokenizer dictionary and models are millions of long-lived objects; a full garbage collection
+        # walking them stalls the event loop ~100 ms (measured: gaps in every call's audio at 8 calls). Move
+        # everything alive now out of the collector's way; later garbage is collected as usual.
+        gc.collect()
+        gc.freeze()
 
     def _warm_dialog(self) -> None:
         d = self._new_dialog(_WarmInfo(), asr_available=self.asr_available)
