@@ -122,3 +122,9 @@ def test_speech_bounds_find_the_speech():
     x += np.random.default_rng(1).normal(0, 0.001, len(x))
     start, end = speech_bounds(AudioFrame.from_numpy(x, rate))
     assert abs(start - 0.4) <= 0.02 and abs(end - 0.9) <= 0.02
+
+
+def test_cli_validate_only_checks(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "ivr", "replay", str(ROOT / "audio_fixtures"), "--validate"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "fixture(s) valid" in r.stdout and "calls passed" not in r.stdout
