@@ -29,8 +29,8 @@ from ivr.config import Settings
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent
-# Feature routers in mount order: softphone + call API, agent desktop (/agent), dashboard (/dashboard).
-DEFAULT_ROUTERS = ["ivr.web.phone", "ivr.web.agent", "ivr.web.dashboard"]
+# Feature routers in mount order: logins (/login), softphone + call API, agent desktop (/agent), dashboard (/dashboard).
+DEFAULT_ROUTERS = ["ivr.web.auth", "ivr.web.phone", "ivr.web.agent", "ivr.web.dashboard"]
 
 
 def load_router_modules(names: Sequence[str]) -> list[ModuleType]:
