@@ -3,7 +3,8 @@
 Console input, one caller turn per line: text = what the caller said; an empty line = no input (silence);
 `#dtmf 1234#` = keypad digits; `#played N F` = barge-in report (N segments started, last one F played);
 `#hangup` or end of input = caller hangs up. With --json each bot turn is one JSON line
-{"reply", "intent", "state", "actions", ...}.
+{"reply", "intent", "state", "actions", ...}. Every console conversation is stored as a call record (channel
+``chat``, masked) like a voice call, so it shows on the dashboard; ``--no-record`` skips that.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--script", nargs="+", metavar="FILE", help="run scripted conversation(s); exit 1 on a mismatch")
     p.add_argument("--no-asr", action="store_true", help="keypad-only call (as when speech recognition is down)")
     p.add_argument("--verbose", "-v", action="store_true", help="with --script: print every turn")
+    p.add_argument("--no-record", action="store_true", help="do not store a call record of the conversation")
     p.set_defaults(func=run)
 
 
@@ -53,17 +55,33 @@ def _emit(reply, as_json: bool, manager) -> None:
 def _console(args: argparse.Namespace) -> int:
     from ivr.config import get_settings
     from ivr.dialog.manager import DialogManager
+    from ivr.services.migrate import ensure_schema
+    from ivr.services.records import RecordStore
+    from ivr.services.records.capture import RecordedDialog
 
     settings = get_settings()
     m = DialogManager(_shop(), language=settings.language, caller_id=args.caller_id, channel="chat",
                       asr_available=not args.no_asr)
-    reply = m.start()
+    store = None
+    if not args.no_record:
+        ensure_schema(settings.database_url)
+        store = RecordStore(settings.database_url)
+    call = RecordedDialog(m, store, channel="chat", caller_id=args.caller_id, secret=settings.secret_key,
+                          language=settings.language)
+    try:
+        return _converse(args, m, call)
+    finally:
+        call.finish()
+
+
+def _converse(args: argparse.Namespace, m, call) -> int:
+    reply = call.start()
     _emit(reply, args.json, m)
     for raw in sys.stdin:
         line = raw.rstrip("\r\n")
         cmd = line.strip()
         if cmd.startswith("#dtmf"):
-            reply = m.handle_dtmf(cmd[len("#dtmf"):].strip())
+            reply = call.dtmf(cmd[len("#dtmf"):].strip())
         elif cmd.startswith("#played"):
             parts = cmd.split()
             try:
@@ -76,13 +94,13 @@ def _console(args: argparse.Namespace) -> int:
         elif cmd.startswith("#"):
             raise UserError(f"unknown console command {cmd.split()[0]!r} (known: #dtmf, #played, #hangup)")
         elif not cmd:
-            reply = m.handle_no_input()
+            reply = call.no_input()
         else:
-            reply = m.handle_text(cmd)
+            reply = call.text(cmd)
         _emit(reply, args.json, m)
         if reply.end_call or reply.transfer is not None:
+            call.finish("bot_hangup" if reply.end_call else "transferred", "bot")
             return 0
-    m.end("caller_hangup")
     return 0
 
 

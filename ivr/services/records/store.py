@@ -67,6 +67,13 @@ class RecordStore:
             return [r[1] for r in rows if r[1]]
 
     # --- reads ----------------------------------------------------------------------------------------
+    def older_than(self, cutoff: datetime) -> list[tuple[str, datetime, str]]:
+        """(call_id, started_at, recording_path) of records that started before ``cutoff`` (what a purge takes)."""
+        with transaction(self.url) as s:
+            rows = s.execute(select(CallRow.call_id, CallRow.started_at, CallRow.recording_path)
+                             .where(CallRow.started_at < cutoff).order_by(CallRow.started_at)).all()
+            return [(r[0], _aware(r[1]), r[2] or "") for r in rows]
+
     def get(self, call_id: str) -> CallRecord | None:
         with transaction(self.url) as s:
             row = s.execute(

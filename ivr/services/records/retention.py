@@ -1,0 +1,69 @@
+"""Retention: call records, their turns and their recording files older than the cut-off are deleted together.
+
+The cut-off is ``now - retention_days`` (settings, default 90) and applies to a call's start time; a record and its
+recording go in the same purge. Recording files no record points to are left alone (not ours to judge).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from ivr.services.records.store import RecordStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PurgeResult:
+    cutoff: datetime
+    dry_run: bool
+    call_ids: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # recording files removed (or that would be)
+    missing: list[str] = field(default_factory=list)  # recording paths whose file was already gone
+
+    def as_dict(self) -> dict:
+        return {"cutoff": self.cutoff.isoformat(), "dry_run": self.dry_run, "records": len(self.call_ids),
+                "files": len(self.files), "missing_files": len(self.missing)}
+
+
+def cutoff_for(days: int, now: datetime | None = None) -> datetime:
+    if days < 1:
+        raise ValueError("retention must be at least one day")
+    return (now or datetime.now(UTC)).astimezone(UTC) - timedelta(days=days)
+
+
+def purge(store: RecordStore, cutoff: datetime, *, dry_run: bool = False) -> PurgeResult:
+    """Delete records started before ``cutoff`` and their recording files (``dry_run``: only say what would go)."""
+    res = PurgeResult(cutoff, dry_run)
+    old = store.older_than(cutoff)
+    res.call_ids = [c for c, _, _ in old]
+    paths = [Path(p) for _, _, p in old if p]
+    for p in paths:
+        (res.files if p.is_file() else res.missing).append(str(p))
+    if dry_run or not old:
+        return res
+    store.purge_before(cutoff)
+    for f in res.files:
+        p = Path(f)
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            log.warning("cannot remove recording %s: %s", p, e)
+            continue
+        _drop_empty_dir(p.parent)
+    log.info("purged %d call records and %d recordings older than %s", len(res.call_ids), len(res.files),
+             cutoff.isoformat())
+    return res
+
+
+def _drop_empty_dir(d: Path) -> None:
+    try:
+        if d.is_dir() and not any(d.iterdir()):
+            d.rmdir()
+    except OSError:
+        pass
