@@ -3,7 +3,8 @@
 An utterance is *unrecognised* when a spoken caller turn (``kind`` speech, with text) got intent ``other``, was
 answered with the ``no_match`` action, or had an NLU confidence below ``threshold`` (default 0.45, the dialogue's
 ``min_intent_confidence``). Each keeps its context: the bot prompt it answered, the dialogue state, and the intent
-of the caller's *next* turn when that one was understood (what the caller meant, said again differently).
+of the caller's *next* turn when that one was understood as a request (what the caller meant, said again
+differently; answers such as yes/no/goodbye do not count).
 
 Grouping: texts are normalised (punctuation and spaces dropped), identical ones merged, then grouped greedily by
 cosine similarity of character 1-2-gram TF-IDF vectors (scikit-learn): most frequent text first, each text joins the
@@ -29,6 +30,7 @@ DEFAULT_THRESHOLD = 0.45
 DEFAULT_SIMILARITY = 0.5
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
 _NOT_AN_INTENT = ("", "other", "no_match", "dtmf", "no_input", "start")
+_DIALOGUE_ACTS = ("greeting", "thanks", "goodbye", "affirm", "deny")  # answers, not a rephrased request
 
 
 @dataclass(slots=True)
@@ -103,7 +105,8 @@ def collect(url: str, filters: Any, threshold: float = DEFAULT_THRESHOLD) -> lis
         prev = ctx.get((cid, idx - 1))
         nxt = ctx.get((cid, idx + 1))
         rephrased = ""
-        if nxt and nxt[0] == "speech" and nxt[2] not in _NOT_AN_INTENT and (nxt[3] is None or nxt[3] >= threshold):
+        if nxt and nxt[0] == "speech" and nxt[2] not in _NOT_AN_INTENT + _DIALOGUE_ACTS \
+                and (nxt[3] is None or nxt[3] >= threshold):
             rephrased = nxt[2]
         out.append(Utterance(cid, idx, _aware(at), text, intent, conf, state, prev[1] if prev else "", rephrased))
     return out
