@@ -25,6 +25,9 @@ const KPI_TITLE = { calls: "全部通话", containment: "自助解决的通话",
 const charts = {};
 window.ivrCharts = charts;
 let current = null;
+let shopTz = "Asia/Shanghai";  // the period's timezone (from /api/stats): buckets and times are shop time
+
+function when(iso) { return new Date(iso).toLocaleString("zh-CN", { hour12: false, timeZone: shopTz }); }
 
 function pct(x) { return x == null ? "—" : `${(x * 100).toFixed(1)}%`; }
 function num(x, d) { return x == null ? "—" : Number(x).toFixed(d); }
@@ -150,7 +153,7 @@ async function drill(filter, title) {
   body.replaceChildren();
   for (const c of data.calls) {
     body.append(el("tr", { class: "clickable", "data-call": c.call_id, onclick: () => showCall(c.call_id) },
-      el("td", {}, new Date(c.started_at).toLocaleString("zh-CN", { hour12: false })), el("td", {}, c.channel),
+      el("td", {}, when(c.started_at)), el("td", {}, c.channel),
       el("td", {}, c.caller || "—"), el("td", {}, OUTCOME[c.outcome] || c.outcome), el("td", {}, secs(c.handle_time_s)),
       el("td", {}, c.csat ?? "—"), el("td", {}, c.turns), el("td", {}, c.transfer_reason || "")));
   }
@@ -196,14 +199,15 @@ async function load() {
   try {
     const s = await getJSON(`/api/stats?${p}`);
     current = s;
+    shopTz = s.period.timezone || shopTz;
     const sel = document.getElementById("channel");
     const have = new Set([...sel.options].map((o) => o.value));
     for (const c of s.channels) if (!have.has(c)) sel.append(el("option", { value: c }, c));
     renderKpis(s.kpis);
     renderCharts(s);
     renderUnrecognised(s.unrecognised);
-    const from = s.period.from ? new Date(s.period.from).toLocaleString("zh-CN", { hour12: false }) : "最早";
-    status.textContent = `${from} 至 ${new Date(s.period.to).toLocaleString("zh-CN", { hour12: false })}，` +
+    const from = s.period.from ? when(s.period.from) : "最早";
+    status.textContent = `${from} 至 ${when(s.period.to)}（北京时间），` +
       `${s.channel || "全部渠道"}，共 ${s.kpis.calls} 通已结束的通话`;
     window.ivrDashboard = { ready: true, stats: s };
   } catch (e) {
