@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import uuid
 
 from ivr.cli import UserError
 
@@ -61,7 +62,7 @@ def _console(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     m = DialogManager(_shop(), language=settings.language, caller_id=args.caller_id, channel="chat",
-                      asr_available=not args.no_asr)
+                      call_id=f"chat-{uuid.uuid4().hex[:12]}", asr_available=not args.no_asr)
     store = None
     if not args.no_record:
         ensure_schema(settings.database_url)

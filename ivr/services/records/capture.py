@@ -32,7 +32,8 @@ class RecordedDialog:
         self.store = store
         self.clock = clock or (lambda: datetime.now(UTC))
         self.record = CallRecord(
-            call_id=call_id or getattr(manager, "call_id", "") or f"chat-{uuid.uuid4().hex[:12]}", channel=channel,
+            call_id=call_id or getattr(getattr(manager, "ctx", None), "call_id", "") or f"chat-{uuid.uuid4().hex[:12]}",
+            channel=channel,
             caller=mask_phone(caller_id), caller_key=caller_key(caller_id, secret), language=language,
             started_at=self.clock(), asr_mode="text",
         )
