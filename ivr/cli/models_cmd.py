@@ -13,7 +13,7 @@ from ivr.cli import UserError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list, download, verify speech models")
     msub = p.add_subparsers(dest="models_cmd", metavar="ACTION", required=True)
-    ls = msub.add_parser("list", help="known and installed models")
+    ls = msub.add_parser("list", help="known and installed models, with their short names (zh-CN-small, ...)")
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_list)
     pull = msub.add_parser("pull", help="download (or unpack --from FILE.zip), check sha256, install")
@@ -47,22 +47,24 @@ def cmd_list(args: argparse.Namespace) -> int:
     for m in REGISTRY:
         d = installed_dir(m, s)
         source = f"PyPI {m.pypi}" if m.pypi else (m.url or "")
-        rows.append({"name": m.name, "language": m.language, "size": m.size, "installed": d is not None,
+        rows.append({"name": m.name, "aliases": list(m.aliases), "language": m.language, "size": m.size,
+                     "installed": d is not None,
                      "path": str(d) if d else "", "source": source, "description": m.description})
     for name, lang, d in custom_models(s):
-        rows.append({"name": name, "language": lang, "size": "?", "installed": True, "path": str(d),
+        rows.append({"name": name, "aliases": [], "language": lang, "size": "?", "installed": True, "path": str(d),
                      "source": "local", "description": "installed with --from"})
     if args.json:
         for r in rows:
             print(json.dumps(r, ensure_ascii=False))
         return 0
     table = Table(title=f"Speech models (install dir {s.models_dir})")
-    for col in ("name", "language", "size", "status", "description"):
+    for col in ("name", "also called", "language", "size", "status", "description"):
         table.add_column(col)
     for r in rows:
         status = f"installed: {r['path']}" if r["installed"] else "not installed"
-        table.add_row(r["name"], r["language"], r["size"], status, r["description"])
-    Console(width=160).print(table)
+        table.add_row(r["name"], ", ".join(r["aliases"]), r["language"], r["size"], status, r["description"])
+    Console(width=180).print(table)
+    print("Every command takes a model's name or a short name from 'also called', e.g. `ivr models pull zh-CN-small`.")
     return 0
 
 
