@@ -69,6 +69,11 @@ def test_say_date_relative_then_month_day(zh):
     ("查一下 订单 五六七八九", "56789"),               # the 一 of 查一下 is not a digit
     ("１３８ ００", "13800"),                            # full-width Arabic digits
     ("尾号拐勾幺洞", "7910"),
+    ("幺零零零零零零零零零零二", "100000000002"),       # long runs of one digit survive normalisation
+    ("幺 零 零 零 零 零 零 零 零 零 零 二", "100000000002"),
+    ("尾号是 八八八八", "8888"),
+    ("零零零零", "0000"),
+    ("嗯嗯嗯 五五五六", "5556"),
 ])
 def test_parse_digits(zh, spoken, digits):
     assert zh.parse_digits(spoken) == digits
@@ -107,6 +112,11 @@ def test_parse_date(zh, text, expected):
     ("嗯", "嗯"),                                   # a lone 嗯 is an answer (yes), kept
     ("你好，请问在吗？", "你好请问在吗"),
     ("ＯＫ", "ok"),
+    ("嗯嗯嗯 好的", "好的"),                         # a stuttered filler collapses, then drops
+    ("幺零零零零零零零零零零二", "幺零零零零零零零零零零二"),  # repeated digit words are a number, not a stutter
+    ("尾号 八 八 八 八", "尾号八八八八"),
+    ("洞洞洞洞 两两两", "洞洞洞洞两两两"),
+    ("尾号 0000", "尾号 0000"),
 ])
 def test_normalize_asr_text(zh, asr, normal):
     assert zh.normalize(asr) == normal

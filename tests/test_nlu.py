@@ -108,6 +108,32 @@ def test_phone_tail_by_cue_or_expectation(nlu):
     assert r.slots["phone_tail"] == "5678"
 
 
+@pytest.mark.parametrize(("text", "order_id"), [
+    ("订单 幺零零零零零零零零零零四", "100000000004"),
+    ("订单号 是 幺 零 零 零 零 零 零 零 零 零 零 二", "100000000002"),
+    ("帮 我 查 一下 订单 二零二五 幺幺幺 零零零零 八 的 物流", "202511100008"),
+])
+def test_order_id_with_long_runs_of_one_digit(nlu, text, order_id):
+    assert nlu.parse(text).slots["order_id"] == order_id
+    assert nlu.parse(text, expected="order_id").slots["order_id"] == order_id
+
+
+@pytest.mark.parametrize(("text", "expected", "tail"), [
+    ("尾号是 八八八八", None, "8888"),
+    ("手机 尾号 零 零 零 零", None, "0000"),
+    ("尾号 0000", None, "0000"),
+    ("八八八八", "phone_tail", "8888"),
+    ("嗯嗯嗯 六六六六", "phone_tail", "6666"),
+])
+def test_phone_tail_of_one_repeated_digit(nlu, text, expected, tail):
+    assert nlu.parse(text, expected=expected).slots["phone_tail"] == tail
+
+
+def test_stutter_still_collapses_outside_numbers(nlu):
+    r = nlu.parse("嗯嗯嗯 我我我 要 退货 订单 幺二三四五六")
+    assert r.intent == "return_request" and r.slots["order_id"] == "123456"
+
+
 def test_digits_expectation_keeps_short_answers(nlu):
     r = nlu.parse("三 五 七", expected="digits")
     assert r.slots["digits"] == "357"

@@ -191,7 +191,7 @@ class IntentClassifier:
         return [(f, round(w, 3)) for f, w in contrib[:k]]
 
 
-CODE_VERSION = "1"  # bump when features or the model change, so cached models are retrained
+CODE_VERSION = "2"  # bump when features or the model change, so cached models are retrained
 
 
 def _cache_dir() -> Path:

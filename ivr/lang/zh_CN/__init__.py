@@ -20,7 +20,9 @@ _CJK_GAP = re.compile(f"(?<=[{_CJK}])\\s+(?=[{_CJK}])")
 _DIGIT_GAP = re.compile(r"(?<=\d)\s+(?=\d)")
 _NON_WORD = re.compile(f"[^{_CJK}a-z0-9\\s]+")
 _DIGIT_RUN = re.compile(f"[{''.join(numbers.DIGIT_CHARS)}]{{3,}}")
-_STUTTER = re.compile(f"([{_CJK}])\\1{{2,}}")
+# A character said 3+ times in a row is a stutter ("嗯嗯嗯", "我我我"), except digit words: "幺零零零零..." and
+# "八八八八" are numbers and every repeat counts.
+_STUTTER = re.compile(f"((?![{''.join(numbers.DIGIT_CHARS)}])[{_CJK}])\\1{{2,}}")
 
 
 class Pack(LanguagePack):
