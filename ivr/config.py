@@ -80,6 +80,12 @@ class Settings(BaseModel):
     record_calls: bool = Field(False, description="Keep a stereo WAV per call (caller left, bot right).")
     retention_days: int = Field(90, ge=1, description="Call records and recordings older than this are purged.")
 
+    # --- human agents (warm transfer) ----------------------------------------------------------------------
+    service_hours: str = Field("", description="When agents take calls, HH:MM-HH:MM in shop time (Asia/Shanghai); empty = always. Outside: callback.")
+    queue_max_wait_s: float = Field(120.0, gt=0, le=3600, description="A caller waits this long for an agent before a callback ticket is booked.")
+    agent_ring_timeout_s: float = Field(20.0, gt=0, le=300, description="An unanswered offer goes to the next agent after this; the silent agent is set away.")
+    whisper_summary: bool = Field(True, description="The agent hears the bot's one-line summary before the caller is connected.")
+
     # --- shop (OMS) -------------------------------------------------------------------------------------
     oms_url: str = Field("", description="Base URL of the shop's own order system (docs/oms.md); empty = embedded SQL shop.")
     oms_token: str = Field("", description="Bearer token sent to oms_url; empty = none.")
@@ -92,6 +98,21 @@ class Settings(BaseModel):
     def _language_tag(cls, v: str) -> str:
         if not v or "-" not in v:
             raise ValueError("expected a language tag such as zh-CN")
+        return v
+
+    @field_validator("service_hours")
+    @classmethod
+    def _service_hours(cls, v: str) -> str:
+        from datetime import time
+
+        v = v.strip()
+        if v:
+            try:
+                start, end = v.split("-", 1)
+                time.fromisoformat(start.strip())
+                time.fromisoformat(end.strip())
+            except ValueError:
+                raise ValueError("expected HH:MM-HH:MM, e.g. 09:00-21:00") from None
         return v
 
     @property

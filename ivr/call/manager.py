@@ -94,7 +94,15 @@ class CallManager:
         """Embedded defaults: the SQL demo shop (seeded on first run), the installed speech model for the
         language if any (else DTMF mode, with a log line saying how to get one), espeak-ng TTS, records in the
         project database. Blocking: call before the event loop serves calls (or in a thread)."""
-        return cls(settings, build_parts(settings), **kw)
+        parts = build_parts(settings)
+        if "transfer_hook" not in kw:
+            kw["transfer_hook"] = warm_transfer_for(settings, parts)
+        return cls(settings, parts, **kw)
+
+    @property
+    def desk(self) -> Any:
+        """The agents' presence and queue when calls go to humans by warm transfer (else None)."""
+        return getattr(self.transfer_hook, "desk", None)
 
     @property
     def asr_available(self) -> bool:
@@ -256,6 +264,19 @@ class _WarmInfo:
     channel: str = "replay"
     caller_id: str = ""
     language: str = "zh-CN"
+
+
+def warm_transfer_for(settings: Settings, parts: CallParts) -> Any:
+    """The warm-transfer hook (ACD queue, whisper, bridge, callback) over the service's shared parts."""
+    from ivr.asr.vad import VadOptions
+    from ivr.call.warm_transfer import WarmTransfer, WarmTransferOptions
+    from ivr.services.agents.desk import AgentDesk, DeskOptions
+
+    desk = AgentDesk(DeskOptions(ring_timeout_s=settings.agent_ring_timeout_s, max_wait_s=settings.queue_max_wait_s,
+                                 service_hours=settings.service_hours))
+    return WarmTransfer(desk, tts=parts.tts, asr_engine=parts.asr_engine,
+                        vad_options=parts.vad_options or VadOptions.from_settings(settings), shop=parts.shop,
+                        options=WarmTransferOptions(whisper=settings.whisper_summary))
 
 
 def build_parts(settings: Settings) -> CallParts:

@@ -92,7 +92,18 @@ class CallControl:
         self._s.playout.enqueue(audio, reply_id=-1)
 
     def flush(self) -> None:
+        """Drop queued audio to the caller (hold music before the agent's voice)."""
         self._s.playout.flush()
+
+    @property
+    def rate(self) -> int:
+        """Sample rate of the caller's line (audio for :meth:`play` must be at this rate)."""
+        return self._s.rate
+
+    @property
+    def queued_seconds(self) -> float:
+        """Audio queued to the caller and not yet played."""
+        return self._s.playout.queued_seconds
 
     def tap_caller(self, sink: Callable[[AudioFrame], None] | None) -> None:
         """Route the caller's audio to ``sink`` (an agent leg) and pause the bot's listening; None restores."""
@@ -119,7 +130,7 @@ TransferHook = Callable[[CallControl, TransferRequest], Awaitable[str]]
 async def default_transfer(control: CallControl, request: TransferRequest) -> str:
     """Blind transfer when the transport knows a target (``info.extra["transfer_target"]``); otherwise tell the
     caller nobody can take the call now and book a callback ticket with the dialogue's hand-off context.
-    Warm transfer to agents (queue, whisper, bridge) replaces this hook."""
+    Warm transfer to agents (queue, whisper, bridge: ``ivr.call.warm_transfer``) replaces this hook."""
     target = control.port.info.extra.get("transfer_target", "")
     if target:
         try:
@@ -127,36 +138,49 @@ async def default_transfer(control: CallControl, request: TransferRequest) -> st
                 return "transferred"
         except Exception as e:
             log.warning("transfer to %s failed: %s", target, e)
-    dialog = control.dialog
-    shop = getattr(dialog, "shop", None)
-    ticket_id = ""
-    if shop is not None:
-        ctx = getattr(dialog, "ctx", None)
-        handoff = request.handoff or {}
-        try:
-            ticket = await control.run_blocking(
-                shop.create_ticket, "callback", f"callback: {request.reason}", getattr(ctx, "caller_id", ""),
-                handoff.get("order_id") or None, {"call_id": control.call_id, "handoff": handoff},
-                f"{control.call_id}:transfer-callback",
-            )
-            ticket_id = getattr(ticket, "ticket_id", "")
-        except Exception as e:
-            log.warning("callback ticket could not be created: %s", e)
     text, prompt_id = system_line(control.port.info.language, "transfer_unavailable")
     if text:
         await control.say(text, prompt_id)
-    if ticket_id:
-        control.record.extra["callback_ticket"] = ticket_id
-        text, prompt_id = system_line(control.port.info.language, "callback_booked")
-        if text:
-            await control.say(text, prompt_id)
-        return "callback"
-    return ""
+    return await book_callback(control, request, "no_agent")
 
 
-def system_line(language: str, reason: str) -> tuple[str, str | None]:
+async def book_callback(control: CallControl, request: TransferRequest, why: str, shop: Any = None) -> str:
+    """Create a callback ticket with the whole hand-off context (transcript included) and read its number back
+    digit by digit; returns "callback", or "" when no ticket could be made (the bot conversation goes on)."""
+    dialog = control.dialog
+    shop = shop if shop is not None else getattr(dialog, "shop", None)
+    if shop is None:
+        return ""
+    ctx = getattr(dialog, "ctx", None)
+    handoff = dict(request.handoff or {})
+    try:
+        ticket = await control.run_blocking(
+            shop.create_ticket, "callback", f"callback ({why}): {request.reason}", getattr(ctx, "caller_id", ""),
+            handoff.get("order_id") or (handoff.get("order") or {}).get("order_id") or None,
+            {"call_id": control.call_id, "why": why, "handoff": handoff},
+            f"{control.call_id}:transfer-callback",
+        )
+    except Exception as e:
+        log.warning("callback ticket could not be created: %s", e)
+        return ""
+    ticket_id = getattr(ticket, "ticket_id", "")
+    if not ticket_id:
+        return ""
+    control.record.extra["callback_ticket"] = ticket_id
+    control.record.extra["callback_why"] = why
+    from ivr.lang import get_pack
+
+    lang = control.port.info.language
+    text, _ = system_line(lang, "callback_booked", ticket=get_pack(lang).say_digits(ticket_id))
+    if text:
+        await control.say(text)
+    return "callback"
+
+
+def system_line(language: str, reason: str, **fields: Any) -> tuple[str, str | None]:
     """Caller-facing line for a session event (busy, shutdown, max_duration, transfer_unavailable, ...) from the
-    language pack: ``call.<reason>`` if the pack has it, else a fitting general prompt; ("", None) if none."""
+    language pack: ``call.<reason>`` if the pack has it, else a fitting general prompt; ("", None) if none.
+    ``fields`` fill the prompt's placeholders."""
     from ivr.lang import PromptError, get_pack
 
     fallbacks = {
@@ -171,9 +195,11 @@ def system_line(language: str, reason: str) -> tuple[str, str | None]:
         pack = get_pack(language)
     except Exception:
         return "", None
-    for pid in fallbacks.get(reason, [f"call.{reason}", "goodbye"]):
+    default = [f"call.{reason}"] if reason.startswith(("transfer_", "bridge_", "callback_")) else [
+        f"call.{reason}", "goodbye"]
+    for pid in fallbacks.get(reason, default):
         try:
-            return pack.prompt(pid), pid
+            return pack.prompt(pid, **fields), pid
         except PromptError:
             continue
     return "", None

@@ -3,6 +3,7 @@ play, the caller's mood, a one-line summary in the call's language, and the tran
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from ivr.privacy import mask_address, mask_name, mask_phone
@@ -53,7 +54,7 @@ def build(m: DialogManager, reason: str) -> dict[str, Any]:
 
     summary = m.pack.prompt(
         "handoff.summary",
-        caller=mask_phone(ctx.caller_id) or none,
+        caller=mask_phone(ctx.caller_id) or label("handoff", "no_caller_id"),
         intents=m.pack.prompt("list.sep").join(label("intent", i) for i in intents) or none,
         order=order.order_id if order else none,
         verified=m.pack.prompt("handoff.verified" if v.verified else "handoff.unverified"),
@@ -63,8 +64,10 @@ def build(m: DialogManager, reason: str) -> dict[str, Any]:
     transcript = []
     for t in m.turns:
         if t.get("who") == "caller":
-            transcript.append({"who": "caller", "text": t.get("text") or (f"#dtmf {t['dtmf']}" if t.get("dtmf")
-                               else ""), "intent": t.get("intent")})
+            text = t.get("text") or (f"#dtmf {t['dtmf']}" if t.get("dtmf") else "")
+            if t.get("state") == "verify":  # the answer to the verification question is a credential
+                text = re.sub(r"\d", "*", text)
+            transcript.append({"who": "caller", "text": text, "intent": t.get("intent")})
         elif t.get("who") == "bot":
             transcript.append({"who": "bot", "text": t.get("text", ""), "interrupted": bool(t.get("interrupted"))})
     return {
@@ -80,6 +83,8 @@ def build(m: DialogManager, reason: str) -> dict[str, Any]:
         ({"order_id": order.order_id, "verified": False} if order else None),
         "sentiment": {"level": mood, "score": round(ctx.mood, 3)},
         "summary": summary,
+        "labels": {"intents": [label("intent", i) for i in intents], "reason": label("xfer", reason),
+                   "mood": label("mood", mood)},
         "transcript": transcript,
         "state": ctx.state,
     }

@@ -1,0 +1,233 @@
+"""The agent desktop (``/agent``) and its JSON APIs under ``/api/agent/`` (login required: agent or supervisor).
+
+* ``GET /api/agent/state`` -> ``{"agent", "queue", "offer", "call", "dispositions"}``.
+* ``GET /api/agent/events``: Server-Sent Events, one JSON object per event: ``presence``, ``queue``, ``offer``
+  (``offer_id``, ``call_id``, ``context``: the hand-off card), ``offer_cancelled``, ``connected``, ``transcript``
+  (``who``: caller | agent, ``text``), ``caller_hangup``, ``call_ended``. While no desktop of an agent is open the
+  agent is ``offline`` and never rung.
+* ``POST /api/agent/presence`` ``{"state": "available"|"away"|"offline"}``.
+* ``POST /api/agent/offers/{offer_id}/accept`` ``{"sdp", "type": "offer"}`` -> ``{"sdp", "type": "answer",
+  "call_id"}``: the desktop's microphone/speaker leg (WebRTC, same rules as ``/api/calls/webrtc``).
+* ``POST /api/agent/offers/{offer_id}/decline`` -> 204: the call goes to the next agent.
+* ``POST /api/agent/calls/{call_id}/hangup`` -> 204; ``POST /api/agent/calls/{call_id}/wrapup``
+  ``{"disposition", "note"}`` -> 204 (the agent is available again).
+* ``GET /api/agent/calls/{call_id}``: the context card and the live transcript (the agent on the call, or a
+  supervisor).
+
+Errors are JSON ``{"error": ...}``: 400 bad body, 404 unknown, 409 no longer possible (the offer went elsewhere),
+503 warm transfer not enabled in this service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+
+from ivr.services.agents import Account
+from ivr.services.agents.desk import AgentDesk, DeskError
+from ivr.services.agents.wrapup import DISPOSITIONS, save_wrapup
+from ivr.telephony.webrtc import OfferError, WebRtcPort, ice_hosts_for
+from ivr.web.auth import DESK
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+HEARTBEAT_S = 15.0
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _desk(request: Request) -> AgentDesk | None:
+    calls = request.app.state.calls
+    return getattr(calls, "desk", None) if calls is not None else None
+
+
+def _warm(request: Request) -> Any:
+    return getattr(request.app.state.calls, "transfer_hook", None)
+
+
+async def _json(request: Request) -> dict | None:
+    try:
+        body = json.loads(await request.body() or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+@router.get("/agent", response_class=HTMLResponse, include_in_schema=False)
+def agent_page(request: Request, acc: Account = DESK) -> HTMLResponse:
+    return request.app.state.templates.TemplateResponse(
+        request, "agent.html", {"agent": acc, "dispositions": DISPOSITIONS})
+
+
+@router.get("/api/agent/state")
+def state(request: Request, acc: Account = DESK) -> JSONResponse:
+    desk = _desk(request)
+    if desk is None:
+        return _error(503, "warm transfer is not enabled in this service")
+    me = desk.sign_in(acc)
+    offer = None
+    for w in desk.queue:
+        if w.offered_to == acc.agent_id and w.offer_id:
+            offer = {"offer_id": w.offer_id, "call_id": w.call_id, "context": w.handoff}
+    call = _call_view(request, me.call_id) if me.call_id and me.presence in ("busy", "wrap_up") else None
+    return JSONResponse({"agent": me.public(), "queue": [w.public(i + 1) for i, w in enumerate(desk.ordered())],
+                         "offer": offer, "call": call, "dispositions": list(DISPOSITIONS)})
+
+
+def _call_view(request: Request, call_id: str) -> dict | None:
+    """The context card and live transcript of a call an agent has (or had, until wrap-up)."""
+    warm = _warm(request)
+    live = warm.bridges.get(call_id) if warm is not None else None
+    bridge = live or (warm.recent.get(call_id) if warm is not None else None)
+    desk = _desk(request)
+    context = bridge.context if bridge is not None else next(
+        (w.handoff for w in (desk.queue if desk else []) if w.call_id == call_id), None)
+    return {"call_id": call_id, "live": live is not None, "context": context,
+            "transcript": list(bridge.transcript) if bridge is not None else []}
+
+
+@router.post("/api/agent/presence")
+async def presence(request: Request, acc: Account = DESK) -> Response:
+    desk = _desk(request)
+    if desk is None:
+        return _error(503, "warm transfer is not enabled in this service")
+    body = await _json(request)
+    if body is None or not isinstance(body.get("state"), str):
+        return _error(400, 'body must be {"state": "available"|"away"|"offline"}')
+    desk.sign_in(acc)
+    try:
+        st = desk.set_presence(acc.agent_id, body["state"])
+    except DeskError as e:
+        return _error(e.status, str(e))
+    return JSONResponse(st.public())
+
+
+@router.get("/api/agent/events")
+async def events(request: Request, acc: Account = DESK) -> Response:
+    desk = _desk(request)
+    if desk is None:
+        return _error(503, "warm transfer is not enabled in this service")
+    desk.sign_in(acc)
+    q = desk.subscribe(acc.agent_id)
+
+    async def stream() -> AsyncIterator[str]:
+        try:
+            yield "retry: 2000\n\n"
+            while True:
+                try:
+                    ev = await asyncio.wait_for(q.get(), HEARTBEAT_S)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    yield ": keep-alive\n\n"
+                    continue
+                yield f"data: {json.dumps(ev, ensure_ascii=False, default=str)}\n\n"
+        finally:
+            desk.unsubscribe(acc.agent_id, q)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@router.post("/api/agent/offers/{offer_id}/accept")
+async def accept(offer_id: str, request: Request, acc: Account = DESK) -> Response:
+    desk = _desk(request)
+    if desk is None:
+        return _error(503, "warm transfer is not enabled in this service")
+    body = await _json(request)
+    if body is None or "sdp" not in body or "type" not in body:
+        return _error(400, 'body must be a JSON object with "sdp" and "type"')
+    call_id = next((w.call_id for w in desk.queue if w.offer_id == offer_id and w.offered_to == acc.agent_id), None)
+    if call_id is None:
+        return _error(409, "this call is no longer offered to you")
+    settings = request.app.state.settings
+    try:
+        leg, answer = await WebRtcPort.from_offer(
+            body["sdp"], body["type"], call_id=f"{call_id}-agent", language=settings.language,
+            ice_hosts=ice_hosts_for(settings.host, settings.public_ip), extra={"agent_id": acc.agent_id},
+        )
+    except OfferError as e:
+        return _error(e.status, str(e))
+    try:
+        desk.accept(acc.agent_id, offer_id, leg)
+    except DeskError as e:
+        await leg.close()
+        return _error(e.status, str(e))
+    return JSONResponse({**answer, "call_id": call_id})
+
+
+@router.post("/api/agent/offers/{offer_id}/decline")
+def decline(offer_id: str, request: Request, acc: Account = DESK) -> Response:
+    desk = _desk(request)
+    if desk is None:
+        return _error(503, "warm transfer is not enabled in this service")
+    try:
+        desk.decline(acc.agent_id, offer_id)
+    except DeskError as e:
+        return _error(e.status, str(e))
+    return Response(status_code=204)
+
+
+@router.post("/api/agent/calls/{call_id}/hangup")
+def agent_hangup(call_id: str, request: Request, acc: Account = DESK) -> Response:
+    warm = _warm(request)
+    bridge = getattr(warm, "bridges", {}).get(call_id)
+    if bridge is None or bridge.agent_id != acc.agent_id:
+        return _error(404, f"you are not on call {call_id}")
+    bridge.hangup("agent_hangup")
+    return Response(status_code=204)
+
+
+@router.post("/api/agent/calls/{call_id}/wrapup")
+async def wrapup(call_id: str, request: Request, acc: Account = DESK) -> Response:
+    desk = _desk(request)
+    if desk is None:
+        return _error(503, "warm transfer is not enabled in this service")
+    body = await _json(request)
+    if body is None or not isinstance(body.get("disposition"), str) or not isinstance(body.get("note", ""), str):
+        return _error(400, 'body must be {"disposition": "...", "note": "..."}')
+    me = desk.agents.get(acc.agent_id)
+    if me is None or me.call_id != call_id:
+        return _error(404, f"call {call_id} is not waiting for your wrap-up")
+    calls = request.app.state.calls
+    session = calls.sessions.get(call_id)
+    for rec in (session.record if session is not None else None, calls.records.get(call_id)):
+        if rec is not None:  # the live record (saved at teardown) and the recent-calls cache
+            rec.disposition, rec.agent_note = body["disposition"], body.get("note", "")
+    try:
+        ok = await asyncio.to_thread(save_wrapup, request.app.state.settings.database_url, call_id, acc.agent_id,
+                                     body["disposition"], body.get("note", ""))
+    except ValueError as e:
+        return _error(400, str(e))
+    if not ok and session is None:
+        return _error(404, f"no call {call_id} of yours")
+    desk.wrapped_up(acc.agent_id)
+    return Response(status_code=204)
+
+
+@router.get("/api/agent/calls/{call_id}")
+def call_card(call_id: str, request: Request, acc: Account = DESK) -> Response:
+    desk = _desk(request)
+    if desk is None:
+        return _error(503, "warm transfer is not enabled in this service")
+    me = desk.agents.get(acc.agent_id)
+    if acc.role != "supervisor" and (me is None or me.call_id != call_id):
+        return _error(404, f"you are not on call {call_id}")
+    return JSONResponse(_call_view(request, call_id))
+
+
+async def shutdown(app: Any) -> None:
+    """End live agent legs with the service."""
+    warm = getattr(getattr(app.state, "calls", None), "transfer_hook", None)
+    for bridge in list(getattr(warm, "bridges", {}).values()):
+        with contextlib.suppress(Exception):
+            bridge.hangup("shutdown")

@@ -1,0 +1,207 @@
+// Agent desktop: presence, ringing with the context card, the agent's WebRTC leg, live transcript, wrap-up.
+// Events come from /api/agent/events (Server-Sent Events); actions are JSON POSTs under /api/agent/.
+(function () {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  const PRESENCE = { offline: "离线", available: "空闲", ringing: "振铃中", busy: "通话中", wrap_up: "话后处理", away: "小休" };
+  const WHO = { caller: "客户", bot: "机器人", agent: "客服" };
+  const MOOD = { calm: "平静", frustrated: "不耐烦", angry: "愤怒" };
+  // Exposed for tests and debugging.
+  const desk = (window.ivrDesk = { presence: "offline", offer: null, callId: null, context: null, lines: [],
+    maxLevel: 0, heardMs: 0, error: null, events: 0 });
+  let pc = null, mic = null, audioCtx = null, meterTimer = null, ringTimer = null;
+
+  async function post(path, body) {
+    const res = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body || {}) });
+    if (res.status === 401) { location.href = "/login?next=/agent"; throw new Error("login"); }
+    return res;
+  }
+
+  function setPresence(p) {
+    desk.presence = p;
+    const el = $("presence");
+    el.textContent = PRESENCE[p] || p; el.className = "presence " + p;
+    $("idle").hidden = !["available", "away", "offline"].includes(p);
+    $("ringing").hidden = p !== "ringing";
+    $("oncall").hidden = p !== "busy";
+    $("wrapup").hidden = p !== "wrap_up";
+  }
+
+  function addLine(who, text) {
+    const li = document.createElement("li");
+    li.className = who;
+    const w = document.createElement("span"); w.className = "who"; w.textContent = WHO[who] || who;
+    li.appendChild(w); li.appendChild(document.createTextNode(text));
+    $("lines").appendChild(li);
+    desk.lines.push({ who: who, text: text });
+    $("lines").scrollTop = 1e9;
+  }
+
+  function fact(dl, k, v) {
+    if (v === undefined || v === null || v === "") return;
+    const dt = document.createElement("dt"); dt.textContent = k;
+    const dd = document.createElement("dd"); dd.textContent = v;
+    dl.appendChild(dt); dl.appendChild(dd);
+  }
+
+  function showCard(ctx) {
+    desk.context = ctx;
+    $("card").hidden = !ctx;
+    if (!ctx) return;
+    $("summary").textContent = ctx.summary || "";
+    const dl = $("facts"); dl.innerHTML = "";
+    const v = ctx.verification || {};
+    fact(dl, "来电号码", ctx.caller || "未显示");
+    fact(dl, "身份核实", v.verified ? "已核实" : "未核实" + (v.failed_attempts ? "（失败" + v.failed_attempts + "次）" : ""));
+    const labels = ctx.labels || {};
+    fact(dl, "诉求", (labels.intents || ctx.intents || []).join("、"));
+    const s = ctx.sentiment || {};
+    fact(dl, "情绪", (labels.mood || MOOD[s.level] || s.level || "") + (s.score !== undefined ? "（" + s.score + "）" : ""));
+    const slots = ctx.slots || {};
+    Object.keys(slots).forEach((k) => fact(dl, k, String(slots[k])));
+    fact(dl, "转人工原因", labels.reason || ctx.reason);
+    if (s.level) dl.lastChild && (dl.className = "mood-" + s.level);
+    const o = ctx.order, od = $("order"); od.innerHTML = "";
+    if (o) {
+      const h = document.createElement("h3"); h.textContent = "订单 " + o.order_id; od.appendChild(h);
+      const odl = document.createElement("dl"); od.appendChild(odl);
+      fact(odl, "状态", o.status);
+      fact(odl, "商品", (o.items || []).map((i) => i.name + " ×" + i.quantity).join("；"));
+      if (o.total_cents !== undefined) fact(odl, "金额", (o.total_cents / 100).toFixed(2) + " 元");
+      fact(odl, "收货人", o.customer); fact(odl, "电话", o.phone); fact(odl, "地址", o.address);
+      fact(odl, "物流", [o.carrier, o.tracking_no, o.latest_event].filter(Boolean).join(" "));
+      fact(odl, "承诺送达", o.promised_date);
+      if (o.vip) fact(odl, "会员", "VIP");
+      (o.returns || []).forEach((r) => fact(odl, "售后", r.rma_id + " " + r.kind + " " + r.status));
+      (o.refunds || []).forEach((r) => fact(odl, "退款", r.refund_id + " " + r.status));
+    }
+    $("lines").innerHTML = ""; desk.lines = [];
+    (ctx.transcript || []).forEach((t) => addLine(t.who, t.text));
+  }
+
+  function showQueue(waiting) {
+    $("waiting").textContent = waiting.length;
+    const q = $("queue"); q.innerHTML = "";
+    waiting.forEach((w) => {
+      const li = document.createElement("li");
+      li.textContent = (w.caller || "未显示号码") + " · 等待" + Math.round(w.waiting_s) + "秒" + (w.priority > 0 ? " · 优先" : "");
+      q.appendChild(li);
+    });
+  }
+
+  function onEvent(ev) {
+    desk.events += 1;
+    if (ev.type === "presence") { setPresence(ev.presence); if (ev.presence === "available") showCard(null); }
+    else if (ev.type === "queue") showQueue(ev.waiting || []);
+    else if (ev.type === "offer") {
+      desk.offer = ev; desk.callId = ev.call_id; showCard(ev.context); setPresence("ringing");
+      let left = Math.round(ev.ring_timeout_s || 20);
+      clearInterval(ringTimer);
+      $("countdown").textContent = left + "秒";
+      ringTimer = setInterval(() => { left -= 1; $("countdown").textContent = Math.max(0, left) + "秒"; }, 1000);
+    } else if (ev.type === "offer_cancelled") { desk.offer = null; clearInterval(ringTimer); showCard(null); }
+    else if (ev.type === "connected") { $("callstate").textContent = "通话中（已播报摘要）"; }
+    else if (ev.type === "transcript") addLine(ev.who, ev.text);
+    else if (ev.type === "caller_hangup") { addLine("bot", "客户已挂机"); teardown(); }
+    else if (ev.type === "call_ended") teardown();
+  }
+
+  function measure(stream) {
+    try {
+      audioCtx = new (window.AudioContext || window.webkitAudioContext)();
+      const an = audioCtx.createAnalyser(); an.fftSize = 2048;
+      audioCtx.createMediaStreamSource(stream).connect(an);
+      const buf = new Float32Array(an.fftSize);
+      meterTimer = setInterval(() => {
+        an.getFloatTimeDomainData(buf);
+        let sum = 0; for (let i = 0; i < buf.length; i++) sum += buf[i] * buf[i];
+        const rms = Math.sqrt(sum / buf.length);
+        desk.maxLevel = Math.max(desk.maxLevel, rms);
+        if (rms > 0.01) desk.heardMs += 50;
+        $("level").value = Math.min(1, rms * 5);
+      }, 50);
+    } catch (e) { console.warn("no level meter", e); }
+  }
+
+  function waitIce(peer) {
+    if (peer.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, 3000);
+      peer.addEventListener("icegatheringstatechange", () => {
+        if (peer.iceGatheringState === "complete") { clearTimeout(t); resolve(); }
+      });
+    });
+  }
+
+  async function accept() {
+    const offer = desk.offer; if (!offer) return;
+    clearInterval(ringTimer);
+    desk.maxLevel = 0; desk.heardMs = 0; desk.error = null;
+    try {
+      mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
+    } catch (e) { desk.error = "mic"; alert("无法使用麦克风（" + e.name + "）"); return; }
+    pc = new RTCPeerConnection({ iceServers: [] });
+    mic.getTracks().forEach((t) => pc.addTrack(t, mic));
+    pc.ontrack = (e) => {
+      const stream = e.streams[0] || new MediaStream([e.track]);
+      $("remote").srcObject = stream; $("remote").play().catch(() => {});
+      measure(stream);
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitIce(pc);
+    const res = await post("/api/agent/offers/" + offer.offer_id + "/accept",
+      { sdp: pc.localDescription.sdp, type: pc.localDescription.type });
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) { desk.error = body.error || "accept failed"; addLine("bot", "接听失败：" + desk.error); teardown(); return; }
+    desk.offer = null; desk.callId = body.call_id;
+    await pc.setRemoteDescription({ sdp: body.sdp, type: body.type });
+  }
+
+  async function decline() {
+    const offer = desk.offer; if (!offer) return;
+    clearInterval(ringTimer); desk.offer = null;
+    await post("/api/agent/offers/" + offer.offer_id + "/decline");
+  }
+
+  async function hangup() {
+    if (desk.callId) await post("/api/agent/calls/" + desk.callId + "/hangup").catch(() => {});
+    teardown();
+  }
+
+  function teardown() {
+    if (meterTimer) { clearInterval(meterTimer); meterTimer = null; }
+    if (audioCtx) { audioCtx.close().catch(() => {}); audioCtx = null; }
+    if (mic) { mic.getTracks().forEach((t) => t.stop()); mic = null; }
+    if (pc) { const p = pc; pc = null; setTimeout(() => p.close(), 300); }
+  }
+
+  async function wrapup(e) {
+    e.preventDefault();
+    const res = await post("/api/agent/calls/" + desk.callId + "/wrapup",
+      { disposition: $("disposition").value, note: $("note").value });
+    if (res.ok) { $("note").value = ""; desk.callId = null; showCard(null); }
+    else addLine("bot", "提交失败：" + ((await res.json().catch(() => ({}))).error || res.status));
+  }
+
+  async function start() {
+    const res = await fetch("/api/agent/state");
+    if (res.status === 401) { location.href = "/login?next=/agent"; return; }
+    const st = await res.json();
+    setPresence(st.agent.presence); showQueue(st.queue || []);
+    if (st.offer) onEvent({ type: "offer", ...st.offer });
+    if (st.call) { desk.callId = st.call.call_id; showCard(st.call.context); (st.call.transcript || []).forEach((t) => addLine(t.who, t.text)); }
+    const es = new EventSource("/api/agent/events");
+    es.onmessage = (m) => { try { onEvent(JSON.parse(m.data)); } catch (err) { console.warn(err); } };
+    desk.eventSource = es;
+  }
+
+  $("available").addEventListener("click", () => post("/api/agent/presence", { state: "available" }));
+  $("away").addEventListener("click", () => post("/api/agent/presence", { state: "away" }));
+  $("accept").addEventListener("click", accept);
+  $("decline").addEventListener("click", decline);
+  $("hangup").addEventListener("click", hangup);
+  $("wrapup").addEventListener("submit", wrapup);
+  setPresence("offline");
+  start();
+})();
