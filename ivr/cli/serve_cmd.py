@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
     removed = purge_recordings(settings.data_dir / "recordings", settings.retention_days)
     if removed:
         logging.getLogger("ivr.serve").info("removed %d recordings older than %d days", removed, settings.retention_days)
+    if settings.sip_port:
+        _check_sip_port(settings.host, settings.sip_port)
     app = create_app(settings)
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
@@ -42,3 +44,18 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UserError(f"cannot listen on {settings.host}:{settings.port}: {e.strerror or e}") from None
     return 0
+
+
+def _check_sip_port(host: str, port: int) -> None:
+    """Fail with one clear line before start-up when the SIP UDP port is taken (TCP is optional)."""
+    import socket
+
+    from ivr.cli import UserError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise UserError(f"cannot listen for SIP on {host}:{port}: {e.strerror or e} "
+                            "(choose another --sip-port, or --sip-port 0 to disable SIP)") from None

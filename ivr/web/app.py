@@ -45,6 +45,26 @@ def load_router_modules(names: Sequence[str]) -> list[ModuleType]:
     return mods
 
 
+async def start_sip(settings: Settings, manager: Any) -> Any:
+    """The SIP gateway on ``settings.host``:``settings.sip_port`` (UDP, and TCP when that port is free too),
+    handing each admitted INVITE to ``manager``: the slot is reserved on INVITE (``CallRefused`` -> 503 with
+    Retry-After), the call runs as a tracked call of the manager, so its shutdown gives SIP callers the goodbye."""
+    from ivr.telephony.sip import SipGateway
+
+    async def on_call(port: Any, slot: Any) -> None:
+        task = manager.start_call(port, slot)
+        await asyncio.shield(task)  # the gateway stopping must not cut the session's own goodbye short
+
+    gw = SipGateway(settings, on_call, reserve=manager.reserve)
+    try:
+        await gw.start()
+    except OSError as e:
+        await gw.stop()
+        raise RuntimeError(f"cannot listen for SIP on {settings.host}:{settings.sip_port}: {e.strerror or e} "
+                           "(choose another --sip-port, or 0 to disable SIP)") from None
+    return gw
+
+
 def create_app(settings: Settings, *, manager: Any = None, routers: Sequence[str | ModuleType] | None = None,
                shutdown_grace_s: float = 20.0) -> FastAPI:
     """The service app. ``manager``: an existing CallManager (tests); default: built at start-up from
@@ -65,21 +85,30 @@ def create_app(settings: Settings, *, manager: Any = None, routers: Sequence[str
             hook = getattr(mod, "startup", None)
             if hook is not None:
                 await hook(app)
-        log.info("ivr serving on http://%s:%s (softphone at /phone; %s)", settings.host, settings.port,
-                 "speech recognition on" if app.state.calls.asr_available else "keypad (DTMF) mode")
+        if settings.sip_port:
+            app.state.sip = await start_sip(settings, app.state.calls)
+        log.info("ivr serving on http://%s:%s (softphone at /phone; %s%s)", settings.host, settings.port,
+                 "speech recognition on" if app.state.calls.asr_available else "keypad (DTMF) mode",
+                 f"; SIP on {settings.host}:{app.state.sip.port}" if app.state.sip is not None else "")
         try:
             yield
         finally:
+            sip = app.state.sip
+            if sip is not None:
+                sip.stop_accepting()  # new INVITEs: 503 + Retry-After; calls on the line hear the goodbye below
             for mod in reversed(modules):
                 hook = getattr(mod, "shutdown", None)
                 if hook is not None:
                     with contextlib.suppress(Exception):
                         await hook(app)
             await app.state.calls.shutdown(grace_s=shutdown_grace_s)
+            if sip is not None:
+                await sip.stop()  # BYE to anything still up, then the sockets close
 
     app = FastAPI(title="ivr", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.calls = manager
+    app.state.sip = None  # the SipGateway while serving with sip_port != 0
     app.state.templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
 
@@ -92,6 +121,10 @@ def create_app(settings: Settings, *, manager: Any = None, routers: Sequence[str
                         asr=calls.asr_available)
             if not calls.accepting:
                 body["status"] = "shutting_down"
+        sip = request.app.state.sip
+        body["sip"] = sip.status() if sip is not None else {"enabled": False}
+        if sip is not None:
+            body["sip"]["enabled"] = True
         return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
     @app.get("/metrics")

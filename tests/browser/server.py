@@ -21,11 +21,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_udp_port() -> int:
+    """A loopback port free for UDP (the SIP gateway adds TCP on the same number when it can)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @contextlib.contextmanager
-def serve_in_thread(settings: Settings, *, manager=None, shutdown_grace_s: float = 5.0) -> Iterator[tuple[str, object]]:
-    """Yields (base_url, app); the server stops (graceful shutdown included) when the block ends."""
+def serve_in_thread(settings: Settings, *, manager=None, shutdown_grace_s: float = 5.0,
+                    sip: bool = False) -> Iterator[tuple[str, object]]:
+    """Yields (base_url, app); the server stops (graceful shutdown included) when the block ends.
+
+    SIP is off (sip_port=0) so test servers never fight over 5060; ``sip=True`` gives the gateway a free
+    loopback port (``app.state.sip.port``)."""
     port = free_port()
-    settings = settings.model_copy(update={"host": "127.0.0.1", "port": port})
+    settings = settings.model_copy(update={"host": "127.0.0.1", "port": port,
+                                           "sip_port": free_udp_port() if sip else 0})
     app = create_app(settings, manager=manager, shutdown_grace_s=shutdown_grace_s)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)

@@ -133,6 +133,19 @@ class RtpCapture:
                 pkts.append((int(parts[0]), bytes.fromhex(parts[1].replace(":", ""))))
         return pkts
 
+    def timed_packets(self) -> list[tuple[float, int, bytes]]:
+        """(capture time, epoch seconds; payload type; payload) of every RTP packet captured."""
+        out = subprocess.run(
+            ["tshark", "-r", str(self.path), "-d", f"udp.port=={self.port},rtp", "-T", "fields",
+             "-e", "frame.time_epoch", "-e", "rtp.p_type", "-e", "rtp.payload"], capture_output=True, text=True,
+            timeout=60).stdout
+        pkts = []
+        for line in out.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 3 and parts[1].strip().isdigit():
+                pkts.append((float(parts[0]), int(parts[1]), bytes.fromhex(parts[2].replace(":", ""))))
+        return pkts
+
     def audio(self) -> AudioFrame:
         """The captured G.711 audio (PCMU/PCMA packets only) decoded to 8 kHz PCM."""
         pcm = b"".join(g711.decode("PCMU" if pt == 0 else "PCMA", p).pcm for pt, p in self.packets() if pt in (0, 8))

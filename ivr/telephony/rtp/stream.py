@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiortp import RTPSession
+from aiortp.dtmf import DtmfEvent, DtmfReceiver
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,26 @@ class StreamConfig:
     jitter_prefetch: int = 3  # complete frames held before delivery: the reorder window (3 x 20 ms)
     max_queued_ms: int = 120  # send_pcm() waits while more than this is queued
     send_silence: bool = True  # keep the stream alive with silence between prompts (PBX RTP timeouts)
+
+
+class MarkerAwareDtmfReceiver(DtmfReceiver):
+    """aiortp's RFC 4733 receiver tells events apart by RTP timestamp only, so a key pressed again with the
+    same timestamp (a sender that restarts its event clock, or sipp replaying one pcap per key) was swallowed.
+    RFC 4733 §2.5.1.2 marks the first packet of every event: after an event ended, a marked packet (or another
+    event code) starts a new one even when the timestamp repeats. Retransmitted end packets stay one key."""
+
+    def handle_packet(self, packet) -> None:
+        if packet.timestamp == self._current_timestamp and self._end_seen:
+            try:
+                event = DtmfEvent.parse(packet.payload)
+            except ValueError:
+                return
+            if packet.marker or event.event != self._current_event:
+                self._current_timestamp = None
+        try:
+            super().handle_packet(packet)
+        except ValueError:  # a short/garbled telephone-event payload
+            log.debug("dropped a malformed telephone-event packet")
 
 
 class RtpStream:
@@ -57,6 +78,7 @@ class RtpStream:
         self.frames_received = 0
         session.on_audio = self._on_audio
         session.on_dtmf = self._on_dtmf
+        session._dtmf_receiver = MarkerAwareDtmfReceiver(session._dispatch_dtmf)
         self._task = asyncio.get_running_loop().create_task(self._pace(), name="rtp-pacer")
 
     @classmethod

@@ -15,7 +15,7 @@ from aiosipua.incoming_call import IncomingCall
 from aiosipua.registration import Registration
 from aiosipua.uac import SipUAC
 
-from ivr.call.ports import CallInfo, CallPort
+from ivr.call.ports import CallInfo
 from ivr.config import Settings
 from ivr.privacy import mask_phone
 from ivr.telephony.rtp.stream import RtpStream
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = "ivr-sip-gateway"
 STOP_GRACE_S = 3.0
+WITHHELD = {"anonymous", "unknown", "restricted", "private", "withheld"}
 
 
 class SipGateway:
@@ -37,13 +38,22 @@ class SipGateway:
 
     ``capacity()`` returning False makes new INVITEs get 503 with Retry-After; without it the gateway
     admits up to ``settings.max_calls`` concurrent calls (ringing ones included).
+
+    ``reserve()`` (e.g. ``CallManager.reserve``) is asked for a slot once an INVITE has passed every other check;
+    raising (``CallRefused``) answers 503 + Retry-After. The slot is then handed to ``on_call(port, slot)`` or
+    released (``slot.release()``) when the call is never answered (CANCEL, error, shutdown while ringing).
+    Without ``reserve``, ``on_call(port)`` gets the port alone.
+
+    The 200 OK carries ``X-Ivr-Call-Id: <call_id>`` (the id of the call record, ``GET /api/calls/{id}``).
     """
 
-    def __init__(self, settings: Settings, on_call: Callable[[CallPort], Awaitable[None]], *,
-                 capacity: Callable[[], bool] | None = None) -> None:
+    def __init__(self, settings: Settings, on_call: Callable[..., Awaitable[object]], *,
+                 capacity: Callable[[], bool] | None = None, reserve: Callable[[], object] | None = None) -> None:
         self.settings = settings
         self.on_call = on_call
         self.capacity = capacity
+        self.reserve = reserve
+        self._slots: dict[str, object] = {}  # SIP Call-ID -> reserved slot, until the call handler takes it
         self.port = settings.sip_port
         self.policy = AccessPolicy(parse_networks(settings.sip_allow_from), settings.sip_auth_user,
                                    settings.sip_auth_password)
@@ -82,13 +92,17 @@ class SipGateway:
         ua.uac = SipUAC(transport, advertised_addr=self.advertised)
         ua.on_invite = lambda call: self._spawn(self._answer(ua, call), self._ringing, call.call_id)
         ua.on_cancel = self._on_cancel
-        ua.on_bye = lambda call, _req: self._spawn(self._ended(call.call_id, "caller", "BYE"))
-        ua.on_ack_timeout = lambda call: self._spawn(self._ended(call.call_id, "system", "no ACK"))
-        ua.on_session_expired = lambda call: self._spawn(self._ended(call.call_id, "system", "session expired"))
+        ua.on_bye = lambda call, _req: self._spawn(self._ended(call.call_id, "caller", "caller_hangup"))
+        ua.on_ack_timeout = lambda call: self._spawn(self._ended(call.call_id, "system", "no_ack"))
+        ua.on_session_expired = lambda call: self._spawn(self._ended(call.call_id, "system", "session_expired"))
         ua.on_reinvite = lambda call: self._spawn(self._reinvite(ua, call))
         ua.on_transfer_progress = self._on_transfer_progress
         await ua.start()
         self._uas.append(ua)
+
+    def stop_accepting(self) -> None:
+        """New INVITEs get 503 from now on; active calls go on (their session can still say goodbye)."""
+        self._stopping = True
 
     async def stop(self) -> None:
         """Refuse new calls, BYE active ones, wait briefly for their handlers, then close the sockets."""
@@ -108,6 +122,14 @@ class SipGateway:
         for ua in self._uas:
             await ua.stop()
         self._uas.clear()
+        for call_id in list(self._slots):
+            self._release(call_id)
+
+    def status(self) -> dict:
+        """For /health and metrics."""
+        return {"port": self.port, "accepting": not self._stopping, "open_calls": self.open_calls,
+                "transports": [("tcp" if getattr(ua.transport, "reliable", False) else "udp") for ua in self._uas],
+                **self.counters}
 
     @property
     def open_calls(self) -> int:
@@ -139,6 +161,24 @@ class SipGateway:
         except SdpError as e:
             raise Refusal(e.status, "Bad Request" if e.status == 400 else "Not Acceptable Here",
                           {"Warning": f'399 ivr "{e}"'}) from None
+        if self.reserve is not None:  # last: a slot is only taken for an INVITE we will answer
+            try:
+                slot = self.reserve()
+            except Exception as e:  # CallRefused: busy or shutting down
+                self.counters["refused"] += 1
+                log.info("INVITE refused: %s", e)
+                raise Refusal(503, "Service Unavailable", {"Retry-After": str(self.settings.sip_retry_after_s)}) \
+                    from None
+            old = self._slots.pop(request.call_id or "", None)
+            if old is not None:
+                old.release()  # type: ignore[attr-defined]
+            self._slots[request.call_id or ""] = slot
+
+    def _release(self, call_id: str) -> None:
+        slot = self._slots.pop(call_id, None)
+        if slot is not None:
+            with contextlib.suppress(Exception):
+                slot.release()  # type: ignore[attr-defined]
 
     def _has_room(self) -> bool:
         if self.capacity is not None:
@@ -149,6 +189,8 @@ class SipGateway:
     async def _answer(self, ua: GatewayUAS, inv: IncomingCall) -> None:
         call_id = inv.call_id
         stream = None
+        record_id = f"sip-{uuid.uuid4().hex[:12]}"
+        _add_200_header(inv, "X-Ivr-Call-Id", record_id)
         try:
             offer = parse_offer(inv.invite.text)
             stream = await RtpStream.open(self._bind_host(), offer.remote, offer.codec, offer.dtmf_pt)
@@ -166,6 +208,7 @@ class SipGateway:
             if not inv._answered and inv.dialog.state.value != "terminated":
                 inv.reject(503 if self._stopping else 487)
                 ua._calls.pop(call_id, None)
+            self._release(call_id)
             return
         except Exception:
             log.exception("could not answer call")
@@ -174,12 +217,15 @@ class SipGateway:
             if not inv._answered:
                 inv.reject(500, "Server Internal Error")
                 ua._calls.pop(call_id, None)
+            self._release(call_id)
             return
         finally:
             self._ringing.pop(call_id, None)
         caller = inv.invite.from_addr.uri.user if inv.invite.from_addr and inv.invite.from_addr.uri else ""
+        if (caller or "").lower() in WITHHELD:
+            caller = ""  # RFC 3323 anonymous / withheld number
         info = CallInfo(
-            call_id=f"sip-{uuid.uuid4().hex[:12]}", channel="sip", caller_id=caller or "",
+            call_id=record_id, channel="sip", caller_id=caller or "",
             sample_rate=PORT_RATE, language=self.settings.language,
             extra={"sip_call_id": call_id, "codec": offer.codec, "peer": f"{inv.source_addr[0]}:{inv.source_addr[1]}",
                    "transport": "tcp" if getattr(ua.transport, "reliable", False) else "udp"},
@@ -189,11 +235,14 @@ class SipGateway:
         self.calls[call_id] = port
         self.counters["answered"] += 1
         log.info("answered SIP call %s from %s (%s)", info.call_id, mask_phone(caller), offer.codec)
-        self._spawn(self._run(port))
+        self._spawn(self._run(port, self._slots.pop(call_id, None)))
 
-    async def _run(self, port: SipCall) -> None:
+    async def _run(self, port: SipCall, slot: object | None = None) -> None:
         try:
-            await self.on_call(port)
+            if self.reserve is not None:
+                await self.on_call(port, slot)
+            else:
+                await self.on_call(port)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -265,18 +314,21 @@ class SipGateway:
             port.transfer_progress(status)
 
     # --- outbound leg (warm transfer bridges it with the caller) -----------------------------------------------
-    async def dial(self, target: str, *, caller: str = "ivr", timeout: float = 30.0) -> SipCall:
+    async def dial(self, target: str, *, caller: str = "ivr", timeout: float = 30.0,
+                   codecs: tuple[str, ...] = ("PCMU", "PCMA")) -> SipCall:
         """Call ``target`` (a SIP URI with host and port) and return the answered leg as a CallPort.
 
-        Raises RuntimeError with the SIP status when refused, TimeoutError when nobody answers."""
+        ``codecs``: offered in this order of preference. ``port.info.extra["remote_call_id"]`` is the far
+        end's ``X-Ivr-Call-Id`` when it is an ivr gateway. Raises RuntimeError with the SIP status when
+        refused, TimeoutError when nobody answers."""
         from aiosipua.headers import parse_uri
 
         ua = self._uas[0]
         uri = parse_uri(target.strip("<>"))
         remote = (uri.host, uri.port or 5060)
-        stream = await RtpStream.open(self._bind_host(), ("0.0.0.0", 9), "PCMU")
+        stream = await RtpStream.open(self._bind_host(), ("0.0.0.0", 9), codecs[0])
         stream.set_hold(True)  # nothing to send until the answer tells us where
-        offer_sdp = build_offer(self.advertised[0], stream.local_port, stream.rtcp_port)
+        offer_sdp = build_offer(self.advertised[0], stream.local_port, stream.rtcp_port, codecs=codecs)
         out = ua.uac.send_invite(f"sip:{caller}@{self.advertised[0]}:{self.port}", target.strip("<>"), remote,
                                  sdp_offer=offer_sdp, user_agent=USER_AGENT)
         try:
@@ -301,6 +353,7 @@ class SipGateway:
         info = CallInfo(call_id=f"sip-{uuid.uuid4().hex[:12]}", channel="sip", caller_id=uri.user or "",
                         sample_rate=PORT_RATE, language=self.settings.language,
                         extra={"sip_call_id": out.call_id, "codec": answer.codec, "direction": "outbound",
+                               "remote_call_id": ua.remote_call_ids.pop(out.call_id, ""),
                                "peer": f"{remote[0]}:{remote[1]}", "transport": "udp"})
         port = SipCall(info, inv, stream, ua, on_closed=self._forget)
         port.answer_version = 1
@@ -343,6 +396,18 @@ class SipGateway:
         self._registration = reg
         self.registered_at = time.monotonic()
         reg.register()
+
+
+def _add_200_header(inv: IncomingCall, name: str, value: str) -> None:
+    """Make the 200 OK of ``inv`` (and its retransmissions) carry one more header."""
+    send = inv._send_response
+
+    def with_header(status: int, reason: str, **kw):
+        if 200 <= status < 300:
+            kw["extra_headers"] = {**(kw.get("extra_headers") or {}), name: value}
+        return send(status, reason, **kw)
+
+    inv._send_response = with_header  # type: ignore[method-assign]
 
 
 def _sdp_text(sdp) -> str:

@@ -85,18 +85,22 @@ def build_answer(offer: MediaOffer, ip: str, port: int, rtcp_port: int | None, v
     return answer
 
 
-def build_offer(ip: str, port: int, rtcp_port: int | None = None, *, version: int = 1) -> SdpMessage:
-    """Our offer for an outbound leg: PCMU, PCMA, telephone-event 101."""
+def build_offer(ip: str, port: int, rtcp_port: int | None = None, *, version: int = 1,
+                codecs: tuple[str, ...] = ("PCMU", "PCMA")) -> SdpMessage:
+    """Our offer for an outbound leg: ``codecs`` in order of preference (PCMU, PCMA), telephone-event 101."""
     sid = str(int(time.time()))
+    pts = {"PCMU": 0, "PCMA": 8}
+    order = [pts[c] for c in codecs]
     attrs: dict[str, list[str]] = {
-        "rtpmap": ["0 PCMU/8000", "8 PCMA/8000", "101 telephone-event/8000"],
+        "rtpmap": [f"{pt} {SUPPORTED_PTS[pt]}/8000" for pt in order] + ["101 telephone-event/8000"],
         "fmtp": ["101 0-16"],
         "ptime": ["20"],
         "sendrecv": [],
     }
     if rtcp_port and rtcp_port != port + 1:
         attrs["rtcp"] = [str(rtcp_port)]
-    media = MediaDescription(media="audio", port=port, proto="RTP/AVP", formats=["0", "8", "101"], attributes=attrs)
+    media = MediaDescription(media="audio", port=port, proto="RTP/AVP", formats=[*map(str, order), "101"],
+                             attributes=attrs)
     return SdpMessage(
         origin=Origin(username="-", session_id=sid, session_version=str(version), net_type="IN", addr_type="IP4",
                       address=ip),

@@ -50,6 +50,7 @@ class GatewayUAS(SipUAS):
         self._on_info = on_info
         self._handlers["INFO"] = self._handle_info
         self._pending: dict[tuple[str, str], asyncio.Future[SipResponse]] = {}
+        self.remote_call_ids: dict[str, str] = {}  # SIP Call-ID -> X-Ivr-Call-Id of our outbound calls' 200 OK
 
     # --- incoming ------------------------------------------------------------------------------------
     def _on_message(self, msg: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
@@ -57,6 +58,11 @@ class GatewayUAS(SipUAS):
             vias = msg.via
             cseq = msg.cseq
             key = (vias[0].branch or "", cseq.method.upper()) if vias and cseq else None
+            if cseq and cseq.method.upper() == "INVITE" and 200 <= msg.status_code < 300 \
+                    and self.uac is not None and (msg.call_id or "") in self.uac._calls:
+                rid = msg.get_header("x-ivr-call-id")
+                if rid:  # the far end is an ivr gateway: the id of its call record (outbound legs, replay)
+                    self.remote_call_ids[msg.call_id or ""] = rid.strip()
             fut = self._pending.get(key) if key else None
             if fut is not None:
                 if msg.status_code >= 200 and not fut.done():
