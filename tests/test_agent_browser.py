@@ -153,6 +153,8 @@ async def test_warm_transfer_between_two_browsers(tmp_path):
             await _until(agent, "window.ivrDesk.presence === 'wrap_up'", 15, "wrap-up after the caller left",
                          desk_state)
             assert any(x["text"] == "客户已挂机" for x in await agent.evaluate("window.ivrDesk.lines"))
+            await _until(agent, "window.ivrDesk.legClosed === true", 5, "the agent's leg closed", desk_state)
+            await _until(caller, "window.ivrPhone.state === 'ended'", 5, "the caller's line closed", phone_state)
             await agent.select_option("#disposition", "resolved")
             await agent.fill("#note", "已告知物流时效，客户电话13800138000")
             await agent.click("#wrapup button[type=submit]")

@@ -8,7 +8,7 @@
   const MOOD = { calm: "平静", frustrated: "不耐烦", angry: "愤怒" };
   // Exposed for tests and debugging.
   const desk = (window.ivrDesk = { presence: "offline", offer: null, callId: null, context: null, lines: [],
-    maxLevel: 0, heardMs: 0, error: null, events: 0 });
+    maxLevel: 0, heardMs: 0, error: null, events: 0, legClosed: null });
   let pc = null, mic = null, audioCtx = null, meterTimer = null, ringTimer = null;
 
   async function post(path, body) {
@@ -137,7 +137,7 @@
   async function accept() {
     const offer = desk.offer; if (!offer) return;
     clearInterval(ringTimer);
-    desk.maxLevel = 0; desk.heardMs = 0; desk.error = null;
+    desk.maxLevel = 0; desk.heardMs = 0; desk.error = null; desk.legClosed = false;
     try {
       mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
     } catch (e) { desk.error = "mic"; alert("无法使用麦克风（" + e.name + "）"); return; }
@@ -173,7 +173,7 @@
     if (meterTimer) { clearInterval(meterTimer); meterTimer = null; }
     if (audioCtx) { audioCtx.close().catch(() => {}); audioCtx = null; }
     if (mic) { mic.getTracks().forEach((t) => t.stop()); mic = null; }
-    if (pc) { const p = pc; pc = null; setTimeout(() => p.close(), 300); }
+    if (pc) { const p = pc; pc = null; setTimeout(() => { p.close(); desk.legClosed = true; }, 300); }
   }
 
   async function wrapup(e) {
