@@ -95,10 +95,12 @@ def test_real_asr_without_model_is_reported_not_run():
     assert "not run: no zh-CN model installed (ivr models pull" in r.stdout.replace("\n", " ")
 
 
-def test_sip_and_bad_options_are_clear_errors():
-    r = subprocess.run([sys.executable, "-m", "ivr", "replay", str(CALLS), "--via", "sip"],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and "not available yet" in r.stderr and "Traceback" not in r.stderr
+def test_sip_without_server_and_bad_options_are_clear_errors():
+    """--via sip works (tests/test_replay_sip.py); with nothing listening it says so in one line."""
+    r = subprocess.run([sys.executable, "-m", "ivr", "replay", str(CALLS), "--via", "sip", "--server",
+                        "http://127.0.0.1:9"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "no `ivr serve` answering at http://127.0.0.1:9" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and "not available yet" not in r.stderr
     r = subprocess.run([sys.executable, "-m", "ivr", "replay", str(CALLS), "--via", "webrtc", "--speed", "3"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--speed works only with --via direct" in r.stderr

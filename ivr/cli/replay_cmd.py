@@ -47,8 +47,13 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed", type=_speed, default=1.0,
                    help="direct only: play calls this many times faster than real time (CI); latencies then "
                         "include processing stretched by the same factor, so measure at 1 (default)")
-    p.add_argument("--server", default="", help="base URL of `ivr serve` for --via webrtc (default http://HOST:PORT "
-                                                 "from the settings)")
+    p.add_argument("--server", default="", help="base URL of `ivr serve` for --via webrtc/sip (default "
+                                                 "http://HOST:PORT from the settings; SIP calls' records are read there)")
+    p.add_argument("--sip", default="", metavar="URI",
+                   help="--via sip: dial this (sip:ivr@HOST:PORT or HOST:PORT; default: the --server host and the "
+                        "SIP port its /health reports)")
+    p.add_argument("--sip-codec", choices=["PCMA", "PCMU"], default="PCMA",
+                   help="--via sip: the G.711 law offered first (default PCMA, A-law as on Chinese networks)")
     p.add_argument("--seed", type=int, default=7, help="demo shop seed for direct calls (default 7)")
     p.add_argument("--only", default="", metavar="GLOB[,GLOB]",
                    help="play only fixtures whose name matches one of these patterns (e.g. 'return_*,promotions')")
@@ -82,9 +87,6 @@ def run(args: argparse.Namespace) -> int:
     console = Console(stderr=False)
     if args.speed != 1 and args.via != "direct":
         raise UserError("--speed works only with --via direct (a server keeps its own real-time clock)")
-    if args.via == "sip":
-        raise UserError("--via sip is not available yet: the SIP gateway is not wired to a replay client; "
-                        "use --via direct or --via webrtc")
     try:
         fixtures = load_suite(args.target)
     except FixtureError as e:
@@ -108,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     server = args.server or f"http://{settings.host}:{settings.port}"
     opts = RunOptions(via=args.via, asr=args.asr, levels=args.concurrency, server=server, seed=args.seed,
-                      speed=args.speed, calls=args.calls)
+                      speed=args.speed, calls=args.calls, sip=getattr(args, "sip", ""),
+                      sip_codecs=sorted(["PCMA", "PCMU"], key=lambda c: c != getattr(args, "sip_codec", "PCMA")))
     total = sum(max(args.calls or len(fixtures), n) for n in args.concurrency)
     progress = None
     task = None

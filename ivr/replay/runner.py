@@ -34,7 +34,9 @@ class RunOptions:
     via: Via = "direct"
     asr: AsrMode = "reference"
     levels: list[int] = field(default_factory=lambda: [1])  # concurrency levels, run one after another
-    server: str = "http://127.0.0.1:8080"  # for --via webrtc
+    server: str = "http://127.0.0.1:8080"  # for --via webrtc and sip (call records)
+    sip: str = ""  # for --via sip: the URI to dial; empty = the server's host and the SIP port its /health names
+    sip_codecs: list[str] = field(default_factory=lambda: ["PCMA", "PCMU"])  # offered, in order of preference
     seed: int = 7  # demo shop seed (direct)
     pace: Pace = field(default_factory=Pace)
     speed: float = 1.0  # recorded in the report; the loop itself is scaled by the caller of run_suite
@@ -142,8 +144,11 @@ async def _make_context(settings: Settings, opts: RunOptions) -> Any:
         from ivr.replay.webrtc import WebRtcContext
 
         return WebRtcContext(settings, opts)
-    raise ReplayUnavailable("--via sip is not available yet: the SIP gateway (ivr/telephony/sip) has not landed; "
-                            "use --via direct or --via webrtc")
+    if opts.via == "sip":
+        from ivr.replay.sip import SipContext
+
+        return SipContext(settings, opts)
+    raise ReplayUnavailable(f"unknown --via {opts.via!r}: use direct, webrtc or sip")
 
 
 async def run_suite(

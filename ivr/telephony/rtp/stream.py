@@ -14,11 +14,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiortp import RTPSession
-from aiortp.dtmf import DtmfEvent, DtmfReceiver
+from aiortp.dtmf import DTMF_EVENTS, DtmfEvent, DtmfReceiver
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,8 @@ PTIME_MS = 20
 FRAME_SAMPLES = G711_RATE * PTIME_MS // 1000  # 160 samples, 320 bytes of s16
 FRAME_BYTES = FRAME_SAMPLES * 2
 CODEC_PT = {"PCMU": 0, "PCMA": 8}
+DTMF_MS = 100  # tone length of a key we send (RFC 4733 events; phones send 60-200 ms)
+DTMF_GAP_MS = 60  # audio between two keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,10 @@ class RtpStream:
         self._silence = session.codec.encode(bytes(FRAME_BYTES))
         self.frames_sent = 0
         self.frames_received = 0
+        self.digits_sent = ""
+        self._keys: deque[str] = deque()
+        self._event: list[int] | None = None  # [event code, RTP timestamp, ticks sent, ticks total]
+        self._gap = 0  # ticks of audio still due before the next key
         session.on_audio = self._on_audio
         session.on_dtmf = self._on_dtmf
         session._dtmf_receiver = MarkerAwareDtmfReceiver(session._dispatch_dtmf)
@@ -146,6 +153,43 @@ class RtpStream:
             await self._room.wait()
         self._out += pcm
 
+    def send_dtmf(self, digit: str) -> bool:
+        """Queue one key as an RFC 4733 telephone-event (sent by the 20 ms clock in place of audio: a marked
+        first packet, growing durations, three end packets, all with the event's own timestamp).
+        False if the peer did not negotiate telephone-event or the key is not a DTMF key."""
+        if self._closed or self._session._dtmf_payload_type < 0 or digit.upper() not in DTMF_EVENTS:
+            return False
+        self._keys.append(digit.upper())
+        return True
+
+    def _dtmf_tick(self) -> bool:
+        """Send this tick's telephone-event packet(s); True if the tick was used for DTMF."""
+        if self._event is None:
+            if self._gap > 0 or not self._keys:
+                self._gap = max(0, self._gap - 1)
+                return False
+            sender = self._session._sender
+            self._event = [DTMF_EVENTS[self._keys.popleft()], sender.current_timestamp, 0,
+                           max(1, DTMF_MS // PTIME_MS)]
+        code, ts, sent, total = self._event
+        sender = self._session._sender
+        pt, addr = self._session._dtmf_payload_type, self._session._remote_addr
+        sent += 1
+        duration = sent * FRAME_SAMPLES
+        if sent < total:
+            sender.send_raw(pt, DtmfEvent(event=code, end=False, volume=10, duration=duration).serialize(), ts,
+                            marker=1 if sent == 1 else 0, addr=addr)
+            self._event[2] = sent
+        else:
+            end = DtmfEvent(event=code, end=True, volume=10, duration=duration).serialize()
+            for i in range(3):  # the end packet, sent three times (RFC 4733 §2.5.1.4)
+                sender.send_raw(pt, end, ts, marker=1 if sent == 1 and i == 0 else 0, addr=addr)
+            self._event = None
+            self._gap = DTMF_GAP_MS // PTIME_MS
+            self.digits_sent += next(k for k, v in DTMF_EVENTS.items() if v == code)
+        sender.advance_timestamp()  # the event took this tick's place in the media clock
+        return True
+
     def clear(self) -> None:
         """Drop queued outbound audio (barge-in, transfer)."""
         self._out.clear()
@@ -184,6 +228,8 @@ class RtpStream:
             if self._hold:
                 continue
             try:
+                if (self._keys or self._event is not None or self._gap) and self._dtmf_tick():
+                    continue
                 if chunk is not None:
                     self._session.send_audio_pcm_auto(chunk)
                 elif self.config.send_silence:

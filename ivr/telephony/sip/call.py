@@ -71,6 +71,12 @@ class SipCall:
         if frame.pcm:
             await self.stream.send_pcm(frame.pcm)
 
+    async def send_dtmf(self, digit: str) -> bool:
+        """Press a key towards the peer as an RFC 4733 telephone-event (a caller leg: replay, tests)."""
+        if self._hangup is not None:
+            return False
+        return self.stream.send_dtmf(digit)
+
     async def hangup(self, reason: str = "") -> None:
         """Send BYE (retransmitted until answered, in the background) and release media. Idempotent."""
         if self._hangup is not None:
