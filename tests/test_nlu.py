@@ -104,6 +104,13 @@ def test_exchange_and_return_phrasings(nlu, text, intent):
     assert r.intent == intent, r.explanation
 
 
+@pytest.mark.parametrize("text", ["算了 还是 不 退 了", "那 算了 不 换 了", "还是 先 不 取消 了 吧", "不 退 了"])
+def test_changing_ones_mind_at_a_confirmation_is_no(nlu, text):
+    """"不退了" answers the pending confirmation; the exchange phrasings ("不退了 换个黑色的") must not pull it."""
+    r = nlu.parse(text, prev_agent_text="确认请说是或按1，取消请说不是或按2。", expected="yesno")
+    assert r.intent == "deny", r.explanation
+
+
 def test_every_intent_name_is_one_of_the_contract(nlu):
     assert set(nlu.classifier.intents) == set(INTENTS)
     assert {"repeat", "main_menu"} <= set(ALL_INTENTS)
