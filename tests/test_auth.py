@@ -36,6 +36,11 @@ def test_agents_cli_add_list_passwd(tmp_path, capsys):
     assert store.authenticate("li.na", "s3cret-pass") is None
     assert store.authenticate("li.na", "brand-new-pass") is not None
     assert main(["agents", "passwd", "nobody", "--password", "whatever123", "--db", db]) == 2
+    assert main(["agents", "phone", "li.na", "sip:1001@127.0.0.1:5070", "--db", db]) == 0
+    assert store.by_name("li.na").sip_uri == "sip:1001@127.0.0.1:5070"
+    assert main(["agents", "phone", "li.na", "not a uri", "--db", db]) == 2
+    assert main(["agents", "phone", "li.na", "--db", db]) == 0  # cleared: browser audio again
+    assert store.by_name("li.na").sip_uri == ""
 
 
 def test_passwords_are_hashed_not_stored(tmp_path):

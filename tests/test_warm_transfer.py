@@ -229,6 +229,22 @@ async def test_agent_drop_puts_the_caller_back_in_the_queue(parts):
     await m.shutdown(grace_s=1)
 
 
+async def test_caller_hanging_up_in_the_queue_withdraws_the_offer(parts):
+    m = _manager(parts, agent_ring_timeout_s=60.0)
+    await m.start()
+    a1 = Agent(m.desk, _account(1))
+    port, task = await _verified_caller_asks_for_human(m)
+    offer = await a1.next("offer")
+    port.caller_hangup()  # tired of waiting while the agent's desktop rings
+    rec = await asyncio.wait_for(task, 10)
+    await port.close()
+    cancelled = await a1.next("offer_cancelled")
+    assert cancelled["offer_id"] == offer["offer_id"] and cancelled["reason"] == "caller_left"
+    assert m.desk.queue == [] and a1.presence == "available"
+    assert rec.ended_by == "caller" and rec.outcome == "abandoned" and rec.extra["abandoned_in_transfer"]
+    await m.shutdown(grace_s=1)
+
+
 async def test_angry_and_vip_callers_jump_the_queue():
     desk = AgentDesk(DeskOptions(ring_timeout_s=30))
     calm1 = desk.enqueue("calm1", skill="orders", priority=0)

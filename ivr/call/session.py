@@ -121,6 +121,15 @@ class CallControl:
     async def hangup(self, reason: str = "transferred") -> None:
         self._s.hangup_now("bot", reason)
 
+    def set_outcome(self, outcome: str) -> None:
+        """The outcome if the call ends now (e.g. "transferred" once a human has the caller)."""
+        self._s._outcome = outcome
+
+    @property
+    def ended(self) -> bool:
+        """True once either side has hung up (a hook should stop what it is doing)."""
+        return self._s.done
+
 
 TransferHook = Callable[[CallControl, TransferRequest], Awaitable[str]]
 """Returns the call's outcome after the attempt: "transferred" (a human has it; the session ends),
@@ -279,6 +288,7 @@ class CallSession:
         self._ended_by = ""
         self._end_reason = ""
         self._outcome = ""
+        self._transferring = False
         self._started = clock()
         self._last_activity = self._started
         self._caller_speaking = False
@@ -540,7 +550,9 @@ class CallSession:
         await self.speak(reply, kind=kind, timing=timing, turn=turn, wait=reply.end_call or reply.transfer is not None)
         if reply.transfer is not None and not self._done.is_set():
             self.record.transfer_reason = reply.transfer.reason
+            self._transferring = True  # a hang-up before the hook returns: abandoned in the hand-over
             outcome = await self.transfer_hook(CallControl(self), reply.transfer)
+            self._transferring = False
             if outcome:
                 self._outcome = outcome
             if outcome in ("transferred", "callback"):
@@ -561,8 +573,12 @@ class CallSession:
         cur.task = asyncio.create_task(self._feed(cur), name=f"speech-{self.info.call_id}-{cur.local_id}")
         self._notify({"type": "state", "state": "bot_speaking"})
         if wait:
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await asyncio.shield(cur.task)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the call is being torn down: not just this reply cut short by a barge-in
             while self._current is cur and self.playout.busy and not self._done.is_set():
                 await self.playout.wait_idle()
             if self._current is cur:
@@ -688,6 +704,9 @@ class CallSession:
             self.record.feedback = "; ".join(str(f) for f in feedback)
         if self._outcome:
             return self._outcome
+        if self._transferring:
+            self.record.extra["abandoned_in_transfer"] = True
+            return "abandoned"
         if self._end_reason == "error":
             return "failed"
         said = str(getattr(d, "outcome", "") or "")

@@ -107,6 +107,7 @@ class WarmTransfer:
                 result = await self._bridge(control, w, agent, leg, lang)
                 if result != "agent_dropped":
                     return "transferred"
+                control.set_outcome("")  # back in the queue: hanging up now abandons the hand-over
                 if w.requeued >= self.options.max_requeues:
                     await self._say(control, "transfer_dropped_final")
                     return await book_callback(control, request, "agent_dropped", self.shop)
@@ -132,6 +133,8 @@ class WarmTransfer:
         music = hold_audio(control.rate)
         while not w.assigned.done():
             now = loop.time()
+            if control.ended:
+                return None
             if now >= deadline:
                 return None
             if now >= next_reassure:
@@ -140,8 +143,7 @@ class WarmTransfer:
                 next_reassure = loop.time() + self.options.reassure_s
             if control.queued_seconds < 1.0:
                 control.play(music)
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(w.assigned), timeout=0.5)
+            await asyncio.wait([w.assigned], timeout=0.5)  # neither a timeout nor a withdrawn place raises here
             if w.assigned.cancelled():
                 return None
         control.flush()
@@ -167,6 +169,7 @@ class WarmTransfer:
                 result = "agent_dropped"
                 return result
             tasks.append(asyncio.create_task(self._agent_side(control, bridge, leg, lang)))
+            control.set_outcome("transferred")  # an agent has accepted: whoever hangs up first, a human had it
             self.desk.publish(agent.agent_id, {"type": "connected", "call_id": control.call_id})
             if self.options.whisper and w.handoff.get("summary"):
                 audio = await self.tts.synthesize(w.handoff["summary"], leg_rate, prompt_id=None)

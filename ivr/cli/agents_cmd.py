@@ -31,8 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("--password", help="password (default: prompt)")
     sp.add_argument("--display-name", default="", help="name shown to colleagues (default: the login name)")
     sp.add_argument("--skills", default="", help="comma list: orders,returns,complaints,vip,zh-CN,en-US")
+    sp.add_argument("--sip-uri", default="", help="desk phone the bot dials when this agent accepts by phone")
     sp = add("list", "list accounts", _list)
     sp.add_argument("--json", action="store_true", help="JSON Lines output")
+    sp = add("phone", "set or clear (no URI) an agent's desk phone (SIP URI)", _phone)
+    sp.add_argument("name")
+    sp.add_argument("sip_uri", nargs="?", default="")
     sp = add("passwd", "set a new password (ends the account's current logins)", _passwd)
     sp.add_argument("name")
     sp.add_argument("--password", help="new password (default: prompt)")
@@ -66,7 +70,7 @@ def _add(args: argparse.Namespace) -> int:
     skills = [s.strip() for s in args.skills.split(",") if s.strip()]
     try:
         acc = _store(args).add(args.name, role=args.role, password=password, display_name=args.display_name,
-                               skills=skills)
+                               skills=skills, sip_uri=args.sip_uri)
     except AccountError as e:
         raise UserError(str(e)) from None
     print(f"added {acc.username} ({acc.role}){' skills ' + ','.join(acc.skills) if acc.skills else ''}")
@@ -78,7 +82,8 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         for a in rows:
             print(json.dumps({"agent_id": a.agent_id, "username": a.username, "display_name": a.display_name,
-                              "role": a.role, "skills": list(a.skills), "active": a.active}, ensure_ascii=False))
+                              "role": a.role, "skills": list(a.skills), "active": a.active, "sip_uri": a.sip_uri},
+                             ensure_ascii=False))
         return 0
     if not rows:
         print("no accounts yet: ivr agents add NAME --role agent|supervisor|admin")
@@ -86,10 +91,21 @@ def _list(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table("name", "display name", "role", "skills", "active")
+    t = Table("name", "display name", "role", "skills", "desk phone", "active")
     for a in rows:
-        t.add_row(a.username, a.display_name, a.role, ",".join(a.skills), "yes" if a.active else "no")
+        t.add_row(a.username, a.display_name, a.role, ",".join(a.skills), a.sip_uri, "yes" if a.active else "no")
     Console().print(t)
+    return 0
+
+
+def _phone(args: argparse.Namespace) -> int:
+    from ivr.services.agents import AccountError
+
+    try:
+        acc = _store(args).set_sip_uri(args.name, args.sip_uri)
+    except AccountError as e:
+        raise UserError(str(e)) from None
+    print(f"{acc.username}: desk phone {acc.sip_uri or 'none (browser audio)'}")
     return 0
 
 

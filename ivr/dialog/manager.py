@@ -224,7 +224,7 @@ class DialogManager:
         self._out.question_index = len(self._out.segments)
         seg = self.say(prompt_id, **fields)
         question = [seg]
-        if not self.ctx.asr_available and dtmf_help:
+        if not self.ctx.asr_available and dtmf_help and dtmf_help != prompt_id:
             question.append(self.say(dtmf_help))
         self.ctx.question = question
         self.ctx.question_dtmf = dtmf_help
@@ -436,7 +436,8 @@ class DialogManager:
         if self.ctx.state == "oms_choice" and intent == "human_agent" and \
                 self.options.match("oms_choice", inp.text) == "callback":
             return False  # "call me back" mentions a human but picks the callback option
-        if intent == "human_agent" or (key == HUMAN_KEY and not collecting and self.ctx.expect != "digits"):
+        human_key = key == HUMAN_KEY and not collecting and (self.ctx.expect != "digits" or self.ctx.state == "main_menu")
+        if intent == "human_agent" or human_key:  # '0' is a person at the keypad menu too, as the menu says
             self._out.intent = "human_agent"
             self.ctx.intents.append("human_agent")
             self.transfer("human_request")

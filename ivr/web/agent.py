@@ -1,13 +1,16 @@
 """The agent desktop (``/agent``) and its JSON APIs under ``/api/agent/`` (login required: agent or supervisor).
 
-* ``GET /api/agent/state`` -> ``{"agent", "queue", "offer", "call", "dispositions"}``.
+* ``GET /api/agent/state`` -> ``{"agent", "queue", "offer", "call", "dispositions"}`` (``agent.desk_phone``: the
+  agent can answer on a SIP desk phone).
 * ``GET /api/agent/events``: Server-Sent Events, one JSON object per event: ``presence``, ``queue``, ``offer``
   (``offer_id``, ``call_id``, ``context``: the hand-off card), ``offer_cancelled``, ``connected``, ``transcript``
   (``who``: caller | agent, ``text``), ``caller_hangup``, ``call_ended``. While no desktop of an agent is open the
   agent is ``offline`` and never rung.
 * ``POST /api/agent/presence`` ``{"state": "available"|"away"|"offline"}``.
 * ``POST /api/agent/offers/{offer_id}/accept`` ``{"sdp", "type": "offer"}`` -> ``{"sdp", "type": "answer",
-  "call_id"}``: the desktop's microphone/speaker leg (WebRTC, same rules as ``/api/calls/webrtc``).
+  "call_id"}``: the desktop's microphone/speaker leg (WebRTC, same rules as ``/api/calls/webrtc``); or
+  ``{"via": "sip"}`` -> ``{"call_id", "via": "sip"}``: the bot dials the agent's desk phone (``ivr agents phone``)
+  through the SIP gateway and bridges that leg (502 if the phone does not answer: the call goes to the next agent).
 * ``POST /api/agent/offers/{offer_id}/decline`` -> 204: the call goes to the next agent.
 * ``POST /api/agent/calls/{call_id}/hangup`` -> 204; ``POST /api/agent/calls/{call_id}/wrapup``
   ``{"disposition", "note"}`` -> 204 (the agent is available again).
@@ -79,7 +82,9 @@ def state(request: Request, acc: Account = DESK) -> JSONResponse:
         if w.offered_to == acc.agent_id and w.offer_id:
             offer = {"offer_id": w.offer_id, "call_id": w.call_id, "context": w.handoff}
     call = _call_view(request, me.call_id) if me.call_id and me.presence in ("busy", "wrap_up") else None
-    return JSONResponse({"agent": me.public(), "queue": [w.public(i + 1) for i, w in enumerate(desk.ordered())],
+    sip_ready = bool(acc.sip_uri) and getattr(request.app.state, "sip", None) is not None
+    return JSONResponse({"agent": me.public() | {"desk_phone": sip_ready},
+                         "queue": [w.public(i + 1) for i, w in enumerate(desk.ordered())],
                          "offer": offer, "call": call, "dispositions": list(DISPOSITIONS)})
 
 
@@ -144,11 +149,14 @@ async def accept(offer_id: str, request: Request, acc: Account = DESK) -> Respon
     if desk is None:
         return _error(503, "warm transfer is not enabled in this service")
     body = await _json(request)
-    if body is None or "sdp" not in body or "type" not in body:
-        return _error(400, 'body must be a JSON object with "sdp" and "type"')
+    via = body.get("via", "webrtc") if body is not None else None
+    if body is None or via not in ("webrtc", "sip") or (via == "webrtc" and ("sdp" not in body or "type" not in body)):
+        return _error(400, 'body must be {"sdp": "...", "type": "offer"} (browser audio) or {"via": "sip"} (desk phone)')
     call_id = next((w.call_id for w in desk.queue if w.offer_id == offer_id and w.offered_to == acc.agent_id), None)
     if call_id is None:
         return _error(409, "this call is no longer offered to you")
+    if via == "sip":
+        return await _accept_on_desk_phone(request, desk, acc, offer_id, call_id)
     settings = request.app.state.settings
     try:
         leg, answer = await WebRtcPort.from_offer(
@@ -163,6 +171,29 @@ async def accept(offer_id: str, request: Request, acc: Account = DESK) -> Respon
         await leg.close()
         return _error(e.status, str(e))
     return JSONResponse({**answer, "call_id": call_id})
+
+
+async def _accept_on_desk_phone(request: Request, desk: AgentDesk, acc: Account, offer_id: str,
+                                call_id: str) -> Response:
+    """Dial the agent's desk phone through the SIP gateway; the answered leg is bridged like a browser's."""
+    gateway = getattr(request.app.state, "sip", None)
+    if not acc.sip_uri:
+        return _error(409, "no desk phone is set for you (ivr agents phone NAME sip:...)")
+    if gateway is None:
+        return _error(503, "SIP is not enabled in this service (sip_port = 0)")
+    try:
+        leg = await gateway.dial(acc.sip_uri, caller="ivr", timeout=desk.options.ring_timeout_s)
+    except (RuntimeError, TimeoutError, OSError) as e:
+        log.warning("desk phone of %s did not answer: %s", acc.username, e)
+        with contextlib.suppress(DeskError):
+            desk.decline(acc.agent_id, offer_id, reason="phone_failed")
+        return _error(502, f"your desk phone did not answer: {e or type(e).__name__}")
+    try:
+        desk.accept(acc.agent_id, offer_id, leg)
+    except DeskError as e:
+        await leg.hangup("offer_gone")
+        return _error(e.status, str(e))
+    return JSONResponse({"call_id": call_id, "via": "sip"})
 
 
 @router.post("/api/agent/offers/{offer_id}/decline")

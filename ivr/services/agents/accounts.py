@@ -47,6 +47,7 @@ class Account:
     skills: tuple[str, ...] = field(default_factory=tuple)
     active: bool = True
     session_version: int = 1
+    sip_uri: str = ""  # desk phone the bot dials on accept (empty: the browser desktop's own audio)
 
     @property
     def takes_calls(self) -> bool:
@@ -55,7 +56,15 @@ class Account:
 
 def _account(row: AgentRow) -> Account:
     return Account(row.agent_id, row.username, row.display_name or row.username, row.role,
-                   tuple(row.skills or ()), bool(row.active), int(row.session_version))
+                   tuple(row.skills or ()), bool(row.active), int(row.session_version), row.sip_uri or "")
+
+
+def check_sip_uri(uri: str) -> str:
+    """``sip:user@host[:port]`` (or empty); raises AccountError otherwise."""
+    uri = (uri or "").strip()
+    if uri and not re.match(r"^sips?:[^@\s]+@[A-Za-z0-9.\-\[\]:]+$", uri):
+        raise AccountError("SIP URI must look like sip:1001@pbx.example.com:5060")
+    return uri
 
 
 def check_password(password: str) -> None:
@@ -70,7 +79,7 @@ class AccountStore:
         self.url = url
 
     def add(self, username: str, *, role: str = "agent", password: str, display_name: str = "",
-            skills: list[str] | tuple[str, ...] = ()) -> Account:
+            skills: list[str] | tuple[str, ...] = (), sip_uri: str = "") -> Account:
         """Create an account; AccountError for a bad name/role/password or a name already taken."""
         if not _USERNAME_RE.match(username or ""):
             raise AccountError("username: 2-64 letters, digits, '.', '_' or '-'")
@@ -80,10 +89,11 @@ class AccountStore:
         bad = [s for s in skills if s not in SKILLS]
         if bad:
             raise AccountError(f"unknown skill {bad[0]!r}; known: {', '.join(SKILLS)}")
+        sip_uri = check_sip_uri(sip_uri)
         now = datetime.now(UTC)
         row = AgentRow(agent_id="ag_" + secrets.token_hex(6), username=username, display_name=display_name or username,
                        role=role, password_hash=_hasher.hash(password), session_version=1, skills=list(skills),
-                       active=True, created_at=now, password_changed_at=now)
+                       active=True, created_at=now, password_changed_at=now, sip_uri=sip_uri)
         try:
             with transaction(self.url) as s:
                 s.add(row)
@@ -115,6 +125,16 @@ class AccountStore:
             row.password_hash = _hasher.hash(password)
             row.session_version = int(row.session_version) + 1
             row.password_changed_at = datetime.now(UTC)
+            return _account(row)
+
+    def set_sip_uri(self, username: str, sip_uri: str) -> Account:
+        """Set (or clear, with "") the desk phone of an account."""
+        sip_uri = check_sip_uri(sip_uri)
+        with transaction(self.url) as s:
+            row = s.execute(select(AgentRow).where(AgentRow.username == username)).scalar_one_or_none()
+            if row is None:
+                raise AccountError(f"no account named {username!r}")
+            row.sip_uri = sip_uri
             return _account(row)
 
     def authenticate(self, username: str, password: str) -> Account | None:

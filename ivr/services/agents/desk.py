@@ -295,13 +295,13 @@ class AgentDesk:
         self._cancel_ring(offer_id)
         w.offer_id = w.offered_to = ""
         agent = self.agents.get(agent_id)
-        if reason in ("declined", "no_answer"):
+        if reason in ("declined", "no_answer", "phone_failed"):
             w.declined.add(agent_id)
         if agent is not None and agent.offer_id == offer_id:
             agent.offer_id, agent.call_id = "", ""
             self.publish(agent_id, {"type": "offer_cancelled", "offer_id": offer_id, "call_id": w.call_id,
                                     "reason": reason})
-            self._set(agent, "away" if reason == "no_answer" else "available")
+            self._set(agent, "away" if reason in ("no_answer", "phone_failed") else "available")
 
     def _ring_timeout(self, offer_id: str) -> None:
         self._ring_timers.pop(offer_id, None)

@@ -21,5 +21,6 @@ class AgentRow(Base):
     session_version: Mapped[int] = mapped_column(Integer, default=1)  # bumped by passwd: old logins end
     skills: Mapped[list[str]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    sip_uri: Mapped[str] = mapped_column(String(200), default="", server_default="")  # desk phone, optional
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     password_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -158,6 +158,16 @@
     await pc.setRemoteDescription({ sdp: body.sdp, type: body.type });
   }
 
+  async function acceptOnPhone() {
+    const offer = desk.offer; if (!offer) return;
+    clearInterval(ringTimer);
+    addLine("bot", "正在呼叫您的座机…");
+    const res = await post("/api/agent/offers/" + offer.offer_id + "/accept", { via: "sip" });
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) { desk.error = body.error || "accept failed"; addLine("bot", "座机接听失败：" + desk.error); return; }
+    desk.offer = null; desk.callId = body.call_id;
+  }
+
   async function decline() {
     const offer = desk.offer; if (!offer) return;
     clearInterval(ringTimer); desk.offer = null;
@@ -189,6 +199,7 @@
     if (res.status === 401) { location.href = "/login?next=/agent"; return; }
     const st = await res.json();
     setPresence(st.agent.presence); showQueue(st.queue || []);
+    $("accept-phone").hidden = !st.agent.desk_phone;
     if (st.offer) onEvent({ type: "offer", ...st.offer });
     if (st.call) { desk.callId = st.call.call_id; showCard(st.call.context); (st.call.transcript || []).forEach((t) => addLine(t.who, t.text)); }
     const es = new EventSource("/api/agent/events");
@@ -200,6 +211,7 @@
   $("away").addEventListener("click", () => post("/api/agent/presence", { state: "away" }));
   $("accept").addEventListener("click", accept);
   $("decline").addEventListener("click", decline);
+  $("accept-phone").addEventListener("click", acceptOnPhone);
   $("hangup").addEventListener("click", hangup);
   $("wrapup").addEventListener("submit", wrapup);
   setPresence("offline");
