@@ -185,6 +185,10 @@ class CallManager:
                 return None
         channel = port.info.channel
         session = None
+        me = asyncio.current_task()  # awaited directly (not via start_call): shutdown() must wait for it too
+        tracked = me is not None and me not in self._tasks
+        if tracked:
+            self._tasks.add(me)
         try:
             session = await self.new_session(port, asr_mode=asr_mode)
             self.sessions[port.info.call_id] = session
@@ -195,6 +199,8 @@ class CallManager:
                 self.records.pop(next(iter(self.records)))
             return record
         finally:
+            if tracked:
+                self._tasks.discard(me)
             if session is not None:
                 self.metrics.active_calls.labels(channel).dec()
             self.sessions.pop(port.info.call_id, None)
@@ -244,7 +250,7 @@ class CallManager:
         self.accepting = False
         for s in list(self.sessions.values()):
             s.request_end("shutdown")
-        tasks = list(self._tasks)
+        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=grace_s)
             for s in list(self.sessions.values()):
