@@ -105,6 +105,36 @@ def test_backchannels_and_bursts_do_not_barge_in_but_speech_does():
     assert barge[0].at < real.end
 
 
+@pytest.mark.parametrize("noise_dbfs", [-60.0, -45.0, -35.0])
+def test_barge_in_is_decided_when_barge_in_min_ms_is_spoken_not_a_hangover_later(noise_dbfs):
+    """webrtcvad flags ~100 ms of hang-over frames as voiced after speech stops; barge-in counts only frames
+    clearly above the line's background, so it need not wait the hang-over out to tell speech from a backchannel.
+    Over a line of barely any noise the decision comes within 70 ms of barge_in_min_ms (300) of speech (it came
+    90-110 ms later when it waited for the hang-over); over noisier lines backchannels still never barge in."""
+    parts: list[str | float] = [0.6]
+    for b in BACKCHANNELS:
+        parts += [b, 0.9]
+    for line in CALLER_LINES:
+        parts += [line, 1.0]
+    sc = scene(parts, 8000, noise_dbfs=noise_dbfs)
+    real = sc.utterances[len(BACKCHANNELS):]
+    for audio in (sc.audio, telephone(sc.audio)):
+        seg = Segmenter(audio.sample_rate)
+        seg.bot_speaking = True
+        events = []
+        for c in chunks(audio, 20):
+            events += seg.push(c, now=c.pts + c.duration)  # stamped when the chunk has arrived
+        barge = [e for e in events if isinstance(e, BargeIn)]
+        assert len(barge) == len(real), [(round(e.pts, 2), e.speech_ms) for e in barge]  # no backchannel barged in
+        for e, u in zip(barge, real, strict=True):
+            assert abs(e.pts - u.start) <= TOLERANCE_S and e.speech_ms >= 300
+            took = e.at - u.start
+            assert took >= 0.300 - 0.030, (u.text, took)  # not before the caller has said barge_in_min_ms
+            assert e.at < u.end, (u.text, took)  # while the caller is still talking
+            if noise_dbfs <= -60:
+                assert took <= 0.300 + 0.070, (u.text, took)
+
+
 def test_no_barge_in_while_bot_is_silent():
     sc = scene([0.5, CALLER_LINES[0], 1.0], 16000)
     events = run(Segmenter(16000), sc.audio, 20)

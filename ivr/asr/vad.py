@@ -7,9 +7,11 @@ The endpoint decision is ours (Vosk 0.3.45 exposes no endpointer tuning): an utt
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import webrtcvad
 
 from ivr.audio.frames import AudioFrame
@@ -24,6 +26,26 @@ VadEvent = SpeechStarted | SpeechEnded | BargeIn
 # kOverHangMax2*: frames per mode for 10/20/30 ms frames). We subtract it so that end times, trailing silence and
 # speech lengths mean what they say (measured: without this, ends come ~100-160 ms late).
 _HANGOVER_FRAMES = {0: (14, 7, 5), 1: (14, 7, 5), 2: (9, 5, 3), 3: (9, 5, 3)}
+
+
+# Barge-in need not wait for the hang-over: a voiced frame clearly louder than the line's background is speech
+# the caller is making now, not webrtcvad's hang-over (which flags the quiet frames after speech as voiced).
+# Counting only such frames, ``barge_in_min_ms`` of them is that much real speech, known as it happens instead of
+# ``hangover_ms`` later. LOUD_OVER_FLOOR_DB above the background (tracked on unvoiced frames), and within
+# LOUD_UNDER_PEAK_DB of the utterance's loudest frame (a decaying tail is not speech effort), never below
+# LOUD_MIN_DBFS (on a digitally silent line the floor says nothing).
+LOUD_OVER_FLOOR_DB = 12.0
+LOUD_UNDER_PEAK_DB = 25.0
+LOUD_MIN_DBFS = -60.0
+_FLOOR_START_DBFS = -70.0
+_FLOOR_RISE = 0.05  # per unvoiced frame: the floor follows a louder background slowly, a quieter one at once
+
+
+def frame_dbfs(pcm: bytes) -> float:
+    """Level of 16-bit little-endian mono PCM in dBFS (-120 for silence)."""
+    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    ms = float(np.mean(x * x)) if x.size else 0.0
+    return 10 * math.log10(ms / (32768.0 * 32768.0)) if ms > 0 else -120.0
 
 
 def hangover_ms(aggressiveness: int, frame_ms: int) -> int:
@@ -101,6 +123,9 @@ class Segmenter:
         self._voiced_ms = 0
         self._gap_ms = 0
         self._barged = False
+        self._loud_ms = 0  # voiced frames clearly above the background (see LOUD_OVER_FLOOR_DB)
+        self._peak_db = -120.0  # loudest frame of the current candidate/utterance
+        self._floor_db = _FLOOR_START_DBFS  # background level, from unvoiced frames
 
     @property
     def in_speech(self) -> bool:
@@ -124,7 +149,8 @@ class Segmenter:
         while len(self._pending) >= n:
             chunk = bytes(self._pending[:n])
             del self._pending[:n]
-            events += self._on_frame(self._vad.is_speech(chunk, self.vad_rate), at)
+            voiced = self._vad.is_speech(chunk, self.vad_rate)
+            events += self._on_frame(voiced, at, frame_dbfs(chunk))
         if self._state == "idle":
             self._trim_audio()
         return events
@@ -139,7 +165,7 @@ class Segmenter:
         return events
 
     # --- internals -----------------------------------------------------------------------------------
-    def _on_frame(self, voiced: bool, at: float) -> list[VadEvent]:
+    def _on_frame(self, voiced: bool, at: float, level_db: float = -120.0) -> list[VadEvent]:
         o = self.options
         assert self._t0 is not None
         index = self._nframes
@@ -147,11 +173,15 @@ class Segmenter:
         start = self._t0 + index * self._frame_s
         end = self._t0 + (index + 1) * self._frame_s
         events: list[VadEvent] = []
+        if not voiced:
+            f = self._floor_db
+            self._floor_db = level_db if level_db < f else f + _FLOOR_RISE * (level_db - f)
         if self._state == "idle":
             if voiced:
                 self._state, self._start, self._last_voiced_end = "candidate", start, end
                 self._start_index = index
                 self._voiced_ms, self._gap_ms, self._barged = o.frame_ms, 0, False
+                self._loud_ms, self._peak_db = 0, level_db
         elif voiced:
             self._voiced_ms += o.frame_ms
             self._gap_ms = 0
@@ -161,13 +191,20 @@ class Segmenter:
             if self._state == "candidate" and self._gap_ms > o.max_gap_ms:
                 self._state = "idle"
                 return events
+        if voiced and self._state != "idle":
+            self._peak_db = max(self._peak_db, level_db)
+            loud_from = max(self._floor_db + LOUD_OVER_FLOOR_DB, self._peak_db - LOUD_UNDER_PEAK_DB, LOUD_MIN_DBFS)
+            if level_db >= loud_from:
+                self._loud_ms += o.frame_ms
         if self._state == "candidate" and self._voiced_ms >= o.min_speech_ms + self._hang_ms:
             self._state = "speech"
             events.append(SpeechStarted(pts=self._start, at=at))
         if self._state == "speech":
-            if self.bot_speaking and not self._barged and self._voiced_ms >= o.barge_in_min_ms + self._hang_ms:
+            # barge_in_min_ms of loud frames, or (on a line too noisy to tell) of voiced frames past the hang-over
+            speech_ms = max(self._loud_ms, self._voiced_ms - self._hang_ms)
+            if self.bot_speaking and not self._barged and speech_ms >= o.barge_in_min_ms:
                 self._barged = True
-                events.append(BargeIn(pts=self._start, at=at, speech_ms=self._voiced_ms - self._hang_ms))
+                events.append(BargeIn(pts=self._start, at=at, speech_ms=speech_ms))
             if self._gap_ms + self._hang_ms >= o.trailing_silence_ms:
                 events.append(self._end(at, truncated=False))
             elif (index + 1 - self._start_index) * o.frame_ms >= o.max_utterance_ms:
