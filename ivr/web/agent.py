@@ -256,6 +256,30 @@ def call_card(call_id: str, request: Request, acc: Account = DESK) -> Response:
     return JSONResponse(_call_view(request, call_id))
 
 
+async def startup(app: Any) -> None:
+    """Say at start-up where calls for humans go (an operator's first question)."""
+    if getattr(app.state.calls, "desk", None) is None:
+        return
+    from ivr.services.agents import AccountStore
+    from ivr.services.migrate import ensure_schema
+
+    def takers() -> int:
+        url = app.state.settings.database_url
+        ensure_schema(url)
+        return sum(1 for a in AccountStore(url).list() if a.takes_calls)
+
+    try:
+        n = await asyncio.to_thread(takers)
+    except Exception as e:  # the service runs without agents
+        log.warning("cannot read agent accounts: %s", e)
+        return
+    if n:
+        log.info("agent desktop at /agent (%d account(s) that take calls)", n)
+    else:
+        log.info("no agent accounts yet: transfers to a human become callback tickets; add one with "
+                 "`ivr agents add NAME --role agent`, then log in at /agent")
+
+
 async def shutdown(app: Any) -> None:
     """End live agent legs with the service."""
     warm = getattr(getattr(app.state, "calls", None), "transfer_hook", None)
