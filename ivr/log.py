@@ -27,13 +27,26 @@ class _CallContextFilter(logging.Filter):
         return True
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a line is logged (redirections and captures are honoured,
+    and a closed earlier stream is never written to)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def setup_logging(level: str = "INFO") -> None:
     """Configure the root logger once (idempotent)."""
     root = logging.getLogger()
     if any(getattr(h, "_ivr", False) for h in root.handlers):
         root.setLevel(level)
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler._ivr = True  # type: ignore[attr-defined]
     handler.addFilter(_CallContextFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(call_id)s] %(name)s: %(message)s"))
