@@ -48,9 +48,16 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _desk(request: Request) -> AgentDesk | None:
+class DeskUnavailable(Exception):
+    """This service routes no calls to agents (a CallManager without warm transfer): 503."""
+
+
+def _desk(request: Request) -> AgentDesk:
     calls = request.app.state.calls
-    return getattr(calls, "desk", None) if calls is not None else None
+    desk = getattr(calls, "desk", None) if calls is not None else None
+    if desk is None:
+        raise DeskUnavailable()
+    return desk
 
 
 def _warm(request: Request) -> Any:
@@ -74,8 +81,6 @@ def agent_page(request: Request, acc: Account = DESK) -> HTMLResponse:
 @router.get("/api/agent/state")
 def state(request: Request, acc: Account = DESK) -> JSONResponse:
     desk = _desk(request)
-    if desk is None:
-        return _error(503, "warm transfer is not enabled in this service")
     me = desk.sign_in(acc)
     offer = None
     for w in desk.queue:
@@ -93,9 +98,8 @@ def _call_view(request: Request, call_id: str) -> dict | None:
     warm = _warm(request)
     live = warm.bridges.get(call_id) if warm is not None else None
     bridge = live or (warm.recent.get(call_id) if warm is not None else None)
-    desk = _desk(request)
     context = bridge.context if bridge is not None else next(
-        (w.handoff for w in (desk.queue if desk else []) if w.call_id == call_id), None)
+        (w.handoff for w in _desk(request).queue if w.call_id == call_id), None)
     return {"call_id": call_id, "live": live is not None, "context": context,
             "transcript": list(bridge.transcript) if bridge is not None else []}
 
@@ -103,8 +107,6 @@ def _call_view(request: Request, call_id: str) -> dict | None:
 @router.post("/api/agent/presence")
 async def presence(request: Request, acc: Account = DESK) -> Response:
     desk = _desk(request)
-    if desk is None:
-        return _error(503, "warm transfer is not enabled in this service")
     body = await _json(request)
     if body is None or not isinstance(body.get("state"), str):
         return _error(400, 'body must be {"state": "available"|"away"|"offline"}')
@@ -119,8 +121,6 @@ async def presence(request: Request, acc: Account = DESK) -> Response:
 @router.get("/api/agent/events")
 async def events(request: Request, acc: Account = DESK) -> Response:
     desk = _desk(request)
-    if desk is None:
-        return _error(503, "warm transfer is not enabled in this service")
     desk.sign_in(acc)
     q = desk.subscribe(acc.agent_id)
 
@@ -146,8 +146,6 @@ async def events(request: Request, acc: Account = DESK) -> Response:
 @router.post("/api/agent/offers/{offer_id}/accept")
 async def accept(offer_id: str, request: Request, acc: Account = DESK) -> Response:
     desk = _desk(request)
-    if desk is None:
-        return _error(503, "warm transfer is not enabled in this service")
     body = await _json(request)
     via = body.get("via", "webrtc") if body is not None else None
     if body is None or via not in ("webrtc", "sip") or (via == "webrtc" and ("sdp" not in body or "type" not in body)):
@@ -199,8 +197,6 @@ async def _accept_on_desk_phone(request: Request, desk: AgentDesk, acc: Account,
 @router.post("/api/agent/offers/{offer_id}/decline")
 def decline(offer_id: str, request: Request, acc: Account = DESK) -> Response:
     desk = _desk(request)
-    if desk is None:
-        return _error(503, "warm transfer is not enabled in this service")
     try:
         desk.decline(acc.agent_id, offer_id)
     except DeskError as e:
@@ -221,8 +217,6 @@ def agent_hangup(call_id: str, request: Request, acc: Account = DESK) -> Respons
 @router.post("/api/agent/calls/{call_id}/wrapup")
 async def wrapup(call_id: str, request: Request, acc: Account = DESK) -> Response:
     desk = _desk(request)
-    if desk is None:
-        return _error(503, "warm transfer is not enabled in this service")
     body = await _json(request)
     if body is None or not isinstance(body.get("disposition"), str) or not isinstance(body.get("note", ""), str):
         return _error(400, 'body must be {"disposition": "...", "note": "..."}')
@@ -248,12 +242,16 @@ async def wrapup(call_id: str, request: Request, acc: Account = DESK) -> Respons
 @router.get("/api/agent/calls/{call_id}")
 def call_card(call_id: str, request: Request, acc: Account = DESK) -> Response:
     desk = _desk(request)
-    if desk is None:
-        return _error(503, "warm transfer is not enabled in this service")
     me = desk.agents.get(acc.agent_id)
     if acc.role != "supervisor" and (me is None or me.call_id != call_id):
         return _error(404, f"you are not on call {call_id}")
     return JSONResponse(_call_view(request, call_id))
+
+
+def setup(app: Any) -> None:
+    @app.exception_handler(DeskUnavailable)
+    async def _no_desk(_request: Request, _exc: DeskUnavailable) -> Response:
+        return _error(503, "warm transfer is not enabled in this service")
 
 
 async def startup(app: Any) -> None:

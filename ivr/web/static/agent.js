@@ -9,7 +9,7 @@
   // Exposed for tests and debugging.
   const desk = (window.ivrDesk = { presence: "offline", offer: null, callId: null, context: null, lines: [],
     maxLevel: 0, heardMs: 0, error: null, events: 0, legClosed: null });
-  let pc = null, mic = null, audioCtx = null, meterTimer = null, ringTimer = null;
+  let pc = null, mic = null, meter = null, ringTimer = null;
 
   async function post(path, body) {
     const res = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" },
@@ -108,20 +108,7 @@
   }
 
   function measure(stream) {
-    try {
-      audioCtx = new (window.AudioContext || window.webkitAudioContext)();
-      const an = audioCtx.createAnalyser(); an.fftSize = 2048;
-      audioCtx.createMediaStreamSource(stream).connect(an);
-      const buf = new Float32Array(an.fftSize);
-      meterTimer = setInterval(() => {
-        an.getFloatTimeDomainData(buf);
-        let sum = 0; for (let i = 0; i < buf.length; i++) sum += buf[i] * buf[i];
-        const rms = Math.sqrt(sum / buf.length);
-        desk.maxLevel = Math.max(desk.maxLevel, rms);
-        if (rms > 0.01) desk.heardMs += 50;
-        $("level").value = Math.min(1, rms * 5);
-      }, 50);
-    } catch (e) { console.warn("no level meter", e); }
+    try { meter = window.ivrMeter(stream, desk, $("level")); } catch (e) { console.warn("no level meter", e); }
   }
 
   function waitIce(peer) {
@@ -180,8 +167,7 @@
   }
 
   function teardown() {
-    if (meterTimer) { clearInterval(meterTimer); meterTimer = null; }
-    if (audioCtx) { audioCtx.close().catch(() => {}); audioCtx = null; }
+    if (meter) { meter.stop(); meter = null; }
     if (mic) { mic.getTracks().forEach((t) => t.stop()); mic = null; }
     if (pc) { const p = pc; pc = null; setTimeout(() => { p.close(); desk.legClosed = true; }, 300); }
   }

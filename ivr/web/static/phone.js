@@ -9,7 +9,7 @@
   };
   // Exposed for tests and debugging: what the page has seen and heard.
   const phone = (window.ivrPhone = { callId: null, state: "idle", maxLevel: 0, heardMs: 0, lines: [], error: null });
-  let pc = null, dc = null, mic = null, audioCtx = null, meterTimer = null, partialEl = null;
+  let pc = null, dc = null, mic = null, meter = null, partialEl = null;
 
   function setState(s, extra) {
     phone.state = s;
@@ -48,23 +48,7 @@
   }
 
   function measure(stream) {
-    try {
-      audioCtx = new (window.AudioContext || window.webkitAudioContext)();
-      const src = audioCtx.createMediaStreamSource(stream);
-      const an = audioCtx.createAnalyser();
-      an.fftSize = 2048;
-      src.connect(an);
-      const buf = new Float32Array(an.fftSize);
-      meterTimer = setInterval(() => {
-        an.getFloatTimeDomainData(buf);
-        let sum = 0;
-        for (let i = 0; i < buf.length; i++) sum += buf[i] * buf[i];
-        const rms = Math.sqrt(sum / buf.length);
-        phone.maxLevel = Math.max(phone.maxLevel, rms);
-        if (rms > 0.01) phone.heardMs += 50;
-        $("level").value = Math.min(1, rms * 5);
-      }, 50);
-    } catch (e) { console.warn("no level meter", e); }
+    try { meter = window.ivrMeter(stream, phone, $("level")); } catch (e) { console.warn("no level meter", e); }
   }
 
   function waitIce(peer) {
@@ -135,8 +119,7 @@
   }
 
   function teardown() {
-    if (meterTimer) { clearInterval(meterTimer); meterTimer = null; }
-    if (audioCtx) { audioCtx.close().catch(() => {}); audioCtx = null; }
+    if (meter) { meter.stop(); meter = null; }
     if (mic) { mic.getTracks().forEach((t) => t.stop()); mic = null; }
     if (pc) { const p = pc; pc = null; setTimeout(() => p.close(), 300); }
     dc = null;

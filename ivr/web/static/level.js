@@ -1,0 +1,20 @@
+// Level of the remote audio, shared by the softphone and the agent desktop: updates stats.maxLevel and
+// stats.heardMs (time above -40 dBFS) every 50 ms and drives a <meter>. Returns {stop()}.
+window.ivrMeter = function (stream, stats, meterEl) {
+  "use strict";
+  const ctx = new (window.AudioContext || window.webkitAudioContext)();
+  const an = ctx.createAnalyser();
+  an.fftSize = 2048;
+  ctx.createMediaStreamSource(stream).connect(an);
+  const buf = new Float32Array(an.fftSize);
+  const timer = setInterval(() => {
+    an.getFloatTimeDomainData(buf);
+    let sum = 0;
+    for (let i = 0; i < buf.length; i++) sum += buf[i] * buf[i];
+    const rms = Math.sqrt(sum / buf.length);
+    stats.maxLevel = Math.max(stats.maxLevel, rms);
+    if (rms > 0.01) stats.heardMs += 50;
+    if (meterEl) meterEl.value = Math.min(1, rms * 5);
+  }, 50);
+  return { stop() { clearInterval(timer); ctx.close().catch(() => {}); } };
+};
