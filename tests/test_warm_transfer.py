@@ -245,6 +245,23 @@ async def test_caller_hanging_up_in_the_queue_withdraws_the_offer(parts):
     await m.shutdown(grace_s=1)
 
 
+async def test_nobody_answering_within_the_maximum_wait_books_a_callback(parts):
+    m = _manager(parts, agent_ring_timeout_s=1.0, queue_max_wait_s=6.0)
+    await m.start()
+    a1 = Agent(m.desk, _account(1))  # signed in, but lets it ring out: set away, nobody else
+    port, task = await _verified_caller_asks_for_human(m)
+    await a1.next("offer")
+    assert (await a1.next("offer_cancelled", timeout=10))["reason"] == "no_answer"
+    rec = await asyncio.wait_for(task, 60)
+    await port.close()
+    assert a1.presence == "away"
+    assert rec.outcome == "callback" and rec.extra["callback_why"] == "timeout"
+    assert rec.extra["queue"]["waited_s"] >= 5.0
+    said = port.bot_text()
+    assert PACK.prompt("call.transfer_timeout") in said and PACK.say_digits(rec.extra["callback_ticket"]) in said[-1]
+    await m.shutdown(grace_s=1)
+
+
 async def test_angry_and_vip_callers_jump_the_queue():
     desk = AgentDesk(DeskOptions(ring_timeout_s=30))
     calm1 = desk.enqueue("calm1", skill="orders", priority=0)
