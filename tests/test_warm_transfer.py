@@ -289,6 +289,17 @@ async def test_skills_route_first_and_overflow_to_anyone():
     assert (await general.next("offer"))["call_id"] == "r2"
 
 
+async def test_vip_callers_prefer_vip_agents():
+    desk = AgentDesk(DeskOptions(ring_timeout_s=30))
+    plain = Agent(desk, _account(1, skills=("orders",)))
+    desk.agents["ag_test1"].idle_since -= 100  # idle longest
+    vip_desk = Agent(desk, _account(2, skills=("orders", "vip")))
+    desk.enqueue("v1", skill="orders", priority=1, vip=True)
+    assert (await vip_desk.next("offer"))["call_id"] == "v1"
+    desk.enqueue("p1", skill="orders")
+    assert (await plain.next("offer"))["call_id"] == "p1"
+
+
 async def test_outside_service_hours_books_a_callback(parts):
     now = time.gmtime()
     closed = f"{(now.tm_hour + 8 + 2) % 24:02d}:00-{(now.tm_hour + 8 + 3) % 24:02d}:00"  # Asia/Shanghai = UTC+8

@@ -92,8 +92,9 @@ class WarmTransfer:
             return await book_callback(control, request, "no_agent", self.shop)
         handoff = dict(request.handoff or {})
         handoff.setdefault("call_id", control.call_id)
-        priority = request.priority + (1 if (handoff.get("order") or {}).get("vip") else 0)
-        w = self.desk.enqueue(control.call_id, skill=request.skill, priority=priority, handoff=handoff)
+        vip = bool((handoff.get("order") or {}).get("vip"))
+        priority = request.priority + (1 if vip else 0)
+        w = self.desk.enqueue(control.call_id, skill=request.skill, priority=priority, handoff=handoff, vip=vip)
         control.record.extra["queue"] = {"skill": w.skill, "priority": priority, "waited_s": 0.0, "offers": 0}
         t0 = time.monotonic()
         try:

@@ -5,6 +5,7 @@
 * Routing: the waiting call with the highest priority goes first (strong anger and VIP callers have priority > 0;
   equal priority: longest waiting). It is offered to an available agent who has the call's skill, the one idle
   longest; if nobody with the skill is available, to any available agent (overflow, as most contact centres do).
+  VIP callers go to agents with the ``vip`` skill among those when one is free.
   An agent who declined a call is not offered it again. An offer not answered within ``ring_timeout_s`` counts as
   declined and the agent is set ``away`` (a desktop nobody watches must not ring on every call).
 * Expected wait: position in the queue x average recent handle time / agents signed in (at least one).
@@ -88,6 +89,7 @@ class Waiting:
     offered_to: str = ""
     assigned: asyncio.Future | None = None  # resolves to (agent_id, leg) on accept
     requeued: int = 0
+    vip: bool = False  # prefers agents with the "vip" skill
 
     def public(self, position: int | None = None) -> dict[str, Any]:
         h = self.handoff
@@ -195,10 +197,10 @@ class AgentDesk:
         return sorted(self.queue, key=lambda w: (-w.priority, w.seq))
 
     def enqueue(self, call_id: str, *, skill: str = "general", priority: int = 0,
-                handoff: dict[str, Any] | None = None) -> Waiting:
+                handoff: dict[str, Any] | None = None, vip: bool = False) -> Waiting:
         """Put a caller in the queue and try to route at once. Await ``waiting.assigned`` for the agent."""
         w = Waiting(call_id, skill or "general", priority, dict(handoff or {}), enqueued_at=self.clock(),
-                    seq=next(self._seq), assigned=asyncio.get_running_loop().create_future())
+                    seq=next(self._seq), assigned=asyncio.get_running_loop().create_future(), vip=vip)
         self.queue.append(w)
         log.info("call %s queued (skill %s, priority %d)", call_id, w.skill, priority)
         self.dispatch()
@@ -208,7 +210,8 @@ class AgentDesk:
     def requeue(self, w: Waiting, *, priority_boost: int = 1) -> Waiting:
         """Put a caller back (the agent dropped): ahead of callers of its former priority."""
         self.leave(w)
-        nw = self.enqueue(w.call_id, skill=w.skill, priority=w.priority + priority_boost, handoff=w.handoff)
+        nw = self.enqueue(w.call_id, skill=w.skill, priority=w.priority + priority_boost, handoff=w.handoff,
+                          vip=w.vip)
         nw.requeued = w.requeued + 1
         return nw
 
@@ -251,6 +254,8 @@ class AgentDesk:
         free = [a for a in self.available_agents() if a.agent_id not in w.declined]
         skilled = [a for a in free if w.skill in a.skills or w.skill == "general"]
         pool = skilled or free
+        if w.vip:
+            pool = [a for a in pool if "vip" in a.skills] or pool
         return min(pool, key=lambda a: a.idle_since) if pool else None
 
     def _offer(self, w: Waiting, agent: AgentState) -> None:
