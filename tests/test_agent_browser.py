@@ -5,6 +5,7 @@ human (key 0). The agent (desktop /agent, logged in, a fake microphone playing 1
 with the right order and summary, accepts, hears the whisper, and then each browser hears the other side's tone
 (measured in the page with WebAudio: the dominant frequency of what arrives). The caller hangs up: both legs close,
 the agent files the wrap-up, and the call record keeps the bot part, the agent and the disposition.
+The ringing desktop is kept as test-artifacts/agent-ringing.png.
 Beeps are 150 ms long, shorter than the VAD's minimum speech, so they never interrupt the bot.
 """
 
@@ -28,6 +29,7 @@ from ivr.services.migrate import ensure_schema
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 CALLER_HZ, AGENT_HZ = 900.0, 1700.0
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"  # screenshots kept for people to look at
 
 # Dominant frequency of the audio arriving on <audio id=...> over ``ms``: loud windows and those at ``hz``.
 _TONE_JS = """async (args) => {
@@ -132,7 +134,8 @@ async def test_warm_transfer_between_two_browsers(tmp_path):
             assert "查订单" in facts and "已核实" in facts and "客户要求" in facts
             lines = await agent.inner_text("#lines")
             assert "8000" not in lines.replace("****8000", ""), "the phone tail must be masked on the card"
-            await agent.screenshot(path=str(tmp_path / "agent-ringing.png"), full_page=True)
+            ARTIFACTS.mkdir(exist_ok=True)
+            await agent.screenshot(path=str(ARTIFACTS / "agent-ringing.png"), full_page=True)
             await agent.click("#accept")
             await _until(agent, "window.ivrDesk.presence === 'busy'", 20, "on call", desk_state)
             await _until(caller, _phone("l.text.includes('已为您接通')"), 40, "connected line", phone_state)
