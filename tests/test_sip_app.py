@@ -171,3 +171,19 @@ async def test_beyond_capacity_is_503_with_retry_after(tmp_path):
         await _wait_records(app, 1)
         assert gw.counters["refused"] == 1 and gw.counters["answered"] == 1
         assert app.state.calls.active == 0 and not gw._slots
+
+
+async def test_refused_session_interval_does_not_keep_a_call_slot(tmp_path):
+    """max_calls=1 on the real CallManager: an INVITE admitted (slot reserved) and then refused by the SIP layer
+    with 422 (Session-Expires below Min-SE) must give its slot back; the next caller is answered, not 503."""
+    with serve_in_thread(_settings(tmp_path, max_calls=1), sip=True) as (url, app):
+        gw = app.state.sip
+        for i in range(2):
+            res = await run_sipp(f"127.0.0.1:{gw.port}", scenario="uac_timer_too_small.xml",
+                                 workdir=tmp_path / f"t{i}", timeout=15)
+            assert res.rc == 0 and res.successful == 1, res
+        assert not gw._slots and app.state.calls.active == 0
+        res = await run_sipp(f"127.0.0.1:{gw.port}", scenario="uac", workdir=tmp_path / "ok", timeout=30)
+        assert res.rc == 0 and res.successful == 1, res
+        await _wait_records(app, 1)
+        assert gw.counters["answered"] == 1

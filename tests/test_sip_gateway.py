@@ -125,10 +125,18 @@ async def test_cancel_before_answer(bot, tmp_path):
 
 
 async def test_hold_and_resume_by_reinvite(bot, tmp_path):
+    media = free_port(even=True)
     async with running(bot) as gw:
-        res = await run_sipp(f"127.0.0.1:{gw.port}", scenario="uac_hold.xml", workdir=tmp_path, timeout=30)
+        async with RtpCapture(media, tmp_path / "bot.pcap") as cap:
+            res = await run_sipp(f"127.0.0.1:{gw.port}", scenario="uac_hold.xml", workdir=tmp_path,
+                                 media_port=media, timeout=30)
         assert res.rc == 0 and res.successful == 1, res  # the scenario checks recvonly, then sendrecv answers
     assert bot.calls[0].port.info.extra.get("on_hold") is False
+    # the bot's RTP stops while held (sendonly for 1.5 s) and comes back on resume
+    times = [t for t, pt, _ in cap.timed_packets() if pt == 8]
+    gap, at = max((b - a, i) for i, (a, b) in enumerate(zip(times, times[1:], strict=False)))
+    assert 1.2 < gap < 2.5, f"longest silence in the bot's RTP: {gap:.2f} s (hold lasted 1.5 s)"
+    assert at > 25 and len(times) - at > 25, (at, len(times))  # RTP before the hold and after the resume
 
 
 async def test_at_capacity_503_with_retry_after(bot, tmp_path):

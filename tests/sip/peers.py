@@ -92,6 +92,16 @@ def _last_count(screen: str, label: str) -> int:
     return int(nums[-1]) if nums else -1
 
 
+@dataclass
+class RtcpDatagram:
+    """One RTCP compound packet: its packet types (200 SR, 201 RR, 202 SDES, 203 BYE), the first sender SSRC,
+    and the SR's sender packet count (0 without an SR)."""
+
+    types: list[int]
+    ssrc: int
+    packet_count: int
+
+
 class RtpCapture:
     """tshark on the loopback interface, recording UDP sent to one port; decodes G.711 payloads afterwards."""
 
@@ -144,6 +154,30 @@ class RtpCapture:
             parts = line.split("\t")
             if len(parts) == 3 and parts[1].strip().isdigit():
                 pkts.append((float(parts[0]), int(parts[1]), bytes.fromhex(parts[2].replace(":", ""))))
+        return pkts
+
+    def ssrcs(self) -> set[int]:
+        """The RTP SSRCs seen (one per RTP stream the bot opened towards this port)."""
+        out = subprocess.run(
+            ["tshark", "-r", str(self.path), "-d", f"udp.port=={self.port},rtp", "-T", "fields", "-e", "rtp.ssrc"],
+            capture_output=True, text=True, timeout=60).stdout
+        return {int(v, 0) for v in out.split() if v.strip()}
+
+    def rtcp_packets(self) -> list[RtcpDatagram]:
+        """Every captured datagram decoded as RTCP (capture on the RTP port + 1)."""
+        out = subprocess.run(
+            ["tshark", "-r", str(self.path), "-d", f"udp.port=={self.port},rtcp", "-T", "fields", "-E", "separator=\t",
+             "-E", "occurrence=a", "-E", "aggregator=,", "-e", "rtcp.pt", "-e", "rtcp.senderssrc",
+             "-e", "rtcp.sender.packetcount"], capture_output=True, text=True, timeout=60).stdout
+        pkts = []
+        for line in out.splitlines():
+            cols = (line.split("\t") + ["", "", ""])[:3]
+            types = [int(v) for v in cols[0].split(",") if v.strip().isdigit()]
+            if not types:
+                continue
+            ssrc = next((int(v, 0) for v in cols[1].split(",") if v.strip()), 0)
+            count = next((int(v) for v in cols[2].split(",") if v.strip().isdigit()), 0)
+            pkts.append(RtcpDatagram(types, ssrc, count))
         return pkts
 
     def audio(self) -> AudioFrame:

@@ -97,6 +97,7 @@ class SipGateway:
         ua.on_session_expired = lambda call: self._spawn(self._ended(call.call_id, "system", "session_expired"))
         ua.on_reinvite = lambda call: self._spawn(self._reinvite(ua, call))
         ua.on_transfer_progress = self._on_transfer_progress
+        ua.on_refused_after_admit = self._release
         await ua.start()
         self._uas.append(ua)
 

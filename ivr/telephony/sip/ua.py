@@ -5,7 +5,8 @@ CANCEL/487, BYE, OPTIONS, REFER/NOTIFY, UPDATE, PRACK and RFC 4028 session timer
 
 * request checks before any state is made: CSeq well-formed and matching the method (400), unsupported
   ``Require`` (420), Max-Forwards 0 (483), 405 carrying ``Allow``;
-* an admission hook for new INVITEs (allow-list 403, digest 401, capacity 503 + Retry-After, bad SDP 400/488);
+* an admission hook for new INVITEs (allow-list 403, digest 401, capacity 503 + Retry-After, bad SDP 400/488),
+  told when aiosipua refuses an admitted INVITE itself (422 below Min-SE) so a reserved slot is freed;
 * retransmitted INVITEs recognised instead of being taken for new calls or re-INVITEs;
 * SIP INFO (DTMF relay) dispatched instead of 405;
 * our own requests (BYE, REFER) retransmitted over UDP until answered (RFC 3261 Timer E) and their responses
@@ -20,7 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from aiosipua import SipRequest, SipResponse, SipUAS
+from aiosipua import SipRequest, SipResponse, SipUAS, parse_sdp
 from aiosipua.incoming_call import IncomingCall
 from aiosipua.transaction import T1, T2
 
@@ -29,6 +30,14 @@ log = logging.getLogger(__name__)
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, REFER, NOTIFY, PRACK"
 SUPPORTED = {"timer", "100rel", "replaces", "norefersub"}
 TIMER_F = 64 * T1
+
+
+def _sdp_parses(text: str) -> bool:
+    try:
+        parse_sdp(text)
+    except Exception:  # ValueError/IndexError/KeyError on junk
+        return False
+    return True
 
 
 class Refusal(Exception):
@@ -51,6 +60,7 @@ class GatewayUAS(SipUAS):
         self._handlers["INFO"] = self._handle_info
         self._pending: dict[tuple[str, str], asyncio.Future[SipResponse]] = {}
         self.remote_call_ids: dict[str, str] = {}  # SIP Call-ID -> X-Ivr-Call-Id of our outbound calls' 200 OK
+        self.on_refused_after_admit: Callable[[str], None] | None = None  # Call-ID admitted, then refused
 
     # --- incoming ------------------------------------------------------------------------------------
     def _on_message(self, msg: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
@@ -114,6 +124,14 @@ class GatewayUAS(SipUAS):
                 resp.headers.set_single("Accept", "application/sdp")
                 self.transport.send_reply(resp)
                 return
+            if request.body and not _sdp_parses(request.text):
+                # aiosipua parses a re-INVITE's SDP before any hook runs and raises on junk: the request would
+                # go unanswered (the peer retransmits, then drops the call). Refuse it and keep the call.
+                if self._validate_in_dialog(existing.dialog, request):
+                    resp = existing.dialog.create_response(request, 400, "Bad Request")
+                    resp.headers.set_single("Warning", '399 ivr "malformed SDP"')
+                    self.transport.send_reply(resp)
+                return
             super()._handle_invite(request, addr)
             return
         if self.uac is not None and call_id in self.uac._calls:
@@ -126,6 +144,9 @@ class GatewayUAS(SipUAS):
             self._send_error(request, r.status, r.reason, extra_headers=r.headers)
             return
         super()._handle_invite(request, addr)
+        if call_id not in self._calls and self.on_refused_after_admit is not None:
+            # aiosipua refused it itself (422 Session Interval Too Small): free what admission reserved
+            self.on_refused_after_admit(call_id)
 
     def _handle_options(self, request: SipRequest, addr: tuple[str, int]) -> None:
         self._send_error(request, 200, "OK", extra_headers={
