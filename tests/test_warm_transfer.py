@@ -300,6 +300,17 @@ async def test_vip_callers_prefer_vip_agents():
     assert (await plain.next("offer"))["call_id"] == "p1"
 
 
+async def test_callers_go_to_agents_who_speak_their_language():
+    desk = AgentDesk(DeskOptions(ring_timeout_s=30))
+    mandarin = Agent(desk, _account(1, skills=("orders", "zh-CN")))
+    desk.agents["ag_test1"].idle_since -= 100  # idle longest
+    english = Agent(desk, _account(2, skills=("orders", "en-US")))
+    desk.enqueue("en1", skill="orders", language="en-US")
+    assert (await english.next("offer"))["call_id"] == "en1"
+    desk.enqueue("zh1", skill="orders", language="zh-CN")
+    assert (await mandarin.next("offer"))["call_id"] == "zh1"
+
+
 async def test_outside_service_hours_books_a_callback(parts):
     now = time.gmtime()
     closed = f"{(now.tm_hour + 8 + 2) % 24:02d}:00-{(now.tm_hour + 8 + 3) % 24:02d}:00"  # Asia/Shanghai = UTC+8

@@ -94,7 +94,8 @@ class WarmTransfer:
         handoff.setdefault("call_id", control.call_id)
         vip = bool((handoff.get("order") or {}).get("vip"))
         priority = request.priority + (1 if vip else 0)
-        w = self.desk.enqueue(control.call_id, skill=request.skill, priority=priority, handoff=handoff, vip=vip)
+        w = self.desk.enqueue(control.call_id, skill=request.skill, priority=priority, handoff=handoff, vip=vip,
+                              language=lang)
         control.record.extra["queue"] = {"skill": w.skill, "priority": priority, "waited_s": 0.0, "offers": 0}
         t0 = time.monotonic()
         try:

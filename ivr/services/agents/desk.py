@@ -5,7 +5,8 @@
 * Routing: the waiting call with the highest priority goes first (strong anger and VIP callers have priority > 0;
   equal priority: longest waiting). It is offered to an available agent who has the call's skill, the one idle
   longest; if nobody with the skill is available, to any available agent (overflow, as most contact centres do).
-  VIP callers go to agents with the ``vip`` skill among those when one is free.
+  Among those, agents with the call's language as a skill (``zh-CN``, ``en-US``) come first, and VIP callers go to
+  agents with the ``vip`` skill when one is free.
   An agent who declined a call is not offered it again. An offer not answered within ``ring_timeout_s`` counts as
   declined and the agent is set ``away`` (a desktop nobody watches must not ring on every call).
 * Expected wait: position in the queue x average recent handle time / agents signed in (at least one).
@@ -90,6 +91,7 @@ class Waiting:
     assigned: asyncio.Future | None = None  # resolves to (agent_id, leg) on accept
     requeued: int = 0
     vip: bool = False  # prefers agents with the "vip" skill
+    language: str = ""  # prefers agents with this language as a skill (zh-CN, en-US), when any has it
 
     def public(self, position: int | None = None) -> dict[str, Any]:
         h = self.handoff
@@ -197,10 +199,11 @@ class AgentDesk:
         return sorted(self.queue, key=lambda w: (-w.priority, w.seq))
 
     def enqueue(self, call_id: str, *, skill: str = "general", priority: int = 0,
-                handoff: dict[str, Any] | None = None, vip: bool = False) -> Waiting:
+                handoff: dict[str, Any] | None = None, vip: bool = False, language: str = "") -> Waiting:
         """Put a caller in the queue and try to route at once. Await ``waiting.assigned`` for the agent."""
         w = Waiting(call_id, skill or "general", priority, dict(handoff or {}), enqueued_at=self.clock(),
-                    seq=next(self._seq), assigned=asyncio.get_running_loop().create_future(), vip=vip)
+                    seq=next(self._seq), assigned=asyncio.get_running_loop().create_future(), vip=vip,
+                    language=language)
         self.queue.append(w)
         log.info("call %s queued (skill %s, priority %d)", call_id, w.skill, priority)
         self.dispatch()
@@ -211,7 +214,7 @@ class AgentDesk:
         """Put a caller back (the agent dropped): ahead of callers of its former priority."""
         self.leave(w)
         nw = self.enqueue(w.call_id, skill=w.skill, priority=w.priority + priority_boost, handoff=w.handoff,
-                          vip=w.vip)
+                          vip=w.vip, language=w.language)
         nw.requeued = w.requeued + 1
         return nw
 
@@ -254,6 +257,8 @@ class AgentDesk:
         free = [a for a in self.available_agents() if a.agent_id not in w.declined]
         skilled = [a for a in free if w.skill in a.skills or w.skill == "general"]
         pool = skilled or free
+        if w.language:
+            pool = [a for a in pool if w.language in a.skills] or pool
         if w.vip:
             pool = [a for a in pool if "vip" in a.skills] or pool
         return min(pool, key=lambda a: a.idle_since) if pool else None
