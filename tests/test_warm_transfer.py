@@ -196,6 +196,7 @@ async def test_decline_goes_to_the_next_agent_and_silent_agent_is_set_away(parts
     await port.close()
     await leg.close()
     assert rec.outcome == "transferred" and rec.agent_id == "ag_test3" and leg.hung_up
+    assert rec.extra["queue"]["offers"] == 3  # declined, rang out, accepted
     assert a3.presence == "wrap_up"
     await m.shutdown(grace_s=1)
 

@@ -101,7 +101,7 @@ class WarmTransfer:
         try:
             while True:
                 got = await self._wait(control, w)
-                control.record.extra["queue"]["waited_s"] = round(time.monotonic() - t0, 1)
+                control.record.extra["queue"].update(waited_s=round(time.monotonic() - t0, 1), offers=w.offers)
                 if got is None:
                     await self._say(control, "transfer_timeout")
                     return await book_callback(control, request, "timeout", self.shop)

@@ -90,6 +90,7 @@ class Waiting:
     offered_to: str = ""
     assigned: asyncio.Future | None = None  # resolves to (agent_id, leg) on accept
     requeued: int = 0
+    offers: int = 0  # agents this caller was offered to (declines and ring-outs included)
     vip: bool = False  # prefers agents with the "vip" skill
     language: str = ""  # prefers agents with this language as a skill (zh-CN, en-US), when any has it
 
@@ -215,7 +216,7 @@ class AgentDesk:
         self.leave(w)
         nw = self.enqueue(w.call_id, skill=w.skill, priority=w.priority + priority_boost, handoff=w.handoff,
                           vip=w.vip, language=w.language)
-        nw.requeued = w.requeued + 1
+        nw.requeued, nw.offers = w.requeued + 1, w.offers
         return nw
 
     def leave(self, w: Waiting) -> None:
@@ -266,6 +267,7 @@ class AgentDesk:
     def _offer(self, w: Waiting, agent: AgentState) -> None:
         w.offer_id = "of_" + secrets.token_hex(6)
         w.offered_to = agent.agent_id
+        w.offers += 1
         agent.offer_id, agent.call_id = w.offer_id, w.call_id
         self._set(agent, "ringing")
         self.publish(agent.agent_id, {"type": "offer", "offer_id": w.offer_id, "call_id": w.call_id,
