@@ -47,3 +47,12 @@ def mask_text(text: str | None) -> str:
         return text or ""
     text = _PHONE_RE.sub(lambda m: mask_phone(m.group(1)), text)
     return _SPOKEN_PHONE_RE.sub(lambda m: m.group(0)[:3] + "****" + m.group(0)[-4:], text)
+
+
+_SECRET_DIGITS_RE = re.compile(r"[0-9０-９" + _CN_DIGITS + "]")
+
+
+def mask_secret(text: str | None) -> str:
+    """Every digit (Arabic, full-width or spoken Chinese) as '*': for answers to verification questions (the
+    phone's last four digits are a credential, kept out of records and agents' screens)."""
+    return _SECRET_DIGITS_RE.sub("*", text or "")

@@ -171,5 +171,5 @@ async def test_warm_transfer_between_two_browsers(tmp_path):
     assert rec["outcome"] == "transferred" and rec["transfer_reason"] == "human_request"
     assert rec["agent_id"].startswith("ag_") and rec["disposition"] == "resolved"
     assert "138****8000" in rec["agent_note"] and "13800138000" not in rec["agent_note"]
-    assert [t["caller_text"] for t in rec["turns"][1:5]] == ["1", "100000000002#", "8000", "0"]
+    assert [t["caller_text"] for t in rec["turns"][1:5]] == ["1", "100000000002#", "****", "0"]  # tail masked
     assert rec["extra"]["agents"] == ["wang.li"]

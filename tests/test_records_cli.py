@@ -137,3 +137,16 @@ def test_serve_purges_old_records_on_schedule(tmp_path):
         task = app.state.purge_task
         assert not task.done()  # still scheduled (hourly)
     assert task.done()  # cancelled at shutdown
+
+
+def test_chat_record_masks_the_verification_answer(tmp_path, monkeypatch, capsys):
+    from ivr.config import get_settings
+
+    # a withheld number: the bot asks for the order, then the phone's last four digits (a credential)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("查订单\n订单号 100000000002\n八零零零\n#hangup\n"))
+    assert main(["chat"]) == 0
+    out = capsys.readouterr().out
+    assert "核实通过" in out
+    rec = RecordStore(get_settings().database_url).recent(1)[0]
+    texts = [t.caller_text for t in rec.turns]
+    assert "****" in texts and "八零零零" not in texts and "8000" not in " ".join(texts), texts

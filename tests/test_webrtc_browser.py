@@ -58,7 +58,7 @@ async def test_browser_softphone_dtmf_order_status(tmp_path):
             rec = (await http.get(f"{url}/api/calls/{call_id}")).json()
     assert rec["channel"] == "webrtc" and rec["ended_by"] == "caller" and rec["outcome"] == "self_served"
     turns = [(t["kind"], t["caller_text"]) for t in rec["turns"]]
-    assert turns[:4] == [("start", ""), ("dtmf", "1"), ("dtmf", "100000000002#"), ("dtmf", "8000")]
+    assert turns[:4] == [("start", ""), ("dtmf", "1"), ("dtmf", "100000000002#"), ("dtmf", "****")]  # tail masked
     assert "签收" in rec["turns"][3]["bot_text"]
     for t in rec["turns"][:4]:
         assert t["latency_ms"] is not None and t["timing"]["first_audio_sent"] is not None

@@ -32,7 +32,7 @@ from ivr.config import Settings
 from ivr.dialog.types import BotReply, TransferRequest
 from ivr.events import BargeIn, DtmfDigits, Hangup, SpeechEnded, SpeechStarted, Transcript, TurnTiming
 from ivr.log import call_id_var
-from ivr.privacy import mask_phone
+from ivr.privacy import mask_phone, mask_secret
 from ivr.services.records.masking import caller_key
 from ivr.services.records.model import CallRecord, TurnRecord
 
@@ -507,6 +507,7 @@ class CallSession:
         if self._end_requested:
             return
         self._interrupt()  # a new input while the bot still talks (a key press, a late transcript)
+        secret = bool(getattr(self.dialog.dialog, "expects_secret", False))  # the answer is a credential
         if item.kind == "speech":
             self._no_input_count = 0
             reply = await self.dialog.call("handle_text", item.text, item.confidence)
@@ -524,7 +525,8 @@ class CallSession:
         item.timing.dialog_decision = self.clock()
         if item.timing.asr_final is None:
             item.timing.asr_final = item.timing.speech_end
-        rec = TurnRecordInput(item.kind, item.text, item.source, item.confidence if item.kind == "speech" else None)
+        rec = TurnRecordInput(item.kind, item.text, item.source, item.confidence if item.kind == "speech" else None,
+                              secret)
         await self._reply(reply, item.timing, item.kind, rec)
 
     async def _reply(self, reply: Any, timing: TurnTiming, kind: str, rec: TurnRecordInput) -> None:
@@ -537,9 +539,9 @@ class CallSession:
             keys, self._dtmf_keys = self._dtmf_keys + rec.text, ""
             if silent:
                 self._dtmf_keys = keys
-            rec = TurnRecordInput(rec.kind, keys, rec.source, rec.asr_confidence)
+            rec = TurnRecordInput(rec.kind, keys, rec.source, rec.asr_confidence, rec.secret)
         turn = None if silent else self.record.add_turn(
-            rec.kind, caller_text=rec.text, input_source=rec.source, asr_confidence=rec.asr_confidence,
+            rec.kind, caller_text=mask_secret(rec.text) if rec.secret else rec.text, input_source=rec.source, asr_confidence=rec.asr_confidence,
             bot_text=reply.text, intent=reply.intent, confidence=reply.confidence, slots=dict(reply.slots),
             actions=list(reply.actions), sentiment=reply.sentiment, state=reply.state,
         )
@@ -756,6 +758,7 @@ class TurnRecordInput:
     text: str = ""
     source: str = ""
     asr_confidence: float | None = None
+    secret: bool = False  # the answer to a verification question: digits masked in the record
 
 
 def _relative(t: TurnTiming) -> dict[str, float | None]:

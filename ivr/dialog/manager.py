@@ -134,6 +134,11 @@ class DialogManager:
         self._record_caller(inp, raw)
         return self._turn(inp)
 
+    @property
+    def expects_secret(self) -> bool:
+        """The next input answers the verification question (a credential: callers' records mask it)."""
+        return self.ctx.state == "verify"
+
     def handle_dtmf(self, digits: str) -> BotReply:
         """Keypad digits. Menus act on one key; numbers are collected until '#' (phone tails at 4 digits)."""
         if self.ctx.state == "ended":

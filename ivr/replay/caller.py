@@ -339,7 +339,7 @@ def _attribute(result: CallResult, report: LineReport, marks: list[float]) -> No
             tr.asr_mode = next((b.input_source for b in tr.bot_turns if b.kind == "speech" and b.input_source),
                                report.asr_mode or "-")
             tr.vad_segments = report.vad_segments.get(tr.index)
-            if tr.asr_mode == "asr":
+            if tr.asr_mode == "asr" and "*" not in tr.heard:  # a masked answer (verification) cannot be scored
                 tr.cer = round(char_error_rate(tr.input, tr.heard.replace(" / ", " ")), 3)
         elif tr.kind == "dtmf":
             tr.asr_mode = "dtmf"

@@ -2,7 +2,8 @@
 
 The voice call session writes its own record; this gives a text chat the same record (channel ``chat``), so every
 conversation lands in the statistics. The manager is duck-typed (``start``, ``handle_text``, ``handle_dtmf``,
-``handle_no_input``, ``end``, ``outcome``, ``csat``, ``feedback``, ``ctx.served``): services do not import the dialogue.
+``handle_no_input``, ``end``, ``outcome``, ``csat``, ``feedback``, ``ctx.served``, ``expects_secret``): services do
+not import the dialogue. Answers to the verification question are kept with their digits masked.
 Text turns have no ASR confidence and no audio latency; the dialogue's own decision time is kept in
 ``timing["dialog_ms"]``.
 """
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ivr.privacy import mask_phone
+from ivr.privacy import mask_phone, mask_secret
 from ivr.services.records.masking import caller_key
 from ivr.services.records.model import CallRecord
 
@@ -41,6 +42,8 @@ class RecordedDialog:
 
     def _turn(self, kind: str, text: str, source: str, call: Callable[[], Any],
               asr_confidence: float | None = None) -> Any:
+        if getattr(self.m, "expects_secret", False):  # the answer to the verification question is a credential
+            text = mask_secret(text)
         t0 = time.perf_counter()
         reply = call()
         ms = round((time.perf_counter() - t0) * 1000.0, 2)
