@@ -156,6 +156,8 @@ def test_every_kpi_matches_the_calls_made(mix):
     intents = Counter(t.intent for r in week for t in r.turns if t.kind in ("speech", "dtmf") and t.intent)
     assert {i["intent"]: i["count"] for i in body["intents"]} == dict(intents)
     assert intents["human_agent"] == 1 and intents["order_status"] >= 2
+    labels = body["intent_labels"]  # the chart's names come from the language pack
+    assert labels["order_status"] == "查订单" and labels["human_agent"] == "转人工" and set(labels) <= set(intents)
     days = Counter(r.started_at.astimezone(SHANGHAI).date().isoformat() for r in week)
     series = {p["t"][:10]: p for p in body["series"]}
     assert body["period"]["bucket"] == "day" and len(body["series"]) == 8

@@ -69,7 +69,17 @@ def stats_api(request: Request, period: str = "7d", channel: str = "", start: st
         f = _filters(period, channel, start, end, bucket)
     except PeriodError as e:
         return _bad(e)
-    return JSONResponse(_stats(request).report(f))
+    report = _stats(request).report(f)
+    report["intent_labels"] = _intent_labels(request, [i["intent"] for i in report.get("intents", [])])
+    return JSONResponse(report)
+
+
+def _intent_labels(request: Request, intents: list[str]) -> dict[str, str]:
+    """Intent name -> the language pack's label (the chart shows 查订单, not order_status)."""
+    from ivr.lang import get_pack
+
+    pack = get_pack(request.app.state.settings.language)
+    return {i: pack.prompt(f"intent.{i}") for i in intents if f"intent.{i}" in pack.prompts}
 
 
 @router.get("/api/stats/calls")

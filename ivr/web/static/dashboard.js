@@ -122,7 +122,8 @@ function renderCharts(s) {
       borderColor: "#c0392b", backgroundColor: "#c0392b", borderDash: [4, 3], spanGaps: true, yAxisID: "y1" },
   ] }, options: { scales: { y: { min: -1, max: 1 }, y1: { position: "right", min: 0, max: 100, grid: { drawOnChartArea: false } } } } });
   const intents = s.intents.slice(0, 20);
-  chart("chart-intents", { type: "bar", data: { labels: intents.map((i) => i.intent), datasets: [{ label: "次数",
+  const names = s.intent_labels || {};
+  chart("chart-intents", { type: "bar", data: { labels: intents.map((i) => names[i.intent] || i.intent), datasets: [{ label: "次数",
     data: intents.map((i) => i.count), backgroundColor: "#2f6fd6" }] },
   options: { indexAxis: "y", plugins: { legend: { display: false } }, scales: { x: { beginAtZero: true, ticks: { precision: 0 } } },
     onClick: (_e, els) => { if (els.length) { const i = intents[els[0].index].intent; drill({ intent: i }, `意图 ${i} 的通话`); } } } });
