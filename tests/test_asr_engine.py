@@ -146,12 +146,12 @@ async def test_pool_hands_out_warm_recognisers_and_reuses_them():
         first = await eng.open_stream()
         assert eng.stats().cold_opens == 0  # came from the pool
         await _wait(lambda: eng.stats().idle == 1)  # the pool refills itself in the background
-        second = await eng.open_stream()  # the refilled one
-        assert eng.stats().cold_opens == 0 and eng.stats().in_use == 2
         for c in chunks(korean(KO_LINES[1]), 20):
             await first.feed(c)
-        await first.close()  # mid-utterance close: reset, back to the pool
-        await second.close()
+        second = await eng.open_stream()  # the refilled one (another refill starts: it takes ~1.5 s)
+        assert eng.stats().cold_opens == 0 and eng.stats().in_use == 2
+        await first.close()  # mid-utterance close, before that refill is ready: back to the empty pool
+        await second.close()  # the pool is full again: this extra one is dropped
         assert eng.stats().in_use == 0 and eng.stats().idle == 1  # the pool keeps pool_size, drops extras
         third = await eng.open_stream()
         assert eng.stats().reused == 1

@@ -40,7 +40,7 @@ async def test_keypad_fixture_passes_over_sip(tmp_path, law="PCMA"):
     assert rec.channel == "sip" and rec.caller == ""  # a withheld number (From: anonymous) stays withheld
     keyed = [t for t in call.turns if t.kind == "dtmf"]
     assert [t.asr_mode for t in keyed] == ["dtmf"] * 3
-    assert [t.caller_text for t in rec.turns if t.kind == "dtmf"] == ["1", "100000000007#", "5678"]
+    assert [t.caller_text for t in rec.turns if t.kind == "dtmf"] == ["1", "100000000007#", "****"]  # the tail is masked in records
     assert all(t.heard_ms is not None and t.latency_ms is not None for t in keyed)  # both ends measured
     assert "签收" in keyed[-1].reply
     assert any(f"SIP {law} to sip:ivr@127.0.0.1:{gw.port}" in n and "keys 1100000000007#5678 sent" in n for n in call.notes), call.notes

@@ -85,7 +85,7 @@ def _caller_audio(seconds: float) -> bytes:
 
 
 async def run_load(calls: int = 20, rate: float = 2.0, seconds: float = 20.0, max_calls: int | None = None,
-                   workdir: Path | None = None) -> dict:
+                   workdir: Path | None = None, bot: str = "tone") -> dict:
     """Run the load and return the figures (also used by the smoke test in tests/test_sip_load.py)."""
     from ivr.audio.frames import AudioFrame, frames_of
     from ivr.config import Settings
@@ -117,6 +117,22 @@ async def run_load(calls: int = 20, rate: float = 2.0, seconds: float = 20.0, ma
             speaker.cancel()
             received.append(got)
 
+    manager = None
+    records: list = []
+    if bot == "real":
+        from ivr.call.manager import CallManager
+        from ivr.config import load_settings
+
+        settings = load_settings({"data_dir": str(work / "data"), "host": "127.0.0.1", "sip_port": 0,
+                                  "max_calls": max_calls or max(calls, 8)})
+        manager = await asyncio.to_thread(CallManager.from_settings, settings)
+        await manager.start()
+
+        async def handler(port) -> None:  # the real bot instead of the tone
+            rec = await manager.run_call(port)
+            if rec is not None:
+                records.append(rec)
+
     gw = SipGateway(Settings(host="127.0.0.1", sip_port=0, max_calls=max_calls or max(calls, 8)), handler)
     await gw.start()
     cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
@@ -135,6 +151,18 @@ async def run_load(calls: int = 20, rate: float = 2.0, seconds: float = 20.0, ma
     cpu1, wall = resource.getrusage(resource.RUSAGE_SELF), time.monotonic() - wall0
     sent = gw.counters["answered"]
     await gw.stop()
+    bot_figures: dict = {}
+    if manager is not None:
+        await manager.shutdown(grace_s=5)
+        greeted = [r for r in records if r.turns and r.turns[0].latency_ms is not None]
+        lat = sorted(t.latency_ms for r in records for t in r.turns if t.latency_ms is not None)
+        bot_figures = {
+            "records": len(records), "greeted": len(greeted),
+            "turn_latency_p50_ms": float(np.percentile(lat, 50)) if lat else None,
+            "turn_latency_p95_ms": float(np.percentile(lat, 95)) if lat else None,
+            "playout_stalls": sum(int(r.extra.get("playout_stalls", 0)) for r in records),
+            "outcomes": sorted({r.outcome for r in records}),
+        }
 
     def last(label: str) -> int:
         rows = [r for r in out.splitlines() if r.strip().startswith(label)]
@@ -149,7 +177,7 @@ async def run_load(calls: int = 20, rate: float = 2.0, seconds: float = 20.0, ma
         "frames_received_per_call_min": min(received) if received else 0,
         "frames_expected_per_call": int(seconds * 50),
         "cpu_percent_of_one_core": 100.0 * cpu / wall if wall else 0.0, "wall_s": wall,
-        "sipp_tail": out[-1500:],
+        "sipp_tail": out[-1500:], "bot": bot, **bot_figures,
     }
 
 
@@ -158,6 +186,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calls", type=int, default=20, help="number of calls (default 20)")
     p.add_argument("--rate", type=float, default=2.0, help="calls per second (default 2)")
     p.add_argument("--seconds", type=float, default=20.0, help="audio per call in seconds (default 20)")
+    p.add_argument("--bot", choices=["tone", "real"], default="tone",
+                   help="tone: the gateway alone; real: every call through the real call session and dialogue")
     p.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     p.set_defaults(func=run)
 
@@ -169,9 +199,11 @@ def run(args: argparse.Namespace) -> int:
     if args.calls < 1 or args.rate <= 0 or args.seconds <= 0:
         raise UserError("--calls, --rate and --seconds must be positive")
     try:
-        r = asyncio.run(run_load(args.calls, args.rate, args.seconds))
+        r = asyncio.run(run_load(args.calls, args.rate, args.seconds, bot=args.bot))
     except RuntimeError as e:
         raise UserError(str(e)) from None
+    if args.bot == "real":
+        return _report_real(r, args.no_write)
     rows = [[r["calls"], f"{r['rate']:g}", f"{r['seconds']:g}", r["successful"], r["failed"], r["peak_open_calls"],
              r["open_calls_after"], f"{r['frames_received_per_call_min']}/{r['frames_expected_per_call']}",
              f"{r['cpu_percent_of_one_core']:.0f}%"]]
@@ -184,3 +216,26 @@ def run(args: argparse.Namespace) -> int:
                 + table)
         print(f"written to {write_section('sip', 'SIP gateway load (ivr bench sip)', body)}")
     return 0 if r["failed"] == 0 and r["open_calls_after"] == 0 else 1
+
+
+def _report_real(r: dict, no_write: bool) -> int:
+    from ivr.bench.report import markdown_table, write_section
+
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:.0f}"
+
+    rows = [[r["calls"], f"{r['rate']:g}", f"{r['seconds']:g}", r["successful"], r["failed"], r["peak_open_calls"],
+             r["open_calls_after"], f"{r['greeted']}/{r['records']}", ms(r["turn_latency_p50_ms"]),
+             ms(r["turn_latency_p95_ms"]), r["playout_stalls"], f"{r['cpu_percent_of_one_core']:.0f}%"]]
+    table = markdown_table(["calls", "calls/s", "audio s/call", "ok", "failed", "peak open", "open after",
+                            "greeted/records", "turn p50 ms", "turn p95 ms", "playout stalls",
+                            "process CPU (one core)"], rows)
+    print(table)
+    if not no_write:
+        body = ("sipp UAC load against `ivr serve`'s parts on loopback: the SIP gateway hands every call to the real "
+                "CallManager (call session, webrtcvad, the dialogue over the demo shop in keypad mode, espeak-ng, "
+                "records). The caller streams A-law speech-like audio the whole call (it talks over the greeting). "
+                "Turn latency: speech end / key press / answer -> first bot audio sent.\n\n" + table)
+        print(f"written to {write_section('sip-bot', 'SIP load through the real bot (ivr bench sip --bot real)', body)}")
+    ok = r["failed"] == 0 and r["open_calls_after"] == 0 and r["greeted"] == r["records"] == r["calls"]
+    return 0 if ok else 1
