@@ -111,15 +111,7 @@
     try { meter = window.ivrMeter(stream, desk, $("level")); } catch (e) { console.warn("no level meter", e); }
   }
 
-  function waitIce(peer) {
-    if (peer.iceGatheringState === "complete") return Promise.resolve();
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, 3000);
-      peer.addEventListener("icegatheringstatechange", () => {
-        if (peer.iceGatheringState === "complete") { clearTimeout(t); resolve(); }
-      });
-    });
-  }
+  const waitIce = window.ivrWaitIce;
 
   async function accept() {
     const offer = desk.offer; if (!offer) return;

@@ -51,15 +51,7 @@
     try { meter = window.ivrMeter(stream, phone, $("level")); } catch (e) { console.warn("no level meter", e); }
   }
 
-  function waitIce(peer) {
-    if (peer.iceGatheringState === "complete") return Promise.resolve();
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, 3000);
-      peer.addEventListener("icegatheringstatechange", () => {
-        if (peer.iceGatheringState === "complete") { clearTimeout(t); resolve(); }
-      });
-    });
-  }
+  const waitIce = window.ivrWaitIce;
 
   async function call() {
     phone.error = null; phone.maxLevel = 0; phone.heardMs = 0;

@@ -1,4 +1,6 @@
-// Level of the remote audio, shared by the softphone and the agent desktop: updates stats.maxLevel and
+// Media helpers shared by the softphone and the agent desktop.
+
+// Level of the remote audio: updates stats.maxLevel and
 // stats.heardMs (time above -40 dBFS) every 50 ms and drives a <meter>. Returns {stop()}.
 window.ivrMeter = function (stream, stats, meterEl) {
   "use strict";
@@ -17,4 +19,16 @@ window.ivrMeter = function (stream, stats, meterEl) {
     if (meterEl) meterEl.value = Math.min(1, rms * 5);
   }, 50);
   return { stop() { clearInterval(timer); ctx.close().catch(() => {}); } };
+};
+
+// Resolves once ICE gathering is complete (no trickle ICE: the offer carries every candidate), 3 s at most.
+window.ivrWaitIce = function (peer) {
+  "use strict";
+  if (peer.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, 3000);
+    peer.addEventListener("icegatheringstatechange", () => {
+      if (peer.iceGatheringState === "complete") { clearTimeout(t); resolve(); }
+    });
+  });
 };
