@@ -46,4 +46,5 @@ async def test_no_recogniser_leaks_on_disconnects_and_hangups(tmp_path):
             await asyncio.sleep(0.3)
             stats = engine.stats()
             assert stats.in_use == 0, f"call {i}: a recogniser was not returned ({stats})"
-        assert stats.created <= 3, f"the pool grew call after call ({stats})"  # 1 warm + at most 1 per busy moment
+        # the pool stays at its size; each call's take triggers at most one background refill
+        assert stats.idle <= settings.asr_pool_size and stats.created <= 1 + 3, f"the pool grew ({stats})"
