@@ -259,12 +259,10 @@ async def startup(app: Any) -> None:
     if getattr(app.state.calls, "desk", None) is None:
         return
     from ivr.services.agents import AccountStore
-    from ivr.services.migrate import ensure_schema
+    from ivr.web.stores import app_store
 
     def takers() -> int:
-        url = app.state.settings.database_url
-        ensure_schema(url)
-        return sum(1 for a in AccountStore(url).list() if a.takes_calls)
+        return sum(1 for a in app_store(app.state, "accounts", AccountStore).list() if a.takes_calls)
 
     try:
         n = await asyncio.to_thread(takers)

@@ -31,6 +31,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ivr.config import Settings
 from ivr.services.agents import Account, AccountStore
+from ivr.web.stores import app_store
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -73,14 +74,7 @@ def service_secret(settings: Settings) -> str:
 
 
 def accounts(request: Request) -> AccountStore:
-    store = getattr(request.app.state, "accounts", None)
-    if store is None:
-        from ivr.services.migrate import ensure_schema
-
-        url = request.app.state.settings.database_url
-        ensure_schema(url)
-        store = request.app.state.accounts = AccountStore(url)
-    return store
+    return app_store(request.app.state, "accounts", AccountStore)
 
 
 def _serializer(request: Request) -> URLSafeTimedSerializer:

@@ -30,6 +30,7 @@ from ivr.services.records.feedback import DEFAULT_THRESHOLD, collect, group
 from ivr.services.records.period import PeriodError, parse_window
 from ivr.services.records.stats import Filters, Stats
 from ivr.web.auth import DASHBOARD
+from ivr.web.stores import app_store
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -37,14 +38,7 @@ PURGE_INTERVAL_S = 3600.0
 
 
 def _stats(request: Request) -> Stats:
-    st = getattr(request.app.state, "stats", None)
-    if st is None:
-        from ivr.services.migrate import ensure_schema
-
-        url = request.app.state.settings.database_url
-        ensure_schema(url)
-        st = request.app.state.stats = Stats(url)
-    return st
+    return app_store(request.app.state, "stats", Stats)
 
 
 def _filters(period: str, channel: str, start: str | None, end: str | None, bucket: str | None) -> Filters:
