@@ -43,6 +43,7 @@ class Settings(BaseModel):
     port: int = Field(8080, ge=0, le=65535, description="HTTP port of `ivr serve`.")
     sip_port: int = Field(5060, ge=0, le=65535, description="SIP UDP/TCP port; 0 disables SIP.")
     sip_allow_from: str = Field("", description="Comma-separated IPs/networks allowed to send INVITEs; empty = anyone.")
+    sip_trusted_peers: str = Field("", description="Comma-separated IPs/networks of trunks/PBXs whose caller ID (and P-Asserted-Identity) is trusted; empty = no caller ID is trusted.")
     sip_auth_user: str = Field("", description="Digest user required on inbound INVITEs; empty = no digest auth.")
     sip_auth_password: str = Field("", description="Digest password for sip_auth_user.")
     sip_register_uri: str = Field("", description="Register to a PBX/trunk as this AOR, e.g. sip:ivr@pbx.example:5060; empty = no REGISTER.")
@@ -98,6 +99,19 @@ class Settings(BaseModel):
     def _language_tag(cls, v: str) -> str:
         if not v or "-" not in v:
             raise ValueError("expected a language tag such as zh-CN")
+        return v
+
+    @field_validator("sip_trusted_peers")
+    @classmethod
+    def _networks(cls, v: str) -> str:
+        import ipaddress
+
+        for item in (s.strip() for s in v.split(",")):
+            if item:
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(f"not an IP address or network: {item!r}") from None
         return v
 
     @field_validator("service_hours")

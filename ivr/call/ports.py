@@ -25,6 +25,7 @@ class CallInfo:
     sample_rate: int = 16000  # rate of frames in both directions
     language: str = "zh-CN"
     extra: dict = field(default_factory=dict)
+    caller_id_trusted: bool = False  # a trusted peer vouched for caller_id (SIP from sip_trusted_peers); else a hint
 
 
 @runtime_checkable
