@@ -1,8 +1,10 @@
-"""`ivr nlu classify | explain`: the NLU on the command line.
+"""`ivr nlu classify | explain | eval`: the NLU on the command line.
 
 classify: UTF-8 lines on stdin (plain text, or JSON objects with "text" and optional "prev_agent_text" /
-"expected"), one JSON line out per line in: {"text", "intent", "confidence", "slots"}.
+"expected"), one JSON line out per line in: {"text", "intent", "confidence", "slots", "clarify", "second_intent"}
+(``clarify``: the two candidate intents when the bot would ask which one is meant, else []).
 explain: how one utterance was understood (normalisation, tokens, rules, scores, slots).
+eval: accuracy per intent, confusion pairs, clarification and wrong-action rates on a labelled TSV.
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--language", default=None)
     e.add_argument("--json", action="store_true", help="print the full result as JSON")
     e.set_defaults(func=_explain)
+
+    v = nsub.add_parser("eval", help="accuracy, confusions, clarification and wrong-action rates on a labelled TSV")
+    v.add_argument("file", help="TSV with a 'text' (or 'customer_text') and an 'intent' column; "
+                   "'prev_agent_text' is used as context, a 'clarity' column keeps clear rows, others are ignored")
+    v.add_argument("--language", default=None)
+    v.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    v.set_defaults(func=_eval)
 
 
 def _nlu(language: str | None):
@@ -131,4 +140,24 @@ def _explain(args: argparse.Namespace) -> int:
     if x.get("slot_rules"):
         lines.append(f"slot rules:  {'; '.join(x['slot_rules'])}")
     print("\n".join(lines))
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ivr.dialog.nlu.evaluate import EvalFileError, evaluate, read_rows, render
+
+    path = Path(args.file)
+    try:
+        rows, skipped = read_rows(path)
+    except EvalFileError as e:
+        raise UserError(str(e)) from None
+    if not rows:
+        raise UserError(f"{path}: no labelled rows to evaluate")
+    ev = evaluate(_nlu(args.language), rows, skipped)
+    if args.json:
+        print(json.dumps({"file": str(path), **ev.as_dict()}, ensure_ascii=False))
+    else:
+        print(render(ev, path.name))
     return 0

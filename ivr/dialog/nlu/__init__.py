@@ -197,6 +197,17 @@ def _shared_nlu(code: str) -> Nlu:
     return nlu
 
 
+def clarify_of(r: NluResult) -> list[str]:
+    """The two candidate intents when the NLU is not sure enough to act (the bot asks which), else []."""
+    return list(r.explanation.get("clarify") or [])
+
+
+def second_need_of(r: NluResult) -> str | None:
+    """A second task named in the same utterance ("查一下物流 顺便开个发票" -> invoice), offered after the first."""
+    return r.explanation.get("second_intent") or None
+
+
 def result_json(r: NluResult) -> dict[str, Any]:
-    """The `ivr nlu classify` line: exactly {"text", "intent", "confidence", "slots"}."""
-    return {"text": r.text, "intent": r.intent, "confidence": r.confidence, "slots": r.slots}
+    """The `ivr nlu classify` line: {"text", "intent", "confidence", "slots", "clarify", "second_intent"}."""
+    return {"text": r.text, "intent": r.intent, "confidence": r.confidence, "slots": r.slots,
+            "clarify": clarify_of(r), "second_intent": second_need_of(r)}
