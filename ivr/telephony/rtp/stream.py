@@ -2,10 +2,12 @@
 
 aiortp does the packet work: parsing, the jitter buffer (reordering, duplicate and loss detection; isolated in
 ``aiortp.jitterbuffer.JitterBuffer`` and exercised by tests/test_sip_rtp.py), packet-loss concealment, RFC 4733
-telephone-events, RTCP reports and symmetric RTP (replies go where packets come from). This module adds what a
-call needs around it: an ephemeral port on the gateway's host, G.711 at 8 kHz in both directions, a send queue
-drained by a 20 ms clock (silence when the bot has nothing to say, nothing while on hold) and back-pressure so a
-producer that writes a whole prompt at once is paced instead of buffered for minutes.
+telephone-events and RTCP reports. This module adds what a call needs around it: an ephemeral port on the
+gateway's host, G.711 at 8 kHz in both directions, a send queue drained by a 20 ms clock (silence when the bot
+has nothing to say, nothing while on hold), back-pressure so a producer that writes a whole prompt at once is
+paced instead of buffered for minutes, and source latching (``ivr.telephony.rtp.latch``): the RTP and RTCP
+sockets accept packets only from the peer the SDP names (latched on its first packet), so nobody else can
+inject audio or keys or draw the bot's audio to themselves.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from aiortp import RTPSession
 from aiortp.dtmf import DTMF_EVENTS, DtmfEvent, DtmfReceiver
+
+from ivr.telephony.rtp.latch import SourceLatch, normalize_ip
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +70,9 @@ class MarkerAwareDtmfReceiver(DtmfReceiver):
 class RtpStream:
     """A bound RTP/RTCP socket pair exchanging 8 kHz s16 PCM with one peer as G.711."""
 
-    def __init__(self, session: RTPSession, codec: str, config: StreamConfig) -> None:
+    _live: weakref.WeakSet[RtpStream] = weakref.WeakSet()  # open streams of this process (own_ports)
+
+    def __init__(self, session: RTPSession, codec: str, config: StreamConfig, peer_ips: Iterable[str] = ()) -> None:
         self._session = session
         self.codec = codec
         self.config = config
@@ -86,14 +93,23 @@ class RtpStream:
         session.on_audio = self._on_audio
         session.on_dtmf = self._on_dtmf
         session._dtmf_receiver = MarkerAwareDtmfReceiver(session._dispatch_dtmf)
+        self._peer_ips = tuple(peer_ips)
+        self.rtp_latch = SourceLatch(session._remote_addr, self._peer_ips, "RTP")
+        self.rtcp_latch = SourceLatch(session._remote_rtcp_addr, self._peer_ips, "RTCP")
+        self._guard(session._rtp_transport, self.rtp_latch, "_remote_addr")
+        self._guard(session._rtcp_transport, self.rtcp_latch, "_remote_rtcp_addr")
         self._task = asyncio.get_running_loop().create_task(self._pace(), name="rtp-pacer")
+        RtpStream._live.add(self)
 
     @classmethod
     async def open(
         cls, bind_host: str, remote: tuple[str, int], codec: str, dtmf_pt: int | None = 101,
-        config: StreamConfig | None = None,
+        config: StreamConfig | None = None, peer_ips: Iterable[str] = (),
     ) -> RtpStream:
-        """Bind an ephemeral port on ``bind_host`` and start streaming to ``remote`` with ``codec``."""
+        """Bind an ephemeral port on ``bind_host`` and start streaming to ``remote`` with ``codec``.
+
+        Packets are accepted from ``remote`` (the SDP address), its IP on another port, or ``peer_ips`` (the
+        address that signalled the call); the first such packet latches the peer (module docstring)."""
         cfg = config or StreamConfig()
         session = await RTPSession.create(
             local_addr=(bind_host, 0),
@@ -104,11 +120,33 @@ class RtpStream:
             jitter_prefetch=cfg.jitter_prefetch,
             skip_audio_gaps=True,
             plc=True,
-            symmetric_rtp=True,
+            symmetric_rtp=False,  # latching is ours (SourceLatch): aiortp's would follow any source
         )
-        return cls(session, codec, cfg)
+        return cls(session, codec, cfg, peer_ips)
+
+    def _guard(self, protocol, latch: SourceLatch, remote_attr: str) -> None:
+        """Filter one socket's datagrams (RTP, RTCP, STUN) through ``latch``; send to the latched peer."""
+        inner = protocol.datagram_received
+
+        def guarded(data: bytes, addr: tuple[str, int]) -> None:
+            if not latch.admit(addr):
+                return
+            if latch.latched is not None and getattr(self._session, remote_attr) != latch.latched:
+                setattr(self._session, remote_attr, latch.latched)
+            inner(data, addr)
+
+        protocol.datagram_received = guarded
 
     # --- addresses and state --------------------------------------------------------------------------
+    @classmethod
+    def own_ports(cls) -> set[int]:
+        """Local RTP and RTCP ports of every open stream (an SDP must never point media at them)."""
+        ports: set[int] = set()
+        for stream in list(cls._live):
+            with contextlib.suppress(Exception):
+                ports.update((stream.local_port, stream.rtcp_port))
+        return ports
+
     @property
     def local_port(self) -> int:
         return int(self._session._rtp_transport._transport.get_extra_info("sockname")[1])
@@ -121,9 +159,16 @@ class RtpStream:
     def remote(self) -> tuple[str, int]:
         return self._session._remote_addr
 
-    def update_remote(self, addr: tuple[str, int]) -> None:
-        """New peer address from a re-INVITE (symmetric RTP still follows real packets)."""
+    def update_remote(self, addr: tuple[str, int], peer_ips: Iterable[str] | None = None) -> None:
+        """The SDP address from a re-INVITE or an answer. The same address as before keeps the latched peer; a
+        different one re-arms both latches for it (and ``peer_ips``, if given)."""
+        if peer_ips is not None:
+            self._peer_ips = tuple(peer_ips)
+        elif (normalize_ip(addr[0]), addr[1]) == self.rtp_latch.expected:
+            return
         self._session.update_remote(addr)
+        self.rtp_latch.expect(addr, self._peer_ips)
+        self.rtcp_latch.expect(self._session._remote_rtcp_addr, self._peer_ips)
 
     def set_hold(self, on_hold: bool) -> None:
         """On hold nothing is sent (the peer said sendonly/inactive); queued bot audio is kept."""
@@ -136,7 +181,8 @@ class RtpStream:
     @property
     def stats(self) -> dict:
         s = dict(self._session.stats)
-        s.update(frames_sent=self.frames_sent, frames_received=self.frames_received, codec=self.codec)
+        s.update(frames_sent=self.frames_sent, frames_received=self.frames_received, codec=self.codec,
+                 foreign_packets=self.rtp_latch.dropped + self.rtcp_latch.dropped)
         return s
 
     @property
@@ -245,6 +291,7 @@ class RtpStream:
         if self._closed:
             return
         self._closed = True
+        RtpStream._live.discard(self)
         self._room.set()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -23,6 +23,7 @@ from ivr.telephony.sip.auth import AccessPolicy, parse_networks
 from ivr.telephony.sip.call import PORT_RATE, SipCall
 from ivr.telephony.sip.dtmf import parse_info_dtmf
 from ivr.telephony.sip.sdp import MediaOffer, SdpError, build_answer, build_offer, parse_offer
+from ivr.telephony.sip.security import caller_identity, check_not_own_port
 from ivr.telephony.sip.transport import GuardedTcpTransport, GuardedUdpTransport
 from ivr.telephony.sip.ua import GatewayUAS, Refusal
 
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = "ivr-sip-gateway"
 STOP_GRACE_S = 3.0
-WITHHELD = {"anonymous", "unknown", "restricted", "private", "withheld"}
 
 
 class SipGateway:
@@ -45,6 +45,7 @@ class SipGateway:
     Without ``reserve``, ``on_call(port)`` gets the port alone.
 
     The 200 OK carries ``X-Ivr-Call-Id: <call_id>`` (the id of the call record, ``GET /api/calls/{id}``).
+    ``port.info.caller_id_trusted`` is True only for INVITEs from ``sip_trusted_peers`` (docs/sip.md, Security).
     """
 
     def __init__(self, settings: Settings, on_call: Callable[..., Awaitable[object]], *,
@@ -57,6 +58,7 @@ class SipGateway:
         self.port = settings.sip_port
         self.policy = AccessPolicy(parse_networks(settings.sip_allow_from), settings.sip_auth_user,
                                    settings.sip_auth_password)
+        self.trusted_peers = parse_networks(settings.sip_trusted_peers)
         self.calls: dict[str, SipCall] = {}  # answered calls by SIP Call-ID
         self._ringing: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -158,7 +160,7 @@ class SipGateway:
         if not request.body:
             raise Refusal(488, "Not Acceptable Here", {"Warning": '399 ivr "an SDP offer is required"'})
         try:
-            parse_offer(request.text)
+            self._check_target(parse_offer(request.text))
         except SdpError as e:
             raise Refusal(e.status, "Bad Request" if e.status == 400 else "Not Acceptable Here",
                           {"Warning": f'399 ivr "{e}"'}) from None
@@ -194,7 +196,8 @@ class SipGateway:
         _add_200_header(inv, "X-Ivr-Call-Id", record_id)
         try:
             offer = parse_offer(inv.invite.text)
-            stream = await RtpStream.open(self._bind_host(), offer.remote, offer.codec, offer.dtmf_pt)
+            stream = await RtpStream.open(self._bind_host(), offer.remote, offer.codec, offer.dtmf_pt,
+                                          peer_ips=(inv.source_addr[0],))
             stream.set_hold(offer.hold)
             answer = build_answer(offer, self.advertised[0], stream.local_port, stream.rtcp_port, version=1)
             inv.ringing()
@@ -222,11 +225,9 @@ class SipGateway:
             return
         finally:
             self._ringing.pop(call_id, None)
-        caller = inv.invite.from_addr.uri.user if inv.invite.from_addr and inv.invite.from_addr.uri else ""
-        if (caller or "").lower() in WITHHELD:
-            caller = ""  # RFC 3323 anonymous / withheld number
+        caller, trusted = caller_identity(inv.invite, inv.source_addr[0], self.trusted_peers)
         info = CallInfo(
-            call_id=record_id, channel="sip", caller_id=caller or "",
+            call_id=record_id, channel="sip", caller_id=caller, caller_id_trusted=trusted,
             sample_rate=PORT_RATE, language=self.settings.language,
             extra={"sip_call_id": call_id, "codec": offer.codec, "peer": f"{inv.source_addr[0]}:{inv.source_addr[1]}",
                    "transport": "tcp" if getattr(ua.transport, "reliable", False) else "udp"},
@@ -235,7 +236,8 @@ class SipGateway:
         port.answer_version = 1
         self.calls[call_id] = port
         self.counters["answered"] += 1
-        log.info("answered SIP call %s from %s (%s)", info.call_id, mask_phone(caller), offer.codec)
+        log.info("answered SIP call %s from %s%s (%s)", info.call_id, mask_phone(caller),
+                 " (trusted peer)" if trusted else "", offer.codec)
         self._spawn(self._run(port, self._slots.pop(call_id, None)))
 
     async def _run(self, port: SipCall, slot: object | None = None) -> None:
@@ -276,6 +278,8 @@ class SipGateway:
             return
         try:
             offer: MediaOffer | None = parse_offer(inv.invite.text) if inv.invite.body else None
+            if offer is not None:
+                self._check_target(offer)
         except SdpError as e:
             resp = inv.dialog.create_response(inv.invite, 488, "Not Acceptable Here")
             resp.headers.set_single("Warning", f'399 ivr "{e}"')
@@ -288,7 +292,8 @@ class SipGateway:
             return
         if offer.codec != port.stream.codec:  # codec change: a fresh stream in the new codec
             old = port.stream
-            port.stream = await RtpStream.open(self._bind_host(), offer.remote, offer.codec, offer.dtmf_pt)
+            port.stream = await RtpStream.open(self._bind_host(), offer.remote, offer.codec, offer.dtmf_pt,
+                                               peer_ips=(port.sip.source_addr[0],))
             port.stream.on_pcm, port.stream.on_dtmf = old.on_pcm, old.on_dtmf
             await old.close()
             port.info.extra["codec"] = offer.codec
@@ -335,6 +340,7 @@ class SipGateway:
         try:
             await out.wait_answered(timeout)
             answer = parse_offer(_sdp_text(out.sdp_answer))
+            self._check_target(answer)
         except BaseException:
             await stream.close()
             if out.dialog.state.value == "early":
@@ -344,7 +350,7 @@ class SipGateway:
         if answer.codec != stream.codec:
             await stream.close()
             stream = await RtpStream.open(self._bind_host(), answer.remote, answer.codec, answer.dtmf_pt)
-        stream.update_remote(answer.remote)
+        stream.update_remote(answer.remote, peer_ips=(remote[0],))
         stream.set_hold(answer.hold)
         inv = IncomingCall(dialog=out.dialog, invite=out.invite, transport=ua.transport, source_addr=remote,
                            user_agent=USER_AGENT, advertised_addr=self.advertised)
@@ -372,6 +378,11 @@ class SipGateway:
 
     def _bind_host(self) -> str:
         return self.settings.host
+
+    def _check_target(self, offer: MediaOffer) -> None:
+        """SdpError 488 when the SDP points media at our own SIP port or any open RTP/RTCP port of ours."""
+        own_ips = {self.settings.host, self.settings.public_ip, getattr(self, "advertised", ("",))[0]}
+        check_not_own_port(offer.remote, {self.port, *RtpStream.own_ports()}, own_ips)
 
     def _advertised_ip(self) -> str:
         if self.settings.public_ip:

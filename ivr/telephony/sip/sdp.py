@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass
 
@@ -47,6 +48,7 @@ def parse_offer(text: str) -> MediaOffer:
     conn = audio.connection or sdp.connection
     if conn is None or not conn.address:
         raise SdpError(400, "SDP has no connection address (c=)")
+    check_media_address(conn.address)
     if not 0 < audio.port < 65536:
         raise SdpError(488, "audio stream is disabled (port 0)")
     if "RTP/AVP" not in audio.proto.upper() or "SAVP" in audio.proto.upper():
@@ -117,3 +119,21 @@ def _direction(sdp: SdpMessage, audio: MediaDescription) -> str:
         if d in sdp.attributes:
             return d
     return "sendrecv"
+
+
+def check_media_address(address: str) -> None:
+    """Raise :class:`SdpError` (488) unless the c= address is an IP literal of a unicast host (or the hold
+    address 0.0.0.0 / ::). Host names are refused: resolving them would make the gateway send its audio wherever
+    a DNS answer points, and the offer could name any host."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        raise SdpError(488, f"c= must be an IP address, not {address[:64]!r}") from None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_unspecified:
+        return  # c=0.0.0.0: hold (RFC 2543), nothing is sent
+    if ip.is_multicast:
+        raise SdpError(488, "c= is a multicast address")
+    if isinstance(ip, ipaddress.IPv4Address) and ip.is_reserved:  # 240.0.0.0/4, 255.255.255.255
+        raise SdpError(488, "c= is a broadcast or reserved address")
