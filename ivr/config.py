@@ -44,6 +44,7 @@ class Settings(BaseModel):
     sip_port: int = Field(5060, ge=0, le=65535, description="SIP UDP/TCP port; 0 disables SIP.")
     sip_allow_from: str = Field("", description="Comma-separated IPs/networks allowed to send INVITEs; empty = anyone.")
     sip_trusted_peers: str = Field("", description="Comma-separated IPs/networks of trunks/PBXs whose caller ID (and P-Asserted-Identity) is trusted; empty = no caller ID is trusted.")
+    sip_rtp_nat_latch: bool = Field(True, description="RTP may latch to the first packet from the SDP's IP on another port, or from the address that sent the INVITE (phones behind NAT); False = only from the exact c=/m= address (trunks, SBCs).")
     sip_auth_user: str = Field("", description="Digest user required on inbound INVITEs; empty = no digest auth.")
     sip_auth_password: str = Field("", description="Digest password for sip_auth_user.")
     sip_register_uri: str = Field("", description="Register to a PBX/trunk as this AOR, e.g. sip:ivr@pbx.example:5060; empty = no REGISTER.")
