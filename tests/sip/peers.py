@@ -58,13 +58,15 @@ def prepare_workdir(workdir: Path) -> Path:
 
 
 async def run_sipp(target: str, *, scenario: str, workdir: Path, calls: int = 1, rate: float | None = None,
-                   timeout: float = 40, media_port: int | None = None, extra: list[str] | None = None) -> SippResult:
-    """Run sipp (``scenario`` = built-in name like 'uac' or an XML file under tests/sip/scenarios)."""
+                   timeout: float = 40, media_port: int | None = None, extra: list[str] | None = None,
+                   local_ip: str = "127.0.0.1") -> SippResult:
+    """Run sipp (``scenario`` = built-in name like 'uac' or an XML file under tests/sip/scenarios); ``local_ip``:
+    sipp's SIP and media address (another loopback address, e.g. 127.0.0.2, plays a different host)."""
     prepare_workdir(workdir)
     err = workdir / f"sipp-{os.getpid()}-{id(workdir)}-{scenario.replace('/', '_')}.err"
     xml = SCENARIOS / scenario
     args = ["sipp", target, "-m", str(calls), "-timeout", f"{int(timeout)}s", "-timeout_error", "-trace_err",
-            "-error_file", str(err), "-nostdin", "-p", str(free_port()), "-i", "127.0.0.1"]
+            "-error_file", str(err), "-nostdin", "-p", str(free_port()), "-i", local_ip]
     args += ["-sf", str(xml)] if xml.suffix == ".xml" else ["-sn", scenario]
     if rate is not None:
         args += ["-r", str(rate)]

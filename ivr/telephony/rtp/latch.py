@@ -13,7 +13,8 @@ socket *latches* once:
 * only a re-INVITE whose SDP names a *different* address releases the latch (``expect``); a refresh or hold/resume
   with the same address keeps it.
 
-Until the first packet the bot sends to the SDP address, never to a packet's source.
+Until the first packet the bot sends to the SDP address, never to a packet's source. With ``nat=False``
+(``sip_rtp_nat_latch = false``) only the exact SDP address is ever accepted.
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ def normalize_ip(ip: str) -> str:
 class SourceLatch:
     """The source filter of one media socket."""
 
-    def __init__(self, expected: tuple[str, int], extra_ips: Iterable[str] = (), name: str = "RTP") -> None:
+    def __init__(self, expected: tuple[str, int], extra_ips: Iterable[str] = (), name: str = "RTP",
+                 nat: bool = True) -> None:
         self.name = name
+        self.nat = nat  # False: only the exact SDP address latches (no same-IP or signalling-IP fallback)
         self.dropped = 0
         self._logged: set[tuple[str, int]] = set()
         self.expect(expected, extra_ips)
@@ -64,7 +67,7 @@ class SourceLatch:
                 log.info("%s latched to the SDP address %s:%d", self.name, *peer)
                 self.latched = peer
                 return True
-        elif peer == self.expected or peer[0] in self.allowed_ips:
+        elif peer == self.expected or (self.nat and peer[0] in self.allowed_ips):
             self.latched = peer
             if peer != self.expected:
                 log.info("%s latched to %s:%d (SDP said %s:%d)", self.name, *peer, *self.expected)

@@ -72,7 +72,8 @@ class RtpStream:
 
     _live: weakref.WeakSet[RtpStream] = weakref.WeakSet()  # open streams of this process (own_ports)
 
-    def __init__(self, session: RTPSession, codec: str, config: StreamConfig, peer_ips: Iterable[str] = ()) -> None:
+    def __init__(self, session: RTPSession, codec: str, config: StreamConfig, peer_ips: Iterable[str] = (),
+                 nat: bool = True) -> None:
         self._session = session
         self.codec = codec
         self.config = config
@@ -94,8 +95,8 @@ class RtpStream:
         session.on_dtmf = self._on_dtmf
         session._dtmf_receiver = MarkerAwareDtmfReceiver(session._dispatch_dtmf)
         self._peer_ips = tuple(peer_ips)
-        self.rtp_latch = SourceLatch(session._remote_addr, self._peer_ips, "RTP")
-        self.rtcp_latch = SourceLatch(session._remote_rtcp_addr, self._peer_ips, "RTCP")
+        self.rtp_latch = SourceLatch(session._remote_addr, self._peer_ips, "RTP", nat)
+        self.rtcp_latch = SourceLatch(session._remote_rtcp_addr, self._peer_ips, "RTCP", nat)
         self._guard(session._rtp_transport, self.rtp_latch, "_remote_addr")
         self._guard(session._rtcp_transport, self.rtcp_latch, "_remote_rtcp_addr")
         self._task = asyncio.get_running_loop().create_task(self._pace(), name="rtp-pacer")
@@ -104,12 +105,13 @@ class RtpStream:
     @classmethod
     async def open(
         cls, bind_host: str, remote: tuple[str, int], codec: str, dtmf_pt: int | None = 101,
-        config: StreamConfig | None = None, peer_ips: Iterable[str] = (),
+        config: StreamConfig | None = None, peer_ips: Iterable[str] = (), nat: bool = True,
     ) -> RtpStream:
         """Bind an ephemeral port on ``bind_host`` and start streaming to ``remote`` with ``codec``.
 
         Packets are accepted from ``remote`` (the SDP address), its IP on another port, or ``peer_ips`` (the
-        address that signalled the call); the first such packet latches the peer (module docstring)."""
+        address that signalled the call); the first such packet latches the peer (module docstring). ``nat=False``:
+        only from ``remote`` exactly."""
         cfg = config or StreamConfig()
         session = await RTPSession.create(
             local_addr=(bind_host, 0),
@@ -122,7 +124,7 @@ class RtpStream:
             plc=True,
             symmetric_rtp=False,  # latching is ours (SourceLatch): aiortp's would follow any source
         )
-        return cls(session, codec, cfg, peer_ips)
+        return cls(session, codec, cfg, peer_ips, nat)
 
     def _guard(self, protocol, latch: SourceLatch, remote_attr: str) -> None:
         """Filter one socket's datagrams (RTP, RTCP, STUN) through ``latch``; send to the latched peer."""

@@ -196,7 +196,7 @@ class SipGateway:
         _add_200_header(inv, "X-Ivr-Call-Id", record_id)
         try:
             offer = parse_offer(inv.invite.text)
-            stream = await RtpStream.open(self._bind_host(), offer.remote, offer.codec, offer.dtmf_pt,
+            stream = await self._open_stream(offer.remote, offer.codec, offer.dtmf_pt,
                                           peer_ips=(inv.source_addr[0],))
             stream.set_hold(offer.hold)
             answer = build_answer(offer, self.advertised[0], stream.local_port, stream.rtcp_port, version=1)
@@ -292,7 +292,7 @@ class SipGateway:
             return
         if offer.codec != port.stream.codec:  # codec change: a fresh stream in the new codec
             old = port.stream
-            port.stream = await RtpStream.open(self._bind_host(), offer.remote, offer.codec, offer.dtmf_pt,
+            port.stream = await self._open_stream(offer.remote, offer.codec, offer.dtmf_pt,
                                                peer_ips=(port.sip.source_addr[0],))
             port.stream.on_pcm, port.stream.on_dtmf = old.on_pcm, old.on_dtmf
             await old.close()
@@ -332,7 +332,7 @@ class SipGateway:
         ua = self._uas[0]
         uri = parse_uri(target.strip("<>"))
         remote = (uri.host, uri.port or 5060)
-        stream = await RtpStream.open(self._bind_host(), ("0.0.0.0", 9), codecs[0])
+        stream = await self._open_stream(("0.0.0.0", 9), codecs[0])
         stream.set_hold(True)  # nothing to send until the answer tells us where
         offer_sdp = build_offer(self.advertised[0], stream.local_port, stream.rtcp_port, codecs=codecs)
         out = ua.uac.send_invite(f"sip:{caller}@{self.advertised[0]}:{self.port}", target.strip("<>"), remote,
@@ -349,7 +349,7 @@ class SipGateway:
             raise
         if answer.codec != stream.codec:
             await stream.close()
-            stream = await RtpStream.open(self._bind_host(), answer.remote, answer.codec, answer.dtmf_pt)
+            stream = await self._open_stream(answer.remote, answer.codec, answer.dtmf_pt)
         stream.update_remote(answer.remote, peer_ips=(remote[0],))
         stream.set_hold(answer.hold)
         inv = IncomingCall(dialog=out.dialog, invite=out.invite, transport=ua.transport, source_addr=remote,
@@ -378,6 +378,11 @@ class SipGateway:
 
     def _bind_host(self) -> str:
         return self.settings.host
+
+    async def _open_stream(self, remote: tuple[str, int], codec: str, dtmf_pt: int | None = 101,
+                           peer_ips: tuple[str, ...] = ()) -> RtpStream:
+        return await RtpStream.open(self._bind_host(), remote, codec, dtmf_pt, peer_ips=peer_ips,
+                                    nat=self.settings.sip_rtp_nat_latch)
 
     def _check_target(self, offer: MediaOffer) -> None:
         """SdpError 488 when the SDP points media at our own SIP port or any open RTP/RTCP port of ours."""
