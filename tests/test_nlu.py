@@ -224,8 +224,8 @@ def test_explanation_shows_tokens_rules_scores_and_features(nlu):
 
 def test_classify_line_shape_is_exact(nlu):
     line = result_json(nlu.parse("帮 我 查 下 物流"))
-    assert list(line) == ["text", "intent", "confidence", "slots"]
-    assert 0 < line["confidence"] <= 1
+    assert list(line) == ["text", "intent", "confidence", "slots", "clarify", "second_intent"]
+    assert 0 < line["confidence"] <= 1 and line["clarify"] == [] and line["second_intent"] is None
     json.dumps(line, ensure_ascii=False)  # JSON-serialisable slots
 
 

@@ -27,6 +27,7 @@ from functools import cache
 from typing import Any
 
 from ivr.dialog.nlu.classifier import SOCIAL_INTENTS, IntentClassifier, softmax_mix, train
+from ivr.dialog.nlu.compound import CompoundSplitter
 from ivr.dialog.nlu.slots import SlotExtractor
 from ivr.dialog.types import NluResult
 from ivr.lang import LanguagePack, get_pack
@@ -44,6 +45,11 @@ SOCIAL_KEEP = 0.6  # a small-talk reading this sure is not overridden by the pre
 CONTEXT_WEIGHT = 0.5  # share of the previous agent turn's topic for an utterance without a task word
 RULE_CONFIDENCE = 0.97
 SOCIAL_CONFIDENCE = 0.95
+# Calibrated on the project's own held-out utterances (docs/nlu.md): a task guess below CLARIFY_BELOW with a
+# runner-up task of at least CLARIFY_SECOND is asked about ("您是想查物流，还是申请退货？") instead of acted on.
+CLARIFY_BELOW = 0.55
+CLARIFY_SECOND = 0.15
+CLARIFY_OTHER_TOP = 0.3  # an "other" reading with two tasks at least this and CLARIFY_SECOND is asked about too
 
 
 class Nlu:
@@ -66,6 +72,8 @@ class Nlu:
         self._topical = set(lex.get("topical_concepts", []))
         self._yesno_endings = sorted((str(e) for e in lex.get("yesno_question_endings", [])), key=len, reverse=True)
         self.slots = SlotExtractor(self.pack)
+        self._splitter = CompoundSplitter(list(lex.get("connectors", []) or []), TASK_INTENTS)
+        self._lookup_words = [str(w) for w in lex.get("lookup_words", []) or []]
         self._lock = threading.Lock()
         self.classifier: IntentClassifier = train(self.pack)
 
@@ -118,7 +126,8 @@ class Nlu:
             return cls, SOCIAL_CONFIDENCE, {}
         info_slots = ("order_id", "phone_tail", "phone", "digits", "rating", "date") if expected else \
             ("order_id", "phone_tail", "phone")
-        if any(k in slots for k in info_slots) and self._only_information(compact):
+        if any(k in slots for k in info_slots) and self._only_information(compact) \
+                and not (expected is None and any(w in compact for w in self._lookup_words)):
             expl["decided_by"] = f"information_only:{expected or 'digits'}"
             return "other", 0.9, {}
         pred = self.classifier.predict(focus)
@@ -149,7 +158,29 @@ class Nlu:
                 expl["decided_by"] = f"yesno_lead:{lead}"
                 return lead, 0.85, probs
         expl["top_features"] = self.classifier.contributions(pred.features, intent)
-        return intent, probs[intent], probs
+        conf = probs[intent]
+        if expected in (None, "speech"):
+            two = self._splitter.split(focus, self.classifier, probs)
+            if two is not None:
+                expl["decided_by"] = "two_needs"
+                expl["second_intent"] = two.second
+                expl["parts"] = list(two.parts)
+                return two.first, max(two.first_confidence, probs.get(two.first, 0.0)), probs
+        candidates = self._clarify_candidates(intent, probs)
+        if candidates:
+            expl["clarify"] = candidates
+        return intent, conf, probs
+
+    def _clarify_candidates(self, intent: str, probs: dict[str, float]) -> list[str]:
+        """The two likeliest tasks when the top reading is not sure enough to act on, else []."""
+        tasks = sorted(((p, i) for i, p in probs.items() if i in TASK_INTENTS), reverse=True)
+        if len(tasks) < 2 or tasks[1][0] < CLARIFY_SECOND:
+            return []
+        if intent in TASK_INTENTS and probs[intent] < CLARIFY_BELOW:
+            return [tasks[0][1], tasks[1][1]]
+        if intent == "other" and tasks[0][0] >= CLARIFY_OTHER_TOP:
+            return [tasks[0][1], tasks[1][1]]
+        return []
 
     def _social(self, compact: str) -> tuple[str, list[str]] | None:
         """If the utterance is only social words (+ particles): the highest-priority class and the words."""
