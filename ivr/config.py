@@ -95,6 +95,11 @@ class Settings(BaseModel):
     return_days: int = Field(7, ge=0, le=365, description="七天无理由: days after delivery a return needs no reason.")
     quality_return_days: int = Field(15, ge=0, le=365, description="Days after delivery for returns/exchanges for quality problems.")
 
+    # --- caller identity (docs/security.md) -------------------------------------------------------------
+    verify_tail_digits: int = Field(4, ge=4, le=11, description="Digits of the order's phone (from the end) a caller gives after the order number to be verified; 11 = the whole number.")
+    verify_lock_failures: int = Field(5, ge=1, le=100, description="Wrong verification answers (per order, per caller) within verify_lock_window_h that lock self-service; the caller is offered a person.")
+    verify_lock_window_h: float = Field(24.0, gt=0, le=720, description="Sliding window, in hours, of verify_lock_failures.")
+
     @field_validator("language")
     @classmethod
     def _language_tag(cls, v: str) -> str:
