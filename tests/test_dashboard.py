@@ -50,16 +50,19 @@ def scripted_calls(settings, shop) -> dict[str, str]:
     now = datetime.now(UTC)
     order = resolve_orders(shop, {"o": "paid_not_shipped"}, now.astimezone(SHANGHAI).date())["o"]
     ask = render("我想查一下订单 {o.order_id:spoken} 的状态", {"o": order})
+    tail = render("尾号 {o.phone_tail:spoken}", {"o": order})  # a caller ID alone never verifies
     store = RecordStore(settings.database_url)
     plan = {  # name: (hours ago, duration s, caller, steps)
-        "c1": (2, 60, order.phone, [("text", ask, 0.9), ("text", "再见", 0.8), ("dtmf", "4")]),  # self-served, CSAT 4
+        "c1": (2, 60, order.phone, [("text", ask, 0.9), ("text", tail), ("text", "再见", 0.8),
+                                            ("dtmf", "4")]),  # self-served, CSAT 4
         "c2": (3, 20, "", [("text", "我要转人工")]),  # transferred
         "c3": (5, 45, Y, [("text", "阿巴阿巴", 0.5), ("text", "今天天气不错"), ("text", "咿咿呀呀")]),  # no_match x3
         "c4": (26, 5, Y, []),  # hangs up during the greeting: abandoned
         "c5": (72, 90, Z, [("text", "你们保修多久"), ("text", "说实话 你们的服务我很不满意", 0.7), ("text", "没有了"),
                            ("text", "再见"), ("dtmf", "2")]),  # self-served, CSAT 2, but Z calls again (c6)
         "c6": (48, 15, Z, [("text", "阿巴阿巴阿巴"), ("text", "我想查一下订单")]),  # abandoned in ask_order
-        "c7": (240, 30, X, [("text", ask), ("text", "再见"), ("dtmf", "5")]),  # 10 days ago, CSAT 5
+        "c7": (240, 30, X, [("text", ask), ("text", tail), ("text", "再见"),
+                            ("dtmf", "5")]),  # 10 days ago, CSAT 5
     }
     assert order.phone == X
     ids = {}
@@ -207,8 +210,9 @@ def test_drill_down_from_kpi_to_transcript(mix):
         t = c.get(f"/api/stats/calls/{ids['c1']}").json()
         assert c.get("/api/stats/calls/nope").status_code == 404
         listing = c.get("/api/stats/calls", params={"period": "30d"}).text
-    assert t["caller"] == "138****8000" and "caller_key" not in t
-    assert [x["kind"] for x in t["turns"]] == ["start", "speech", "speech", "dtmf"] and t["csat"] == 4
+    assert t["caller"] == "138****" and "caller_key" not in t
+    assert [x["kind"] for x in t["turns"]] == ["start", "speech", "speech", "speech", "dtmf"] and t["csat"] == 4
+    assert "****" in t["turns"][2]["caller_text"] and X[-4:] not in str(t)  # the verification answer is masked
     assert X not in str(t) and X not in listing  # the number is never shown unmasked
 
 

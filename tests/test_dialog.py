@@ -43,8 +43,17 @@ def _manager(shop, order_id: str | None = None, **kw) -> DialogManager:
     return m
 
 
+def _verify(m: DialogManager, order_id: str):
+    """Answer the verification question with the order's phone tail (a caller ID alone never verifies)."""
+    r = m.handle_text(f"尾号 {_spoken(m.shop.get_order(order_id).phone[-4:])}")
+    assert "caller_verified" in r.actions, r.text
+    return r
+
+
 def _return_to_confirmation(m: DialogManager, order_id: str) -> None:
     r = m.handle_text(f"订单 {_spoken(order_id)} 我要退货 质量问题")
+    assert r.state == "verify" and "后四位" in r.text, r.text
+    r = _verify(m, order_id)
     assert r.state == "return_request.slot", r.text
     r = m.handle_dtmf("1")
     assert r.state == "return_request.confirm", r.text
@@ -105,6 +114,8 @@ def test_repeated_confirmation_never_creates_a_second_return(shop) -> None:
     # the same call re-runs after a crash: the caller asks again and hears the existing return, nothing new
     again = _manager(shop, order_id, call_id="call-dup-1")
     r = again.handle_text(f"订单 {_spoken(order_id)} 我要退货 质量问题")
+    assert r.state == "verify" and _spoken(rma) not in r.text  # the new call proves the caller again first
+    r = _verify(again, order_id)
     assert "return_exists" in r.actions and _spoken(rma) in r.text
     # the write is keyed by call + flow + order + content: replaying the very same write returns the same RMA
     from ivr.dialog.flows.return_request import ReturnFlow
@@ -120,7 +131,8 @@ def test_repeated_confirmation_never_creates_a_second_return(shop) -> None:
 
 def test_unheard_confirmation_is_asked_again_heard_one_is_accepted(shop) -> None:
     m = _manager(shop, UNPAID)
-    r = m.handle_text(f"订单 {_spoken(UNPAID)} 帮我取消")
+    assert m.handle_text(f"订单 {_spoken(UNPAID)} 帮我取消").state == "verify"
+    r = _verify(m, UNPAID)
     assert r.state == "cancel_order.confirm"
     m.played(r.reply_id, segments_played=len(r.segments), fraction_of_last=0.3)
     r2 = m.handle_text("好")
@@ -136,14 +148,16 @@ def test_handoff_is_structured_and_masks_the_caller(shop) -> None:
     order = shop.get_order(PAID)
     m = _manager(shop, PAID)
     m.handle_text(f"订单 {_spoken(PAID)} 现在什么状态")
+    _verify(m, PAID)
     r = m.handle_text("转人工")
     assert r.transfer is not None and "transfer" in r.actions
     h = r.transfer.handoff
     assert {"caller", "verification", "intents", "slots", "order", "sentiment", "summary", "transcript"} <= set(h)
-    assert h["verification"]["verified"] and h["verification"]["method"] == "caller_id"
+    assert h["verification"]["verified"] and h["verification"]["method"] == "order_and_phone_tail"
     assert h["order"]["order_id"] == PAID and "order_status" in h["intents"]
     dumped = json.dumps(h, ensure_ascii=False)
-    assert order.phone not in dumped and order.phone[-4:] in h["caller"]
+    assert order.phone not in dumped and h["caller"].startswith(order.phone[:3])
+    assert order.phone[-4:] not in h["caller"] and _spoken(order.phone[-4:]) not in dumped  # the secret
     assert re.search(r"[\u4e00-\u9fff]", h["summary"]) and "\n" not in h["summary"]
     assert [t["who"] for t in h["transcript"]][:2] == ["bot", "caller"]
 

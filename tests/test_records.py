@@ -39,10 +39,10 @@ def test_round_trip_is_masked(store):
     store.save(_record())
     got = store.get("c1")
     assert got is not None and got.outcome == "self_served" and got.handle_time_s == pytest.approx(42)
-    assert got.caller == "138****5678"
+    assert got.caller == "138****"
     t = got.turns[1]
-    assert "13812345678" not in t.caller_text and "138****5678" in t.caller_text
-    assert t.slots["phone"] == "138****5678" and t.slots["receiver_name"] == "张*"
+    assert "13812345678" not in t.caller_text and "138****" in t.caller_text and "5678" not in t.caller_text
+    assert t.slots["phone"] == "138****" and t.slots["receiver_name"] == "张*"
     assert "文三路" not in t.slots["address"] and t.slots["order_id"] == "202411230001"
     assert t.intent == "order_status" and t.latency_ms == 640.0 and t.timing["first_audio_sent"] == 640.0
     assert [x.kind for x in got.turns] == ["start", "speech"]

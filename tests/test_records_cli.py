@@ -77,7 +77,7 @@ def test_export_csv_and_stats_cli(tmp_path, capsys):
     assert "wrote 6 call records" in capsys.readouterr().err
     rows = list(csv.DictReader(io.StringIO(out_file.read_text(encoding="utf-8"))))
     assert [r["call_id"] for r in rows] == ["a5", "a4", "a3", "a2", "a1", "a6"]  # oldest first
-    assert rows[4]["caller"] == "138****8000" and rows[4]["csat"] == "5"
+    assert rows[4]["caller"] == "138****" and rows[4]["csat"] == "5"
     assert main(["records", "export", "--csv", "--channel", "sip", "--db", db]) == 0
     assert [r["call_id"] for r in csv.DictReader(io.StringIO(capsys.readouterr().out))] == ["a4", "a3"]
     assert main(["records", "stats", "--period", "all", "--json", "--db", db]) == 0
@@ -116,7 +116,7 @@ def test_chat_console_stores_a_call_record(tmp_path, monkeypatch, capsys):
     recs = RecordStore(get_settings().database_url).recent(5)
     assert len(recs) == 1
     rec = recs[0]
-    assert rec.channel == "chat" and rec.caller == "138****8000" and rec.caller_key and rec.ended_at
+    assert rec.channel == "chat" and rec.caller == "138****" and rec.caller_key and rec.ended_at
     assert [(t.kind, t.caller_text) for t in rec.turns] == [("start", ""), ("speech", "我要查订单")]
     assert rec.turns[1].intent == "order_status" and rec.outcome == "abandoned"
 

@@ -19,7 +19,10 @@ from ivr.cli import UserError
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("chat", help="talk to the dialogue engine by text (or run scripted conversations)")
-    p.add_argument("--caller-id", default="", help="caller's phone number (caller-id verification)")
+    p.add_argument("--caller-id", default="", help="the number the network shows: only a hint, it verifies nothing "
+                   "(the caller still gives order number + phone tail)")
+    p.add_argument("--trusted", action="store_true", help="simulate a call from a trusted SIP peer: the bot may say "
+                   "that the caller ID has a recent order, nothing more (docs/security.md)")
     p.add_argument("--json", action="store_true", help="one JSON line per bot turn")
     p.add_argument("--script", nargs="+", metavar="FILE", help="run scripted conversation(s); exit 1 on a mismatch")
     p.add_argument("--no-asr", action="store_true", help="keypad-only call (as when speech recognition is down)")
@@ -62,7 +65,8 @@ def _console(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     m = DialogManager(_shop(), language=settings.language, caller_id=args.caller_id, channel="chat",
-                      call_id=f"chat-{uuid.uuid4().hex[:12]}", asr_available=not args.no_asr)
+                      call_id=f"chat-{uuid.uuid4().hex[:12]}", asr_available=not args.no_asr,
+                      caller_id_trusted=args.trusted)
     store = None
     if not args.no_record:
         ensure_schema(settings.database_url)
@@ -116,6 +120,8 @@ def _run_scripts(args: argparse.Namespace) -> int:
             script = load_script(path)
             if args.caller_id:
                 script["caller_id"] = args.caller_id
+            if args.trusted:
+                script["caller_id_trusted"] = True
 
             def show(i, label, reply, _path=path):
                 if args.json:

@@ -41,9 +41,10 @@ class Input:
 @dataclass(slots=True)
 class Verification:
     verified: bool = False
-    method: str | None = None  # "caller_id" | "phone_tail"
-    attempts: int = 0
-    failed: bool = False
+    method: str | None = None  # "order_and_phone_tail" (knowledge verification; a caller ID never verifies)
+    attempts: int = 0  # wrong answers in this call
+    failed: bool = False  # no more attempts in this call
+    locked: dict[str, Any] | None = None  # self-service lock across calls (LockStatus.as_json()) when hit
     phones: set[str] = field(default_factory=set)  # customer phones proven in this call
 
 
@@ -56,6 +57,7 @@ class CallContext:
     channel: str
     language: str
     asr_available: bool = True
+    caller_id_trusted: bool = False  # a trusted SIP peer vouched for caller_id (else it is only a hint)
     state: str = "start"
     flow: str | None = None  # intent of the running task flow
     flow_data: dict[str, Any] = field(default_factory=dict)

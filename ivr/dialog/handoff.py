@@ -3,10 +3,9 @@ play, the caller's mood, a one-line summary in the call's language, and the tran
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
-from ivr.privacy import mask_address, mask_name, mask_phone
+from ivr.privacy import mask_address, mask_name, mask_phone, mask_secret, mask_text
 
 if TYPE_CHECKING:
     from ivr.dialog.manager import DialogManager
@@ -65,21 +64,23 @@ def build(m: DialogManager, reason: str) -> dict[str, Any]:
     for t in m.turns:
         if t.get("who") == "caller":
             text = t.get("text") or (f"#dtmf {t['dtmf']}" if t.get("dtmf") else "")
-            if t.get("state") == "verify":  # the answer to the verification question is a credential
-                text = re.sub(r"\d", "*", text)
+            # the answer to the verification question is a credential: no digit of it, in any script
+            text = mask_secret(text) if t.get("state") == "verify" else mask_text(text)
             transcript.append({"who": "caller", "text": text, "intent": t.get("intent")})
         elif t.get("who") == "bot":
-            transcript.append({"who": "bot", "text": t.get("text", ""), "interrupted": bool(t.get("interrupted"))})
+            transcript.append({"who": "bot", "text": mask_text(t.get("text", "")),
+                               "interrupted": bool(t.get("interrupted"))})
     return {
         "call_id": ctx.call_id,
         "channel": ctx.channel,
         "caller": mask_phone(ctx.caller_id),
         "reason": reason,
         "verification": {"verified": v.verified, "method": v.method, "failed_attempts": v.attempts,
-                         "locked": v.failed},
+                         "locked": v.failed, "self_service_locked": bool(v.locked), "lock": v.locked,
+                         "caller_id_trusted": ctx.caller_id_trusted},
         "intents": intents,
-        "slots": {k: (mask_phone(v_) if k in ("phone", "phone_tail") else v_) for k, v_ in ctx.slots.items()},
-        "order": order_snapshot(order) if (order and (v.verified or ctx.order is not None)) else
+        "slots": {k: _slot(k, v_) for k, v_ in ctx.slots.items() if k != "phone_tail"},
+        "order": order_snapshot(ctx.order) if ctx.order is not None else  # only the order the caller proved
         ({"order_id": order.order_id, "verified": False} if order else None),
         "sentiment": {"level": mood, "score": round(ctx.mood, 3)},
         "summary": summary,
@@ -88,3 +89,15 @@ def build(m: DialogManager, reason: str) -> dict[str, Any]:
         "transcript": transcript,
         "state": ctx.state,
     }
+
+
+def _slot(key: str, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    if "phone" in key:
+        return mask_phone(value)
+    if "address" in key:
+        return mask_address(value)
+    if "name" in key and not key.endswith("_id"):
+        return mask_name(value)
+    return mask_text(value)

@@ -17,16 +17,26 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ivr.dialog import gate
 from ivr.dialog import handoff as handoff_mod
 from ivr.dialog.context import CallContext, Input
 from ivr.dialog.flows import FLOWS
 from ivr.dialog.kb import KnowledgeBase
 from ivr.dialog.options import Options
-from ivr.dialog.policy import HUMAN_KEY, MENU_KEYS, NO_KEY, REPEAT_KEY, TASK_INTENTS, YES_KEY, DialogPolicy
+from ivr.dialog.policy import (
+    HUMAN_KEY,
+    MENU_KEYS,
+    NO_KEY,
+    REPEAT_KEY,
+    TASK_INTENTS,
+    YES_KEY,
+    DialogPolicy,
+    default_policy,
+)
 from ivr.dialog.sentiment import Sentiment, analyse
 from ivr.dialog.types import BotReply, NluResult, Segment, TransferRequest
 from ivr.lang import get_pack
-from ivr.privacy import mask_text
+from ivr.privacy import mask_secret, mask_text
 from ivr.services.shop.api import OmsError, OmsUnavailable, OrderSnapshot, ShopService
 
 log = logging.getLogger(__name__)
@@ -69,7 +79,8 @@ class DialogManager:
 
     def __init__(self, shop: ShopService, *, language: str = "zh-CN", caller_id: str = "", channel: str = "chat",
                  call_id: str = "", asr_available: bool = True, now: Callable[[], datetime] = _utcnow,
-                 nlu: Any = None, policy: DialogPolicy | None = None):
+                 nlu: Any = None, policy: DialogPolicy | None = None, caller_id_trusted: bool = False,
+                 lockout: Any = None):
         self.shop = shop
         self.pack = get_pack(language)
         if nlu is None:
@@ -77,13 +88,15 @@ class DialogManager:
 
             nlu = get_nlu(language)
         self.nlu = nlu
-        self.policy = policy or DialogPolicy()
+        self.policy = policy or default_policy()
+        self.lockout = lockout if lockout is not None else _default_lockout(shop)
         self.now = now
         self.tz = ZoneInfo(self.policy.timezone)
         self.options = Options(self.pack.dir)
         self.kb = KnowledgeBase(self.pack.dir / "kb")
         self.ctx = CallContext(call_id=call_id or uuid.uuid4().hex, caller_id=caller_id or "", channel=channel,
-                               language=language, asr_available=asr_available)
+                               language=language, asr_available=asr_available,
+                               caller_id_trusted=bool(caller_id_trusted and caller_id))
         self.turns: list[dict[str, Any]] = []
         self.outcome: str = ""
         self.csat: int | None = None
@@ -152,7 +165,7 @@ class DialogManager:
             self.ctx.dtmf_buffer = ""
         elif collecting and not digits.endswith("#"):
             self.ctx.dtmf_buffer += digits
-            if not (self.ctx.state == "verify" and len(self.ctx.dtmf_buffer) >= 4):
+            if not (self.ctx.state == "verify" and len(self.ctx.dtmf_buffer) >= self.policy.verify_tail_digits):
                 return self._silent_reply()
             digits, self.ctx.dtmf_buffer = self.ctx.dtmf_buffer, ""
         else:
@@ -326,28 +339,8 @@ class DialogManager:
                 self.ctx.order = fresh
 
     def with_order(self, continuation: str, inp: Input | None = None) -> None:
-        """Run the flow's ``continuation`` once an order is known and the caller verified for it."""
-        self.ctx.after_order = continuation
-        order_id = self.spoken_order_id(inp) if inp is not None and inp.kind == "text" else ""
-        if order_id:
-            self._lookup_order(order_id)
-        elif self.ctx.order is not None:
-            self.refresh_order()
-            self._continue_flow()
-        elif self.ctx.caller_id and not self.ctx.flow_data.get("offered_recent"):
-            self.ctx.flow_data["offered_recent"] = True
-            orders = self.shop_call(self.shop.orders_for_phone, self.ctx.caller_id, 5)
-            if orders:
-                prefer = FLOWS[self.ctx.flow].prefer if self.ctx.flow else ()
-                pick = next((o for o in orders if o.status in prefer), orders[0])
-                self.ctx.pending_order = pick
-                self.ask("confirm_recent", "order.ask_recent", expect="yesno", dtmf_help="yesno.reask",
-                         nlu_expected="yesno", date=self.date(pick.created_at), product=pick.items[0].name
-                         if pick.items else "")
-            else:
-                self._ask_order()
-        else:
-            self._ask_order()
+        """Run the flow's ``continuation`` once an order is known and the caller verified for it (``gate``)."""
+        gate.with_order(self, continuation, inp)
 
     def transfer(self, reason: str, *, priority: int = 0, prompt_id: str = "human.transfer") -> None:
         self.say(prompt_id)
@@ -536,20 +529,7 @@ class DialogManager:
         self.ask("main_menu", "anything_else", dtmf_help="menu.dtmf")
 
     def _lookup_order(self, order_id: str) -> None:
-        order = self.shop_call(self.shop.get_order, order_id)
-        if order is None:
-            self.ctx.order_attempts += 1
-            self.act("order_not_found")
-            if self.ctx.order_attempts >= self.policy.max_order_attempts:
-                self.say("order.give_up")
-                return self.offer_human("order_unknown")
-            self.say("order.not_found", order_id=self.digits(order_id))
-            if self.ctx.order_attempts >= 2:
-                return self.ask("ask_order", "order.not_found_again", expect="digits", nlu_expected="order_id")
-            return self.ask("ask_order", "order.ask", expect="digits", nlu_expected="order_id")
-        self.ctx.pending_order = order
-        self.ctx.slots["order_id"] = order.order_id
-        self._verify_or_continue()
+        gate.lookup(self, order_id)
 
     def _longest_digits(self, text: str) -> str:
         """The longest number said digit by digit in the caller's own words (before any normalisation)."""
@@ -568,27 +548,6 @@ class DialogManager:
             return spoken
         return slot
 
-    def _same_phone(self, a: str, b: str) -> bool:
-        da, db = _digits_only(a)[-11:], _digits_only(b)[-11:]
-        return bool(da) and da == db
-
-    def _verify_or_continue(self) -> None:
-        order = self.ctx.pending_order
-        assert order is not None
-        v = self.ctx.verification
-        phone = _digits_only(order.phone)[-11:]
-        if phone in v.phones:
-            pass
-        elif self.ctx.caller_id and self._same_phone(self.ctx.caller_id, order.phone):
-            v.verified, v.method = True, v.method or "caller_id"
-            v.phones.add(phone)
-        elif v.failed:
-            self.say("verify.locked")
-            return self.offer_human("verify_failed")
-        else:
-            return self.ask("verify", "verify.ask", expect="digits", nlu_expected="phone_tail")
-        self._use_order(order)
-
     def _use_order(self, order: OrderSnapshot) -> None:
         if self.ctx.order is None or self.ctx.order.order_id != order.order_id:
             self.act("order_selected")
@@ -603,54 +562,7 @@ class DialogManager:
             self.finish_without_service()
 
     def _st_verify(self, inp: Input) -> None:
-        order = self.ctx.pending_order
-        if order is None:
-            return self.finish_without_service()
-        if inp.kind == "dtmf":
-            tail = _digits_only(inp.digits)
-        else:
-            tail = _digits_only(str(inp.slots.get("phone_tail") or ""))
-            spoken = self._longest_digits(inp.raw or inp.text)
-            if len(spoken) >= 4 and len(spoken) > len(tail):
-                tail = spoken
-        if len(tail) < 4:
-            if inp.kind == "text" and inp.intent in TASK_INTENTS and self._digression(inp):
-                return
-            return self._no_match()
-        v = self.ctx.verification
-        if tail[-4:] == _digits_only(order.phone)[-4:]:
-            v.verified, v.method = True, v.method or "phone_tail"
-            v.phones.add(_digits_only(order.phone)[-11:])
-            self.act("caller_verified")
-            self.say("verify.ok")
-            return self._use_order(order)
-        v.attempts += 1
-        self.act("verification_failed")
-        if v.attempts >= self.policy.max_verify_attempts:
-            v.failed = True
-            self.ctx.pending_order = None
-            self.say("verify.locked")
-            return self.offer_human("verify_failed")
-        self.say("verify.fail")
-        self.ask("verify", "verify.ask", expect="digits", nlu_expected="phone_tail")
-
-    def _st_confirm_recent(self, inp: Input) -> None:
-        order = self.ctx.pending_order
-        said = self.spoken_order_id(inp) if inp.kind == "text" else ""
-        if said:
-            return self._lookup_order(said)
-        yn = self.yes_no(inp)
-        if yn is None or order is None:
-            if order is None:
-                return self._ask_order()
-            return self._no_match()
-        if yn:
-            v = self.ctx.verification
-            v.verified, v.method = True, v.method or "caller_id"
-            v.phones.add(_digits_only(order.phone)[-11:])
-            return self._use_order(order)
-        self.ctx.pending_order = None
-        self._ask_order()
+        gate.on_answer(self, inp)
 
     def _st_offer_human(self, inp: Input) -> None:
         yn = self.yes_no(inp)
@@ -828,7 +740,7 @@ class DialogManager:
             self.ctx.last_reply = reply
             self.ctx.last_question_index = out.question_index
             self.ctx.question_heard = True
-        self.turns.append({"who": "bot", "text": reply.text, "state": reply.state, "intent": reply.intent,
+        self.turns.append({"who": "bot", "text": mask_text(reply.text), "state": reply.state, "intent": reply.intent,
                            "actions": list(reply.actions), "reply_id": reply.reply_id})
         return reply
 
@@ -845,7 +757,9 @@ class DialogManager:
 
     def _record_caller(self, inp: Input, raw: str) -> None:
         turn: dict[str, Any] = {"who": "caller", "kind": inp.kind, "state": self.ctx.state}
-        if inp.kind == "text":
+        if self.expects_secret:  # the answer to the verification question: no digit of it is kept
+            turn.update(text=mask_secret(raw), dtmf=mask_secret(inp.digits), intent=inp.intent)
+        elif inp.kind == "text":
             turn.update(text=mask_text(raw), intent=inp.intent, confidence=round(inp.confidence, 3),
                         slots=_mask_slots(inp.slots), sentiment=self._sentiment.score,
                         sentiment_level=self._sentiment.level)
@@ -865,6 +779,21 @@ def _nlu_expected(expected: str | None) -> str | None:
     if expected in _NLU_EXPECTATIONS:
         return expected
     return "speech" if expected in ("address", "free_text") else None
+
+
+def _default_lockout(shop: Any) -> Any:
+    """Failure counter in the shop's own database (embedded shop), else in the service database."""
+    from ivr.config import ConfigError, get_settings
+    from ivr.services.shop.lockout import lockout_for
+
+    try:
+        settings = get_settings()
+    except ConfigError:
+        settings = None
+    url = getattr(shop, "url", None)
+    if not isinstance(url, str):
+        url = settings.database_url if settings is not None else None
+    return lockout_for(url, settings)
 
 
 def _mask_slots(slots: dict[str, Any]) -> dict[str, Any]:

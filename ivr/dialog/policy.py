@@ -24,7 +24,8 @@ class DialogPolicy:
 
     max_no_input: int = 3  # silences in a row before a polite goodbye
     max_no_match: int = 3  # misunderstandings in one state before a transfer (the 2nd offers keypad/human)
-    max_verify_attempts: int = 3  # wrong phone tails before verification is refused
+    max_verify_attempts: int = 3  # wrong phone tails in one call before verification is refused
+    verify_tail_digits: int = 4  # digits of the order's phone (from the end) asked after the order number
     max_order_attempts: int = 3  # unknown order numbers before giving up
     min_intent_confidence: float = 0.45  # below this a task intent is not acted on
     kb_first_below: float = 0.7  # a policy-ish task guess below this is answered from the knowledge base if it can
@@ -35,3 +36,15 @@ class DialogPolicy:
     quality_return_days: int = 15  # window for quality problems
     frustration_repeat_turns: int = 3  # apologise again at most every N caller turns
     summary_chars: int = 30  # complaint summary read back to the caller
+
+
+def default_policy() -> DialogPolicy:
+    """The policy with the shop's settings (``verify_tail_digits``, return windows); defaults if unreadable."""
+    from ivr.config import ConfigError, get_settings
+
+    try:
+        s = get_settings()
+    except ConfigError:
+        return DialogPolicy()
+    return DialogPolicy(verify_tail_digits=s.verify_tail_digits, return_days=s.return_days,
+                        quality_return_days=s.quality_return_days)

@@ -5,6 +5,7 @@ A script::
     name: return, happy path
     orders: {o: delivered_returnable}     # name -> order query (see ORDER_QUERIES) or a literal order id
     caller_id: "{o.phone}"               # optional; templates: {o.order_id}, {o.order_id:spoken}, {o.phone},
+    caller_id_trusted: true              # optional: the caller ID comes from a trusted peer (default: a hint)
                                          #   {o.phone_tail}, {o.phone_tail:spoken}, {o.wrong_tail}, {o.product}
     asr: true                            # false = keypad-only call
     start: {state: main_menu}            # expectations on the greeting
@@ -279,6 +280,7 @@ def run_script(script: dict[str, Any], shop: ShopService, *, language: str = "zh
     orders = resolve_orders(shop, script.get("orders") or {}, today)
     caller_id = render(str(script.get("caller_id", "") or ""), orders, language)
     m = DialogManager(shop, language=language, caller_id=caller_id, channel="script",
+                      caller_id_trusted=bool(script.get("caller_id_trusted", False)),
                       call_id=call_id or f"script-{uuid.uuid4().hex[:12]}",
                       asr_available=bool(script.get("asr", True)), now=now)
     result = ScriptResult(name, True, manager=m)

@@ -102,6 +102,8 @@ def collect(url: str, filters: Any, threshold: float = DEFAULT_THRESHOLD) -> lis
                 ctx[(cid, idx)] = (kind, bot, intent, conf)
     out = []
     for cid, idx, at, text, intent, conf, state in rows:
+        if "*" in text:  # a masked answer (verification secret, phone): a credential, not training material
+            continue
         prev = ctx.get((cid, idx - 1))
         nxt = ctx.get((cid, idx + 1))
         rephrased = ""
