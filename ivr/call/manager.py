@@ -176,7 +176,8 @@ class CallManager:
         from ivr.dialog.manager import DialogManager
 
         return DialogManager(self.parts.shop, language=info.language, caller_id=info.caller_id,
-                             channel=info.channel, call_id=info.call_id, asr_available=asr_available)
+                             channel=info.channel, call_id=info.call_id, asr_available=asr_available,
+                             caller_id_trusted=getattr(info, "caller_id_trusted", False))
 
     async def run_call(self, port: CallPort, slot: CallSlot | None = None, *,
                        asr_mode: str | None = None) -> CallRecord | None:
