@@ -78,8 +78,8 @@ class _GuardMixin:
             except Exception:
                 refusal = (400, "Bad Request")
             else:
-                if isinstance(msg, SipRequest) and not msg.method.isalpha():
-                    refusal = (400, "Bad Request")
+                if isinstance(msg, SipRequest) and (not msg.method.isalpha() or not msg.headers.get("via")):
+                    refusal = (400, "Bad Request")  # no Via: no reply can be routed (dropped below)
         if refusal is not None:
             self.rejected += 1
             resp = salvage_reply(data, *refusal)
