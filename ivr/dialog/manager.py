@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ivr.dialog import gate
+from ivr.dialog import clarify, gate
 from ivr.dialog import handoff as handoff_mod
 from ivr.dialog.context import CallContext, Input
 from ivr.dialog.flows import FLOWS
@@ -330,6 +330,8 @@ class DialogManager:
         self.ctx.served += 1
         self.ctx.flow = None
         self.ctx.flow_data = {}
+        if clarify.offer_second(self):  # two needs in one utterance: the second is offered now
+            return
         self.ask("main_menu", "anything_else", dtmf_help="menu.dtmf")
 
     def refresh_order(self) -> None:
@@ -469,13 +471,16 @@ class DialogManager:
         self._no_match()
 
     def _digression(self, inp: Input) -> bool:
-        if inp.kind == "text" and inp.intent in TASK_INTENTS and inp.confidence >= self.policy.min_intent_confidence:
+        if inp.kind == "text" and inp.intent in TASK_INTENTS and inp.confidence >= self.policy.min_intent_confidence \
+                and not clarify.unsure(inp):
             self.start_flow(inp.intent, inp)
             return True
         return False
 
     # --- special states ----------------------------------------------------------------------------
     def _st_main_menu(self, inp: Input) -> None:
+        if clarify.route(self, inp):  # an unsure request is asked about; answers to that question and offers
+            return
         if inp.kind == "dtmf":
             intent = MENU_KEYS.get(inp.digits) or MENU_KEYS.get(inp.digits.rstrip("#"))
             if intent:
