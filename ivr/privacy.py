@@ -25,7 +25,7 @@ _ADDRESS_HEAD_RE = re.compile(rf"^(?:[{_HAN}]{{1,6}}?(?:省|自治区))?(?:[{_HA
                               rf"(?:[{_HAN}]{{1,5}}?(?:区|县|旗|市))?")
 # A name the caller gives ("我叫张伟", "收货人是李娜"): the surname stays.
 _NAME_RE = re.compile(rf"(我叫|我的名字是|名字是|名字叫|姓名是|姓名|收货人是|收货人叫|收货人|联系人是|联系人)"
-                      rf"\s*([{_HAN}]{{2,4}})")
+                      rf"\s*((?![是叫])[{_HAN}]{{2,4}})(?!\*)")
 
 
 def mask_phone(phone: str | None) -> str:
@@ -80,3 +80,16 @@ def mask_secret(text: str | None) -> str:
     """Every digit (Arabic, full-width or spoken Chinese) as '*': for answers to verification questions (the
     phone's last four digits are a credential, kept out of records and agents' screens)."""
     return _SECRET_DIGITS_RE.sub("*", text or "")
+
+
+def mask_deep(value: object) -> object:
+    """Free-text masking (:func:`mask_text`) of every string inside JSON-like data; keys naming a phone get
+    :func:`mask_phone`. For contexts stored with tickets (hand-off, transcript)."""
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: (mask_phone(v) if isinstance(v, str) and "phone" in str(k).lower() else mask_deep(v))
+                for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mask_deep(v) for v in value]
+    return value

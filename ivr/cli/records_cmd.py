@@ -80,6 +80,8 @@ def _purge(args: argparse.Namespace) -> int:
     print(f"{verb} {len(res.call_ids)} call records and {len(res.files)} recordings started before "
           f"{res.cutoff:%Y-%m-%d %H:%M} UTC ({days} days)" + (f"; {len(res.missing)} recordings already gone"
                                                             if res.missing else ""))
+    if res.shop_rows:
+        print(f"{verb} " + ", ".join(f"{n} {name}" for name, n in res.shop_rows.items()) + " rows of the same age")
     if args.dry_run:
         for cid in res.call_ids:
             print(f"  {cid}")

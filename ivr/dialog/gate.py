@@ -134,8 +134,7 @@ def on_answer(m: DialogManager, inp: Input) -> None:
 def _locked(m: DialogManager, st: LockStatus) -> None:
     """Self-service is locked for this order/caller: say so and offer a person (the agent card shows it)."""
     v = m.ctx.verification
-    v.failed, v.locked = True, st.as_json()
-    m.ctx.pending_order = None
+    v.failed, v.locked = True, st.as_json()  # the order stays named (unproven) so the agent card shows the lock
     m.act("self_service_locked")
     m.say("verify.order_locked")
     m.offer_human("verify_locked")

@@ -1,4 +1,5 @@
-"""Retention: call records, their turns and their recording files older than the cut-off are deleted together.
+"""Retention: call records, their turns and their recording files older than the cut-off are deleted together, and
+so are the shop-side rows holding callers' data (tickets, audit log, idempotency keys, failed identity checks).
 
 The cut-off is ``now - retention_days`` (settings, default 90) and applies to a call's start time; a record and its
 recording go in the same purge. Recording files no record points to are left alone (not ours to judge).
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ivr.services.records.store import RecordStore
+from ivr.services.shop.retention import purge_shop_before
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +25,11 @@ class PurgeResult:
     call_ids: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)  # recording files removed (or that would be)
     missing: list[str] = field(default_factory=list)  # recording paths whose file was already gone
+    shop_rows: dict[str, int] = field(default_factory=dict)  # tickets, audit_log, idempotency_keys, verify_failures
 
     def as_dict(self) -> dict:
         return {"cutoff": self.cutoff.isoformat(), "dry_run": self.dry_run, "records": len(self.call_ids),
-                "files": len(self.files), "missing_files": len(self.missing)}
+                "files": len(self.files), "missing_files": len(self.missing), **self.shop_rows}
 
 
 def cutoff_for(days: int, now: datetime | None = None) -> datetime:
@@ -43,6 +46,7 @@ def purge(store: RecordStore, cutoff: datetime, *, dry_run: bool = False) -> Pur
     paths = [Path(p) for _, _, p in old if p]
     for p in paths:
         (res.files if p.is_file() else res.missing).append(str(p))
+    res.shop_rows = purge_shop_before(store.url, cutoff, dry_run=dry_run)
     if dry_run or not old:
         return res
     store.purge_before(cutoff)

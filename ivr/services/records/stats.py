@@ -13,6 +13,10 @@ all of them:
   linear-interpolated percentiles over every turn that has one (voice calls; text chats have none).
 * ``asr_confidence_avg``: mean recogniser confidence of recognised caller utterances.
 
+Besides the KPIs, ``self_service_locks`` lists the orders locked for self-service *right now* (too many wrong
+verification answers across calls, ``ivr.services.shop.lockout``), whatever the period: count and, per order, the
+failures in the window and when the lock lifts.
+
 Counts and averages run in SQL; percentiles, FCR's 7-day look-ahead and the time buckets (cut in shop time) run in
 Python over single-column selects, which keeps the SQL portable.
 """
@@ -102,7 +106,26 @@ class Stats:
         groups = group(collect(self.url, f))[:top_unrecognised]
         return {"period": f.window.as_dict(), "channel": f.channel, "channels": channels, "kpis": kpis,
                 "series": series, "intents": intents, "sentiment": self._sentiment_summary(series, kpis),
-                "unrecognised": [g.as_dict(examples=5) for g in groups]}
+                "unrecognised": [g.as_dict(examples=5) for g in groups], "self_service_locks": self.locks()}
+
+    def locks(self) -> dict[str, Any]:
+        """Orders locked for self-service now (thresholds from the settings, else the defaults)."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from ivr.config import ConfigError, get_settings
+        from ivr.services.shop.lockout import LockoutStore
+
+        kw: dict[str, Any] = {}
+        try:
+            st = get_settings()
+            kw = {"max_failures": st.verify_lock_failures, "window_h": st.verify_lock_window_h}
+        except ConfigError:  # settings unreadable: the documented defaults
+            pass
+        try:
+            orders = LockoutStore(self.url, **kw).locked_orders()
+        except SQLAlchemyError:  # a records database below migration 0005: nothing to show
+            orders = []
+        return {"count": len(orders), "orders": orders[:50]}
 
     def _kpis(self, s: Any, f: Filters) -> dict[str, Any]:
         def n(outcome: str) -> Any:

@@ -23,7 +23,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, lazyload
 
-from ivr.privacy import mask_address, mask_phone, mask_text
+from ivr.privacy import mask_address, mask_deep, mask_phone, mask_text
 from ivr.services.db import session_factory, transaction
 from ivr.services.shop import rules
 from ivr.services.shop.api import (
@@ -338,7 +338,7 @@ class SqlShop:
         phone = normalize_phone(phone)
         oid = normalize_order_id(order_id) if order_id else None
         try:
-            context = json.loads(json.dumps(context or {}, ensure_ascii=False, default=str))
+            context = mask_deep(json.loads(json.dumps(context or {}, ensure_ascii=False, default=str)))
         except (TypeError, ValueError):
             raise NotAllowed("invalid_request", "context must be JSON-serialisable") from None
 
