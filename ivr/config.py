@@ -57,6 +57,16 @@ class Settings(BaseModel):
     secret_key: str = Field("", description="Signs login cookies; empty = random per data_dir (stored there, 0600).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # --- HTTP surface (docs/security.md) -------------------------------------------------------------
+    http_docs: bool = Field(False, description="Serve FastAPI's /docs, /redoc and /openapi.json (API explorer); off by default.")
+    metrics_token: str = Field("", description="Bearer token GET /metrics requires; empty = /metrics is open (firewall it).")
+    http_max_body_bytes: int = Field(1048576, ge=1024, le=1 << 30, description="Request bodies larger than this get 413 before they are read.")
+    trusted_proxies: str = Field("", description="Comma-separated IPs/networks of reverse proxies whose X-Forwarded-For/-Proto are believed; empty = none.")
+    https_only: bool = Field(False, description="Reached over HTTPS only (TLS in front): HSTS on every response and Secure cookies.")
+    login_hash_concurrency: int = Field(2, ge=1, le=64, description="Password hashes (argon2, ~64 MiB each) checked at once.")
+    login_hash_queue: int = Field(4, ge=0, le=1000, description="Logins waiting for a hash slot; more get 429 + Retry-After.")
+    login_ip_max_failures: int = Field(20, ge=1, le=100000, description="Failed logins from one client address in 5 minutes before it gets 429.")
+
     # --- language and speech --------------------------------------------------------------------------
     language: str = Field("zh-CN", description="Language pack of the bot (prompts, NLU, number reading).")
     asr_model: str = Field("", description="Model name from `ivr models list` or a directory; empty = best installed for language.")
@@ -110,6 +120,19 @@ class Settings(BaseModel):
     @field_validator("sip_trusted_peers")
     @classmethod
     def _networks(cls, v: str) -> str:
+        import ipaddress
+
+        for item in (s.strip() for s in v.split(",")):
+            if item:
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    raise ValueError(f"not an IP address or network: {item!r}") from None
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, v: str) -> str:
         import ipaddress
 
         for item in (s.strip() for s in v.split(",")):

@@ -74,7 +74,9 @@ def test_agent_uses_the_desk_and_gets_clear_errors(server):
         assert st["agent"]["username"] == "desk1" and st["agent"]["presence"] == "offline"
         assert "resolved" in st["dispositions"] and st["offer"] is None
         assert c.post("/api/agent/presence", json={"state": "sleeping"}).status_code == 400
-        assert c.post("/api/agent/presence", content=b"not json").status_code == 400
+        bad = c.post("/api/agent/presence", content=b"not json", headers={"Content-Type": "application/json"})
+        assert bad.status_code == 400
+        assert c.post("/api/agent/presence", content=b"not json").status_code == 415  # JSON Content-Type only
         r = c.post("/api/agent/presence", json={"state": "away"})
         assert r.status_code == 200 and r.json()["presence"] == "away"
         r = c.post("/api/agent/offers/of_gone/accept", json={"sdp": "v=0", "type": "offer"})

@@ -119,6 +119,6 @@ def test_repeated_wrong_passwords_lock_the_name(server):
         for _ in range(5):
             assert c.post("/api/login", json={"username": "victim", "password": "guess"}).status_code == 401
         r = c.post("/api/login", json={"username": "victim", "password": "right-password"})
-        assert r.status_code == 401 and "过多" in r.json()["error"]
+        assert r.status_code == 429 and "过多" in r.json()["error"] and int(r.headers["retry-after"]) > 0
         # another name is not affected
         assert c.post("/api/login", json={"username": "agent1", "password": "agent-pass-1"}).status_code == 200

@@ -21,6 +21,7 @@ from browser.server import serve_in_thread
 
 from ivr.audio import g711, resample
 from ivr.config import load_settings
+from ivr.web.callaccess import record_headers
 from tests.sip.bot import Bot
 from tests.sip.peers import RtpCapture, free_port, run_sipp
 from tests.test_sip_gateway import loud
@@ -34,8 +35,8 @@ def _sip_records(app) -> list:
     return [r for r in app.state.calls.records.values() if r.channel == "sip"]
 
 
-def _record_json(url: str, call_id: str) -> dict:
-    r = httpx.get(f"{url}/api/calls/{call_id}", timeout=10)
+def _record_json(url: str, call_id: str, settings) -> dict:
+    r = httpx.get(f"{url}/api/calls/{call_id}", timeout=10, headers=record_headers(settings, call_id))
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -62,7 +63,7 @@ async def test_rfc4733_keypad_call_drives_the_real_dialogue(tmp_path):
                                  media_port=media, timeout=60)
         assert res.rc == 0 and res.successful == 1, res
         (rec,) = await _wait_records(app, 1)
-        data = _record_json(url, rec.call_id)
+        data = _record_json(url, rec.call_id, app.state.settings)
         assert gw.open_calls == 0 and app.state.calls.active == 0
     assert data["channel"] == "sip" and data["asr_mode"] == "dtmf"
     assert data["ended_by"] == "caller" and data["outcome"] == "self_served", data  # sipp's BYE closed it
@@ -103,7 +104,7 @@ async def test_greeting_comes_back_as_speech_in_both_laws(tmp_path, codec):
                                  timeout=40)
         assert res.rc == 0 and res.successful == 1, res
         (rec,) = await _wait_records(app, 1)
-        data = _record_json(url, rec.call_id)
+        data = _record_json(url, rec.call_id, app.state.settings)
         assert gw.open_calls == 0 and app.state.calls.active == 0
     pt = 8 if codec == "PCMA" else 0
     pkts = [p for t, p in cap.packets() if t == pt]

@@ -17,6 +17,7 @@ from ivr.config import load_settings
 from ivr.lang import get_pack
 from ivr.telephony.webrtc.client import WebRtcClient
 from ivr.telephony.webrtc.ice import host_addresses
+from ivr.web.callaccess import record_headers
 
 pytestmark = pytest.mark.timeout(240)
 PACK = get_pack("zh-CN")
@@ -62,7 +63,9 @@ async def test_call_greeting_dtmf_and_hangup(server):
     await client.hangup()
     await wait_idle(app)
     async with httpx.AsyncClient() as http:
-        rec = (await http.get(f"{url}/api/calls/{client.call_id}")).json()
+        assert (await http.get(f"{url}/api/calls/{client.call_id}")).status_code == 401  # records: not anonymous
+        rec = (await http.get(f"{url}/api/calls/{client.call_id}",
+                              headers=record_headers(app.state.settings, client.call_id))).json()
     assert rec["live"] is False and rec["ended_by"] == "caller" and rec["channel"] == "webrtc"
     assert [t["kind"] for t in rec["turns"]][:2] == ["start", "dtmf"]
     assert rec["turns"][1]["latency_ms"] is not None and rec["turns"][0]["barged_in"]
@@ -128,7 +131,7 @@ async def test_bad_offers_get_clear_errors_and_leak_nothing(server):
     only_ilbc = re.sub(r"a=(rtpmap|fmtp|rtcp-fb):.*\r\n", "", only_ilbc) + "a=rtpmap:102 iLBC/8000\r\n"
     video_only = good.replace("m=audio", "m=video")
     cases = [
-        (b"not json", 400, "JSON"),
+        (b"not json", 400, "JSON"),  # sent as application/json (other types: 415, tests/test_security_http.py)
         (b'{"sdp": "v=0"}', 400, "type"),
         (b'["offer"]', 400, "JSON object"),
         ({"sdp": good, "type": "answer"}, 400, "offer"),
@@ -141,14 +144,15 @@ async def test_bad_offers_get_clear_errors_and_leak_nothing(server):
     ]
     async with httpx.AsyncClient() as http:
         for body, status, needle in cases:
-            kw = {"content": body} if isinstance(body, bytes) else {"json": body}
+            kw = ({"content": body, "headers": {"Content-Type": "application/json"}} if isinstance(body, bytes)
+                  else {"json": body})
             r = await http.post(f"{url}/api/calls/webrtc", **kw)
             assert r.status_code == status, (needle, r.text[:300])
             assert needle.lower() in r.json()["error"].lower(), r.json()
         r = await http.post(f"{url}/api/calls/nope/dtmf", json={"digits": "1"})
-        assert r.status_code == 404
-        r = await http.delete(f"{url}/api/calls/nope")
-        assert r.status_code == 404
+        assert r.status_code == 401  # no call token
+        r = await http.delete(f"{url}/api/calls/nope", headers={"X-Call-Token": "guess"})
+        assert r.status_code == 403
     await wait_idle(app)
     assert app.state.calls.active == 0 and app.state.calls.sessions == {}
 
@@ -156,8 +160,7 @@ async def test_bad_offers_get_clear_errors_and_leak_nothing(server):
 async def test_capacity_refusal_health_and_metrics(server):
     url, app = server
     clients = [WebRtcClient(), WebRtcClient()]
-    for c in clients:
-        await c.call(url)
+    tokens = [(await c.call(url))["call_token"] for c in clients]
     refused = WebRtcClient()
     with pytest.raises(httpx.HTTPStatusError) as e:
         await refused.call(url)
@@ -175,9 +178,12 @@ async def test_capacity_refusal_health_and_metrics(server):
         await asyncio.sleep(0.5)
         metrics = (await http.get(f"{url}/metrics")).text
         # DTMF from the page can also come by HTTP
-        r = await http.post(f"{url}/api/calls/{clients[0].call_id}/dtmf", json={"digits": "x"})
+        r = await http.post(f"{url}/api/calls/{clients[0].call_id}/dtmf", json={"digits": "x"},
+                            headers={"X-Call-Token": tokens[0]})
         assert r.status_code == 400
-        r = await http.delete(f"{url}/api/calls/{clients[1].call_id}")
+        r = await http.delete(f"{url}/api/calls/{clients[1].call_id}", headers={"X-Call-Token": tokens[0]})
+        assert r.status_code == 403  # another call's token opens nothing
+        r = await http.delete(f"{url}/api/calls/{clients[1].call_id}", headers={"X-Call-Token": tokens[1]})
         assert r.status_code == 204
     assert 'ivr_active_calls{channel="webrtc"} 2.0' in metrics
     assert re.search(r'ivr_turn_latency_seconds_count\{input="dtmf"\} [1-9]', metrics)

@@ -14,6 +14,7 @@ from browser.server import serve_in_thread
 from ivr.audio.files import write_wav
 from ivr.audio.frames import AudioFrame
 from ivr.config import load_settings
+from ivr.web.callaccess import record_headers
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
@@ -55,7 +56,8 @@ async def test_browser_softphone_dtmf_order_status(tmp_path):
             await asyncio.sleep(0.1)
         assert app.state.calls.active == 0
         async with httpx.AsyncClient() as http:
-            rec = (await http.get(f"{url}/api/calls/{call_id}")).json()
+            rec = (await http.get(f"{url}/api/calls/{call_id}",
+                                  headers=record_headers(app.state.settings, call_id))).json()
     assert rec["channel"] == "webrtc" and rec["ended_by"] == "caller" and rec["outcome"] == "self_served"
     turns = [(t["kind"], t["caller_text"]) for t in rec["turns"]]
     assert turns[:4] == [("start", ""), ("dtmf", "1"), ("dtmf", "100000000002#"), ("dtmf", "****")]  # tail masked

@@ -39,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
         _check_sip_port(settings.host, settings.sip_port)
     app = create_app(settings)
     try:
+        # proxy_headers off: X-Forwarded-* are believed only from `trusted_proxies` (ivr.web.security)
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                    timeout_graceful_shutdown=30)
+                    timeout_graceful_shutdown=30, proxy_headers=False, server_header=False)
     except OSError as e:
         raise UserError(f"cannot listen on {settings.host}:{settings.port}: {e.strerror or e}") from None
     return 0

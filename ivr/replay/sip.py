@@ -33,6 +33,8 @@ CODECS = ("PCMA", "PCMU")
 class SipLine:
     """A caller line over SIP to ``target`` (see module docstring)."""
 
+    settings: Settings | None = None  # the server's settings (its secret opens the call record)
+
     def __init__(self, ua: Any, target: str, server: str, sample_rate: int, caller_id: str,
                  codecs: tuple[str, ...] = CODECS) -> None:
         self.ua = ua
@@ -85,7 +87,7 @@ class SipLine:
         if not self.call_id:
             return LineReport(notes=[f"{self.target} did not name its call record (no X-Ivr-Call-Id): "
                                      "only audio-level checks were possible"])
-        return await fetch_record(self.server, self.call_id)
+        return await fetch_record(self.server, self.call_id, settings=self.settings)
 
 
 def sip_target(server: str, health: dict[str, Any], given: str = "") -> str:
@@ -138,6 +140,7 @@ class SipContext:
     async def call(self, lf: LoadedFixture) -> CallResult:
         line = SipLine(self.ua, self.target, self.opts.server, lf.sample_rate, lf.fixture.caller_id,
                        codecs=tuple(self.opts.sip_codecs))
+        line.settings = self.settings
         pace: Pace = self.opts.pace
         try:
             result, _report = await play_call(lf, line, pace=pace)

@@ -31,6 +31,8 @@ WEBRTC_RATE = 48000
 class WebRtcLine:
     """A caller line over WebRTC to ``server`` (see module docstring)."""
 
+    settings: Settings | None = None  # the server's settings (its secret opens the call record)
+
     def __init__(self, server: str, sample_rate: int) -> None:
         from ivr.telephony.webrtc.client import WebRtcClient
 
@@ -81,14 +83,18 @@ class WebRtcLine:
         if self._watch is not None:
             self._watch.cancel()
             await asyncio.gather(self._watch, return_exceptions=True)
-        return await fetch_record(self.server, self.client.call_id)
+        return await fetch_record(self.server, self.client.call_id, settings=self.settings)
 
 
-async def fetch_record(server: str, call_id: str, timeout: float = 20.0) -> LineReport:
-    """The finished call record from ``GET /api/calls/{id}`` as a :class:`LineReport`."""
+async def fetch_record(server: str, call_id: str, timeout: float = 20.0, settings: Settings | None = None) -> LineReport:
+    """The finished call record from ``GET /api/calls/{id}`` as a :class:`LineReport` (records are not public:
+    ``settings`` sharing the server's secret make the record token, :mod:`ivr.web.callaccess`)."""
+    from ivr.web.callaccess import record_headers
+
     rep = LineReport(call_id=call_id)
     deadline = now() + timeout
-    async with httpx.AsyncClient(timeout=5) as http:
+    headers = record_headers(settings, call_id) if settings is not None else None
+    async with httpx.AsyncClient(timeout=5, headers=headers) as http:
         while True:
             try:
                 r = await http.get(f"{server}/api/calls/{call_id}")
@@ -138,6 +144,7 @@ class WebRtcContext:
 
     async def call(self, lf: LoadedFixture) -> CallResult:
         line = WebRtcLine(self.opts.server, lf.sample_rate)
+        line.settings = self.settings
         pace: Pace = self.opts.pace
         try:
             result, _report = await play_call(lf, line, pace=pace)

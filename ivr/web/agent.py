@@ -5,7 +5,8 @@
 * ``GET /api/agent/events``: Server-Sent Events, one JSON object per event: ``presence``, ``queue``, ``offer``
   (``offer_id``, ``call_id``, ``context``: the hand-off card), ``offer_cancelled``, ``connected``, ``transcript``
   (``who``: caller | agent, ``text``), ``caller_hangup``, ``call_ended``. While no desktop of an agent is open the
-  agent is ``offline`` and never rung.
+  agent is ``offline`` and never rung. The login is re-checked every few seconds (and at once on a logout):
+  after a logout, a password change or a deactivation the stream sends ``session_ended`` and closes.
 * ``POST /api/agent/presence`` ``{"state": "available"|"away"|"offline"}``.
 * ``POST /api/agent/offers/{offer_id}/accept`` ``{"sdp", "type": "offer"}`` -> ``{"sdp", "type": "answer",
   "call_id"}``: the desktop's microphone/speaker leg (WebRTC, same rules as ``/api/calls/webrtc``); or
@@ -37,11 +38,12 @@ from ivr.services.agents import Account
 from ivr.services.agents.desk import AgentDesk, DeskError
 from ivr.services.agents.wrapup import DISPOSITIONS, save_wrapup
 from ivr.telephony.webrtc import OfferError, WebRtcPort, ice_hosts_for
-from ivr.web.auth import DESK
+from ivr.web.auth import DESK, session_valid
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 HEARTBEAT_S = 15.0
+RECHECK_S = 3.0  # the event stream re-checks its login this often (app.state.session_recheck_s overrides)
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -124,18 +126,32 @@ async def events(request: Request, acc: Account = DESK) -> Response:
     desk.sign_in(acc)
     q = desk.subscribe(acc.agent_id)
 
+    recheck = float(getattr(request.app.state, "session_recheck_s", RECHECK_S))
+
     async def stream() -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        beat = checked = loop.time()
         try:
             yield "retry: 2000\n\n"
             while True:
                 try:
-                    ev = await asyncio.wait_for(q.get(), HEARTBEAT_S)
+                    ev = await asyncio.wait_for(q.get(), recheck)
                 except TimeoutError:
-                    if await request.is_disconnected():
-                        return
+                    ev = None
+                if ev is not None and ev.get("type") != "session_check":
+                    yield f"data: {json.dumps(ev, ensure_ascii=False, default=str)}\n\n"
+                    if loop.time() - checked < recheck:
+                        continue
+                checked = loop.time()
+                if not await asyncio.to_thread(session_valid, request, acc):
+                    log.info("event stream of %s closed: the login ended", acc.username)
+                    yield 'data: {"type": "session_ended"}\n\n'
+                    return
+                if ev is None and await request.is_disconnected():
+                    return
+                if loop.time() - beat >= HEARTBEAT_S:
+                    beat = loop.time()
                     yield ": keep-alive\n\n"
-                    continue
-                yield f"data: {json.dumps(ev, ensure_ascii=False, default=str)}\n\n"
         finally:
             desk.unsubscribe(acc.agent_id, q)
 

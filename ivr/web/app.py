@@ -25,6 +25,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ivr import __version__
 from ivr.config import Settings
+from ivr.web.security import bearer_ok
+from ivr.web.security import install as install_guards
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,10 @@ def create_app(settings: Settings, *, manager: Any = None, routers: Sequence[str
             if sip is not None:
                 await sip.stop()  # BYE to anything still up, then the sockets close
 
-    app = FastAPI(title="ivr", version=__version__, lifespan=lifespan)
+    docs = settings.http_docs  # the API explorer only when configured (it maps every route for a visitor)
+    app = FastAPI(title="ivr", version=__version__, lifespan=lifespan, docs_url="/docs" if docs else None,
+                  redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None)
+    install_guards(app, settings)
     app.state.settings = settings
     app.state.calls = manager
     app.state.sip = None  # the SipGateway while serving with sip_port != 0
@@ -127,8 +132,11 @@ def create_app(settings: Settings, *, manager: Any = None, routers: Sequence[str
             body["sip"]["enabled"] = True
         return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", include_in_schema=False)
     def metrics(request: Request) -> Response:
+        if settings.metrics_token and not bearer_ok(request, settings.metrics_token):
+            return JSONResponse({"error": "metrics token required"}, status_code=401,
+                                headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
         calls = request.app.state.calls
         data = generate_latest(calls.metrics.registry) if calls is not None else b""
         return Response(data, media_type=CONTENT_TYPE_LATEST)

@@ -10,18 +10,22 @@
 * The cookie ``ivr_session`` (HttpOnly, SameSite=Lax, 12 h) carries the account id and its session version,
   signed with the service secret (``secret_key``, or a random key kept in ``<data_dir>/secret_key``, mode 0600).
   A password change or a deactivated account ends the login at its next request.
-* Five wrong passwords for one username within five minutes lock that username for five minutes.
-* State-changing APIs take JSON bodies only, which a cross-site form cannot send without a CORS preflight; with
-  SameSite=Lax this is the CSRF defence.
+* Logging out ends every login of the account (its session version is bumped), so a copied cookie dies too.
+* Five wrong passwords for one username within five minutes lock that username for five minutes (429 +
+  Retry-After; attempts still being checked count, so parallel guesses cannot slip past the lock);
+  ``login_ip_max_failures`` from one client address get 429 + Retry-After. Both in bounded memory
+  (:mod:`ivr.web.throttle`). At most ``login_hash_concurrency`` password hashes run at once and
+  ``login_hash_queue`` wait; more logins get 429 + Retry-After. Unknown names cost a hash too (no enumeration).
+* CSRF: :mod:`ivr.web.security` refuses non-JSON bodies to ``/api/`` (415) and cross-site Origins (403); the
+  cookie is SameSite=Lax on top.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
-import threading
-import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -31,7 +35,9 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ivr.config import Settings
 from ivr.services.agents import Account, AccountStore
+from ivr.web.security import client_ip, is_https
 from ivr.web.stores import app_store
+from ivr.web.throttle import Busy, HashGate, Windows
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -41,6 +47,7 @@ MAX_AGE_S = 12 * 3600
 LOCK_AFTER = 5
 LOCK_WINDOW_S = 300.0
 HOME = {"agent": "/agent", "supervisor": "/dashboard", "admin": "/dashboard"}
+BUSY_RETRY_S = 2
 
 
 class LoginRequired(Exception):
@@ -77,10 +84,18 @@ def accounts(request: Request) -> AccountStore:
     return app_store(request.app.state, "accounts", AccountStore)
 
 
+def app_secret(request: Request) -> str:
+    """The service secret, read once per app."""
+    secret = getattr(request.app.state, "service_secret", None)
+    if secret is None:
+        secret = request.app.state.service_secret = service_secret(request.app.state.settings)
+    return secret
+
+
 def _serializer(request: Request) -> URLSafeTimedSerializer:
     ser = getattr(request.app.state, "session_serializer", None)
     if ser is None:
-        ser = URLSafeTimedSerializer(service_secret(request.app.state.settings), salt="ivr-login")
+        ser = URLSafeTimedSerializer(app_secret(request), salt="ivr-login")
         request.app.state.session_serializer = ser
     return ser
 
@@ -123,52 +138,67 @@ DASHBOARD = require_roles("supervisor", "admin")  # operators
 ANY_LOGIN = require_roles("agent", "supervisor", "admin")
 
 
-class _Throttle:
-    def __init__(self) -> None:
-        self._fails: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
-
-    def locked(self, username: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            recent = [t for t in self._fails.get(username, []) if now - t < LOCK_WINDOW_S]
-            self._fails[username] = recent
-            return len(recent) >= LOCK_AFTER
-
-    def failed(self, username: str) -> None:
-        with self._lock:
-            self._fails.setdefault(username, []).append(time.monotonic())
-
-    def cleared(self, username: str) -> None:
-        with self._lock:
-            self._fails.pop(username, None)
+def session_valid(request: Request, acc: Account) -> bool:
+    """``acc`` (as its login saw it) is still logged in: active, same session version (blocking)."""
+    now = accounts(request).get(acc.agent_id)
+    return now is not None and now.active and now.session_version == acc.session_version
 
 
-def _throttle(request: Request) -> _Throttle:
-    t = getattr(request.app.state, "login_throttle", None)
-    if t is None:
-        t = request.app.state.login_throttle = _Throttle()
-    return t
+def _guards(request: Request) -> tuple[Windows, Windows, HashGate]:
+    st = request.app.state
+    g = getattr(st, "login_guards", None)
+    if g is None:
+        settings = st.settings
+        g = st.login_guards = (Windows(LOCK_AFTER, LOCK_WINDOW_S), Windows(settings.login_ip_max_failures, LOCK_WINDOW_S),
+                               HashGate(settings.login_hash_concurrency, settings.login_hash_queue))
+    return g
 
 
-def _login(request: Request, username: str, password: str) -> tuple[Account | None, str]:
-    th = _throttle(request)
-    if th.locked(username):
-        return None, "尝试次数过多，请五分钟后再试"
-    acc = accounts(request).authenticate(username, password)
+class LoginRefused(Exception):
+    """A login that failed: ``status`` (401 or 429), a message for the person, and Retry-After seconds."""
+
+    def __init__(self, status: int, message: str, retry_after: float = 0) -> None:
+        super().__init__(message)
+        self.status, self.retry_after = status, retry_after
+
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(max(1, round(self.retry_after)))} if self.status == 429 else None
+
+
+async def _login(request: Request, username: str, password: str) -> Account:
+    """The account, or :class:`LoginRefused` (wrong, locked, throttled or too busy to check)."""
+    names, addresses, gate = _guards(request)
+    name, ip = username[:64], client_ip(request.scope, request.app.state.settings)
+    wait = addresses.blocked_for(ip)
+    if wait:
+        log.warning("login throttled for client %s", ip)
+        raise LoginRefused(429, "登录尝试过于频繁，请稍后再试", wait)
+    wait = names.blocked_for(name)
+    if wait:
+        raise LoginRefused(429, "尝试次数过多，请五分钟后再试", wait)
+    names.begin(name)
+    addresses.begin(ip)
+    failed: bool | None = None
+    try:
+        async with gate.slot():
+            acc = await asyncio.to_thread(accounts(request).authenticate, name, password)
+        failed = acc is None
+    except Busy:
+        raise LoginRefused(429, "登录请求过多，请稍后再试", BUSY_RETRY_S) from None
+    finally:
+        names.end(name, failed)
+        addresses.end(ip, True if failed else None)
     if acc is None:
-        th.failed(username)
-        log.info("login failed for %r", username[:64])
-        return None, "用户名或密码不正确"
-    th.cleared(username)
+        log.info("login failed for %r", name)
+        raise LoginRefused(401, "用户名或密码不正确")
     log.info("login: %s (%s)", acc.username, acc.role)
-    return acc, ""
+    return acc
 
 
 def _set_cookie(request: Request, response: Response, acc: Account) -> None:
     token = _serializer(request).dumps({"a": acc.agent_id, "v": acc.session_version})
     response.set_cookie(COOKIE, token, max_age=MAX_AGE_S, httponly=True, samesite="lax", path="/",
-                        secure=request.url.scheme == "https")
+                        secure=is_https(request.scope, request.app.state.settings))
 
 
 def _safe_next(nxt: str | None, acc: Account | None = None) -> str:
@@ -183,22 +213,46 @@ def login_page(request: Request, next: str = "") -> HTMLResponse:
 
 
 @router.post("/login", include_in_schema=False)
-def login_form(request: Request, username: str = Form(""), password: str = Form(""), next: str = Form("")) -> Response:
-    acc, err = _login(request, username.strip(), password)
-    if acc is None:
+async def login_form(request: Request, username: str = Form(""), password: str = Form(""),
+                     next: str = Form("")) -> Response:
+    try:
+        acc = await _login(request, username.strip(), password)
+    except LoginRefused as e:
         return request.app.state.templates.TemplateResponse(
-            request, "login.html", {"next": _safe_next(next), "error": err, "username": username[:64]},
-            status_code=401)
+            request, "login.html", {"next": _safe_next(next), "error": str(e), "username": username[:64]},
+            status_code=e.status, headers=e.headers())
     resp = RedirectResponse(_safe_next(next, acc), status_code=303)
     _set_cookie(request, resp, acc)
     return resp
 
 
+async def _logout(request: Request, response: Response) -> Response:
+    """End every login of the cookie's account (session version bumped) and close its event streams."""
+    response.delete_cookie(COOKIE, path="/")
+    acc = await asyncio.to_thread(current_account, request)
+    if acc is not None:
+        await asyncio.to_thread(end_logins, request.app.state.settings.database_url, acc.agent_id)
+        desk = getattr(request.app.state.calls, "desk", None)
+        if desk is not None:
+            desk.publish(acc.agent_id, {"type": "session_check"})
+        log.info("logout: %s", acc.username)
+    return response
+
+
+def end_logins(url: str, agent_id: str) -> None:
+    """Bump the account's session version: every cookie issued before stops working."""
+    from ivr.services.agents.tables import AgentRow
+    from ivr.services.db import transaction
+
+    with transaction(url) as s:
+        row = s.get(AgentRow, agent_id)
+        if row is not None:
+            row.session_version = int(row.session_version) + 1
+
+
 @router.post("/logout", include_in_schema=False)
-def logout_form() -> Response:
-    resp = RedirectResponse("/login", status_code=303)
-    resp.delete_cookie(COOKIE, path="/")
-    return resp
+async def logout_form(request: Request) -> Response:
+    return await _logout(request, RedirectResponse("/login", status_code=303))
 
 
 @router.post("/api/login")
@@ -209,11 +263,10 @@ async def login_api(request: Request) -> JSONResponse:
         body = None
     if not isinstance(body, dict) or not isinstance(body.get("username"), str) or not isinstance(body.get("password"), str):
         return JSONResponse({"error": 'body must be {"username": "...", "password": "..."}'}, status_code=400)
-    import asyncio
-
-    acc, err = await asyncio.to_thread(_login, request, body["username"].strip(), body["password"])
-    if acc is None:
-        return JSONResponse({"error": err}, status_code=401)
+    try:
+        acc = await _login(request, body["username"].strip(), body["password"])
+    except LoginRefused as e:
+        return JSONResponse({"error": str(e)}, status_code=e.status, headers=e.headers())
     resp = JSONResponse({"username": acc.username, "display_name": acc.display_name, "role": acc.role,
                          "home": HOME.get(acc.role, "/phone")})
     _set_cookie(request, resp, acc)
@@ -221,10 +274,8 @@ async def login_api(request: Request) -> JSONResponse:
 
 
 @router.post("/api/logout")
-def logout_api() -> Response:
-    resp = Response(status_code=204)
-    resp.delete_cookie(COOKIE, path="/")
-    return resp
+async def logout_api(request: Request) -> Response:
+    return await _logout(request, Response(status_code=204))
 
 
 @router.get("/api/me")

@@ -1,11 +1,14 @@
 """The browser softphone (``/phone``) and the call API.
 
-* ``POST /api/calls/webrtc`` ``{"sdp", "type": "offer"}`` -> ``{"sdp", "type": "answer", "call_id"}``.
+* ``POST /api/calls/webrtc`` ``{"sdp", "type": "offer"}`` -> ``{"sdp", "type": "answer", "call_id", "call_token"}``.
   400 malformed JSON/SDP, 413 oversized offer, 422 no audio or no common codec, 503 at capacity or shutting
   down (``{"error", "reason", "retry_after_s"}``, plus a ``Retry-After`` header).
 * ``POST /api/calls/{call_id}/dtmf`` ``{"digits": "1"}`` -> 204 (the page normally sends keys on the data channel).
 * ``DELETE /api/calls/{call_id}`` -> 204: the caller hangs up.
-* ``GET /api/calls/{call_id}`` -> the call record (live while the call runs, stored afterwards).
+  Both need the answer's ``call_token`` in ``X-Call-Token``: 401 without it, 403 wrong (or no such live call).
+* ``GET /api/calls/{call_id}`` -> the call record (live while the call runs, stored afterwards), without
+  ``caller_key``: for a supervisor/admin login (401 anonymous, 403 an agent), or a record token
+  (:mod:`ivr.web.callaccess`).
 """
 
 from __future__ import annotations
@@ -20,10 +23,32 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ivr.call.manager import CallRefused
 from ivr.services.records.store import masked
 from ivr.telephony.webrtc import OfferError, WebRtcPort, ice_hosts_for
+from ivr.web.auth import app_secret, current_account
+from ivr.web.callaccess import TOKEN_HEADER, CallTokens, public_record, record_token_ok
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 RETRY_AFTER_S = 30
+
+
+RECORD_ROLES = ("supervisor", "admin")
+
+
+def _tokens(request: Request) -> CallTokens:
+    tokens = getattr(request.app.state, "call_tokens", None)
+    if tokens is None:
+        tokens = request.app.state.call_tokens = CallTokens()
+    return tokens
+
+
+def _refused(request: Request, call_id: str) -> JSONResponse | None:
+    """The 401/403 answer when the request lacks this call's token, else None."""
+    status = _tokens(request).check(call_id, request.headers.get(TOKEN_HEADER))
+    if status == 401:
+        return _error(401, f"call token required ({TOKEN_HEADER})")
+    if status:
+        return _error(403, "wrong call token, or no such live call")
+    return None
 
 
 def _error(status: int, message: str, **extra: object) -> JSONResponse:
@@ -63,12 +88,18 @@ async def webrtc_offer(request: Request) -> JSONResponse:
         log.exception("cannot answer a WebRTC offer")
         return _error(500, f"cannot answer the offer: {type(e).__name__}")
     log.info("webrtc call %s answered (codec %s)", slot.call_id, port.codec or "?")
-    calls.start_call(port, slot)
-    return JSONResponse({**answer, "call_id": slot.call_id})
+    tokens = _tokens(request)
+    token = tokens.issue(slot.call_id)
+    task = calls.start_call(port, slot)
+    if task is not None:
+        task.add_done_callback(lambda _t: tokens.forget(slot.call_id))
+    return JSONResponse({**answer, "call_id": slot.call_id, "call_token": token})
 
 
 @router.post("/api/calls/{call_id}/dtmf")
 async def dtmf(call_id: str, request: Request) -> Response:
+    if (refused := _refused(request, call_id)) is not None:
+        return refused
     session = request.app.state.calls.sessions.get(call_id)
     if session is None:
         return _error(404, f"no active call {call_id}")
@@ -88,6 +119,8 @@ async def dtmf(call_id: str, request: Request) -> Response:
 
 @router.delete("/api/calls/{call_id}")
 async def hangup(call_id: str, request: Request) -> Response:
+    if (refused := _refused(request, call_id)) is not None:
+        return refused
     if not request.app.state.calls.hangup(call_id, "caller_hangup"):
         return _error(404, f"no active call {call_id}")
     return Response(status_code=204)
@@ -95,13 +128,20 @@ async def hangup(call_id: str, request: Request) -> Response:
 
 @router.get("/api/calls/{call_id}")
 async def call_record(call_id: str, request: Request) -> JSONResponse:
+    auth = request.headers.get("authorization", "")
+    if not (auth and record_token_ok(app_secret(request), call_id, auth)):
+        acc = await asyncio.to_thread(current_account, request)
+        if acc is None:
+            return _error(401, "login required")
+        if acc.role not in RECORD_ROLES:
+            return _error(403, f"{acc.role} may not read call records; needs supervisor or admin", role=acc.role)
     calls = request.app.state.calls
     session = calls.sessions.get(call_id)
     if session is not None:
-        return JSONResponse(masked(session.record).as_dict() | {"live": True})
+        return JSONResponse(public_record(masked(session.record).as_dict()) | {"live": True})
     rec = calls.records.get(call_id)
     if rec is None and calls.parts.store is not None:
         rec = await asyncio.to_thread(calls.parts.store.get, call_id)
     if rec is None:
         return _error(404, f"no call {call_id}")
-    return JSONResponse(masked(rec).as_dict() | {"live": False})
+    return JSONResponse(public_record(masked(rec).as_dict()) | {"live": False})

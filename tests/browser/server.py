@@ -34,12 +34,13 @@ def serve_in_thread(settings: Settings, *, manager=None, shutdown_grace_s: float
     """Yields (base_url, app); the server stops (graceful shutdown included) when the block ends.
 
     SIP is off (sip_port=0) so test servers never fight over 5060; ``sip=True`` gives the gateway a free
-    loopback port (``app.state.sip.port``)."""
+    loopback port (``app.state.sip.port``). Like ``ivr serve``, uvicorn's own proxy-header rewriting is off."""
     port = free_port()
     settings = settings.model_copy(update={"host": "127.0.0.1", "port": port,
                                            "sip_port": free_udp_port() if sip else 0})
     app = create_app(settings, manager=manager, shutdown_grace_s=shutdown_grace_s)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                           proxy_headers=False))
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

@@ -105,6 +105,10 @@
     else if (ev.type === "transcript") addLine(ev.who, ev.text);
     else if (ev.type === "caller_hangup") { addLine("bot", "客户已挂机"); teardown(); }
     else if (ev.type === "call_ended") teardown();
+    else if (ev.type === "session_ended") {  // logged out, password changed or account deactivated
+      if (desk.eventSource) desk.eventSource.close();
+      teardown(); location.href = "/login?next=/agent";
+    }
   }
 
   function measure(stream) {

@@ -1,5 +1,6 @@
 // Softphone: one WebRTC call to the bot. Signalling is a single POST (no trickle ICE); DTMF, hang-up and the
-// live transcript travel on the "ivr" data channel (HTTP fallbacks: POST /api/calls/{id}/dtmf, DELETE).
+// live transcript travel on the "ivr" data channel (HTTP fallbacks: POST /api/calls/{id}/dtmf, DELETE, both with
+// the answer's per-call token in X-Call-Token: the call id alone opens nothing).
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
@@ -9,7 +10,7 @@
   };
   // Exposed for tests and debugging: what the page has seen and heard.
   const phone = (window.ivrPhone = { callId: null, state: "idle", maxLevel: 0, heardMs: 0, lines: [], error: null });
-  let pc = null, dc = null, mic = null, meter = null, partialEl = null;
+  let pc = null, dc = null, mic = null, meter = null, partialEl = null, callToken = null;
 
   function setState(s, extra) {
     phone.state = s;
@@ -85,6 +86,7 @@
     const body = await res.json().catch(() => ({}));
     if (!res.ok) return fail(res.status === 503 ? "线路繁忙，请稍后再拨" : (body.error || "呼叫失败"));
     phone.callId = body.call_id;
+    callToken = body.call_token;
     await pc.setRemoteDescription({ sdp: body.sdp, type: body.type });
     setState("connected");
   }
@@ -99,13 +101,16 @@
     if (!phone.callId) return;
     if (dc && dc.readyState === "open") dc.send(JSON.stringify({ type: "dtmf", digits: key }));
     else fetch("/api/calls/" + phone.callId + "/dtmf", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ digits: key }),
+      method: "POST", headers: { "Content-Type": "application/json", "X-Call-Token": callToken },
+      body: JSON.stringify({ digits: key }),
     });
   }
 
   function hangup() {
     if (dc && dc.readyState === "open") dc.send(JSON.stringify({ type: "hangup" }));
-    if (phone.callId) fetch("/api/calls/" + phone.callId, { method: "DELETE" }).catch(() => {});
+    if (phone.callId && callToken) {
+      fetch("/api/calls/" + phone.callId, { method: "DELETE", headers: { "X-Call-Token": callToken } }).catch(() => {});
+    }
     setState("ended");
     teardown();
   }
