@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -70,8 +69,6 @@ class MarkerAwareDtmfReceiver(DtmfReceiver):
 class RtpStream:
     """A bound RTP/RTCP socket pair exchanging 8 kHz s16 PCM with one peer as G.711."""
 
-    _live: weakref.WeakSet[RtpStream] = weakref.WeakSet()  # open streams of this process (own_ports)
-
     def __init__(self, session: RTPSession, codec: str, config: StreamConfig, peer_ips: Iterable[str] = (),
                  nat: bool = True) -> None:
         self._session = session
@@ -100,7 +97,6 @@ class RtpStream:
         self._guard(session._rtp_transport, self.rtp_latch, "_remote_addr")
         self._guard(session._rtcp_transport, self.rtcp_latch, "_remote_rtcp_addr")
         self._task = asyncio.get_running_loop().create_task(self._pace(), name="rtp-pacer")
-        RtpStream._live.add(self)
 
     @classmethod
     async def open(
@@ -140,15 +136,6 @@ class RtpStream:
         protocol.datagram_received = guarded
 
     # --- addresses and state --------------------------------------------------------------------------
-    @classmethod
-    def own_ports(cls) -> set[int]:
-        """Local RTP and RTCP ports of every open stream (an SDP must never point media at them)."""
-        ports: set[int] = set()
-        for stream in list(cls._live):
-            with contextlib.suppress(Exception):
-                ports.update((stream.local_port, stream.rtcp_port))
-        return ports
-
     @property
     def local_port(self) -> int:
         return int(self._session._rtp_transport._transport.get_extra_info("sockname")[1])
@@ -175,6 +162,10 @@ class RtpStream:
     def set_hold(self, on_hold: bool) -> None:
         """On hold nothing is sent (the peer said sendonly/inactive); queued bot audio is kept."""
         self._hold = on_hold
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def on_hold(self) -> bool:
@@ -293,7 +284,6 @@ class RtpStream:
         if self._closed:
             return
         self._closed = True
-        RtpStream._live.discard(self)
         self._room.set()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

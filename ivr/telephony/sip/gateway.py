@@ -8,6 +8,7 @@ import logging
 import socket
 import time
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 
 from aiosipua import SipDigestAuth, SipRequest
@@ -59,6 +60,7 @@ class SipGateway:
         self.policy = AccessPolicy(parse_networks(settings.sip_allow_from), settings.sip_auth_user,
                                    settings.sip_auth_password)
         self.trusted_peers = parse_networks(settings.sip_trusted_peers)
+        self._streams: weakref.WeakSet[RtpStream] = weakref.WeakSet()  # our RTP streams (own ports for 488)
         self.calls: dict[str, SipCall] = {}  # answered calls by SIP Call-ID
         self._ringing: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -381,13 +383,19 @@ class SipGateway:
 
     async def _open_stream(self, remote: tuple[str, int], codec: str, dtmf_pt: int | None = 101,
                            peer_ips: tuple[str, ...] = ()) -> RtpStream:
-        return await RtpStream.open(self._bind_host(), remote, codec, dtmf_pt, peer_ips=peer_ips,
-                                    nat=self.settings.sip_rtp_nat_latch)
+        stream = await RtpStream.open(self._bind_host(), remote, codec, dtmf_pt, peer_ips=peer_ips,
+                                      nat=self.settings.sip_rtp_nat_latch)
+        self._streams.add(stream)
+        return stream
 
     def _check_target(self, offer: MediaOffer) -> None:
         """SdpError 488 when the SDP points media at our own SIP port or any open RTP/RTCP port of ours."""
         own_ips = {self.settings.host, self.settings.public_ip, getattr(self, "advertised", ("",))[0]}
-        check_not_own_port(offer.remote, {self.port, *RtpStream.own_ports()}, own_ips)
+        ports = {self.port}
+        for stream in list(self._streams):
+            if not stream.closed:
+                ports.update((stream.local_port, stream.rtcp_port))
+        check_not_own_port(offer.remote, ports, own_ips)
 
     def _advertised_ip(self) -> str:
         if self.settings.public_ip:
