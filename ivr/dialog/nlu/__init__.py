@@ -166,8 +166,9 @@ class Nlu:
                 expl["second_intent"] = two.second
                 expl["parts"] = list(two.parts)
                 return two.first, max(two.first_confidence, probs.get(two.first, 0.0)), probs
-        candidates = self._clarify_candidates(intent, probs)
-        if candidates:
+        ctx = expl.get("context")
+        candidates = [] if ctx and ctx["prev_topic"] == intent else self._clarify_candidates(intent, probs)
+        if candidates:  # (a follow-up read in the light of the agent's last turn is not asked about)
             expl["clarify"] = candidates
         return intent, conf, probs
 

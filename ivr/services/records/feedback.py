@@ -1,7 +1,8 @@
 """The feedback loop: caller utterances the bot did not understand, with context, grouped, as training candidates.
 
 An utterance is *unrecognised* when a spoken caller turn (``kind`` speech, with text) got intent ``other``, was
-answered with the ``no_match`` action, or had an NLU confidence below ``threshold`` (default 0.45, the dialogue's
+answered with the ``no_match`` action or with a clarifying question (``clarify`` action: the caller's answer,
+the next turn, tells what was meant), or had an NLU confidence below ``threshold`` (default 0.45, the dialogue's
 ``min_intent_confidence``). Each keeps its context: the bot prompt it answered, the dialogue state, and the intent
 of the caller's *next* turn when that one was understood as a request (what the caller meant, said again
 differently; answers such as yes/no/goodbye do not count).
@@ -87,7 +88,8 @@ def normalise(text: str) -> str:
 def collect(url: str, filters: Any, threshold: float = DEFAULT_THRESHOLD) -> list[Utterance]:
     """Unrecognised utterances of the calls ``filters`` (a :class:`~ivr.services.records.stats.Filters`) selects."""
     unrec = or_(TurnRow.intent.in_(("other", "no_match")), TurnRow.confidence < threshold,
-                cast(TurnRow.actions, String).like('%"no_match"%'))
+                cast(TurnRow.actions, String).like('%"no_match"%'),
+                cast(TurnRow.actions, String).like('%"clarify"%'))  # the bot had to ask which task was meant
     with transaction(url) as s:
         rows = s.execute(select(TurnRow.call_id, TurnRow.idx, TurnRow.at, TurnRow.caller_text, TurnRow.intent,
                                 TurnRow.confidence, TurnRow.state).join(CallRow)

@@ -1,0 +1,154 @@
+"""Knowing when it does not know, two needs in one utterance, `ivr nlu eval`, and the learning loop.
+
+Utterances here are written for these tests (not copied from training data, the held-out files or the dev set).
+The held-out files in tests/data/ were written before the phrasing work; nlu_sealed.tsv was only run at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ivr.dialog.nlu import TASK_INTENTS, clarify_of, get_nlu, second_need_of
+from ivr.dialog.nlu.evaluate import evaluate, read_rows
+from tests.conftest import ROOT
+
+DATA = ROOT / "tests" / "data"
+
+
+@pytest.fixture(scope="module")
+def nlu():
+    return get_nlu("zh-CN")
+
+
+@pytest.mark.parametrize(("text", "intent"), [
+    # the misses the issue reported, said differently
+    ("你们 这样 处理 我 是 真的 很 不 满意", "complaint"),
+    ("单号 是 二 零 二 四 一 一 零 八 九 九 麻烦 查 一下", "order_status"),
+    ("我 上周 买 的 那台 冰箱 现在 跑到 哪儿 了", "logistics"),
+    ("降价 了 能 把 差价 退 给 我 吗", "price_promotion"),
+    ("这 款 洗衣机 现在 还有 货 吗", "product_question"),
+    ("好 的 谢谢 暂时 没有 别的 事 了", "thanks"),
+])
+def test_reported_misses_are_understood(nlu, text, intent):
+    r = nlu.parse(text)
+    assert r.intent == intent, r.explanation
+    assert clarify_of(r) == []
+
+
+def test_spoken_order_number_with_a_lookup_request(nlu):
+    r = nlu.parse("订单号 是 幺 三 八 零 零 幺 二 三 四 五 帮 我 看 看")
+    assert r.intent == "order_status" and r.slots["order_id"] == "1380012345"
+    r = nlu.parse("幺 三 八 零 零 幺 二 三 四 五", expected="order_id")  # an answer to "your order number?"
+    assert r.intent == "other" and r.slots["order_id"] == "1380012345"
+
+
+@pytest.mark.parametrize("text", ["东西 还 没 收到 我 不 想要 了", "能 不能 快 点 我 不要 了"])
+def test_unsure_request_names_two_task_candidates(nlu, text):
+    r = nlu.parse(text)
+    cands = clarify_of(r)
+    assert len(cands) == 2 and cands[0] != cands[1] and set(cands) <= set(TASK_INTENTS), r.explanation
+    assert r.intent == cands[0] and r.confidence < 0.55
+
+
+@pytest.mark.parametrize(("text", "first", "second"), [
+    ("查 一下 物流 顺便 开 个 发票", "logistics", "invoice"),
+    ("我 想 退货 另外 帮 我 看 下 退款 到 哪 了", "return_request", "refund_status"),
+    ("帮 我 改 个 地址 还有 件 事 发票 抬头 也 要 改", "change_address", "invoice"),
+])
+def test_two_needs_first_served_second_remembered(nlu, text, first, second):
+    r = nlu.parse(text)
+    assert (r.intent, second_need_of(r)) == (first, second), r.explanation
+
+
+@pytest.mark.parametrize("text", [
+    "收到 货 发现 坏 了 还有 点 脏 要 退货",   # a story, then one request
+    "退款 还有 多久 到",
+    "衣服 小 了 颜色 也 不 喜欢 想 换 一 件",
+])
+def test_one_need_is_not_split(nlu, text):
+    assert second_need_of(nlu.parse(text)) is None
+
+
+@pytest.mark.parametrize("name", ["nlu_heldout.tsv", "nlu_sealed.tsv"])
+def test_own_held_out_sets_meet_the_targets(nlu, name):
+    rows, _ = read_rows(DATA / name)
+    ev = evaluate(nlu, rows).as_dict()
+    print(f"\n{name}: all {ev['accuracy']:.1%}, task {ev['task_accuracy']:.1%}, "
+          f"clarify {ev['clarification_rate']:.1%}, wrong action {ev['wrong_action_rate']:.1%}")
+    assert ev["rows"] >= 70
+    assert ev["task_accuracy"] >= 0.95 and ev["accuracy"] >= 0.90
+    assert ev["wrong_action_rate"] <= 0.02 and ev["clarification_rate"] <= 0.10
+
+
+def ivr(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "ivr", *args], input=stdin, capture_output=True, timeout=120)
+
+
+def test_nlu_eval_command_reads_any_labelled_tsv(tmp_path):
+    f = tmp_path / "shop_log.tsv"
+    f.write_text("id\tintent\tcustomer_text\tnote\n"
+                 "1\tlogistics\t我 的 快递 到 哪 了\tx\n"
+                 "2\tcomplaint\t你们 的 服务 太 差 了\t\n"
+                 "3\tinvoice\t我 想 查 一下 物流\twrong on purpose\n"
+                 "4\tcomplaint\t东西 还 没 收到 我 不 想要 了\tunsure: asked, not acted on\n", encoding="utf-8")
+    p = ivr("nlu", "eval", str(f))
+    out = p.stdout.decode()
+    assert p.returncode == 0, p.stderr.decode()
+    assert "all intents:        2/4 = 50.0%" in out
+    assert "clarification rate: 1/4 = 25.0%" in out
+    assert "wrong-action rate:  1/4 = 25.0%" in out      # row 3 only: row 4 is wrong too, but asked about
+    assert "invoice -> logistics: 1" in out
+    p = ivr("nlu", "eval", "--json", str(f))
+    d = json.loads(p.stdout)
+    assert (d["rows"], d["correct"], d["clarified"], d["wrong_actions"]) == (4, 2, 1, 1)
+    assert {x["intent"]: x["correct"] for x in d["per_intent"]}["complaint"] == 1
+
+
+def test_nlu_eval_bad_file_is_one_clear_line(tmp_path):
+    f = tmp_path / "bad.tsv"
+    f.write_text("sentence\tlabel\n你好\tgreeting\n", encoding="utf-8")
+    p = ivr("nlu", "eval", str(f))
+    err = p.stderr.decode()
+    assert p.returncode == 2 and "needs a 'text'" in err and "Traceback" not in err
+
+
+def test_classify_reports_clarify_and_honours_prev_agent_text():
+    lines = [
+        "东西 还 没 收到 我 不 想要 了",
+        json.dumps({"text": "那 就 改成 单位 的 吧", "prev_agent_text": "您的发票抬头可以修改"}, ensure_ascii=False),
+        "查 一下 物流 顺便 开 个 发票",
+    ]
+    p = ivr("nlu", "classify", stdin=("\n".join(lines) + "\n").encode())
+    out = [json.loads(x) for x in p.stdout.decode().splitlines()]
+    assert p.returncode == 0, p.stderr.decode()
+    assert [list(o)[:4] for o in out] == [["text", "intent", "confidence", "slots"]] * 3
+    assert len(out[0]["clarify"]) == 2
+    assert out[1]["intent"] == "invoice" and out[1]["clarify"] == []
+    assert (out[2]["intent"], out[2]["second_intent"]) == ("logistics", "invoice")
+
+
+def test_clarified_utterances_feed_the_feedback_export(tmp_path):
+    from ivr.cli import main
+    from ivr.dialog.manager import DialogManager
+    from ivr.services.migrate import ensure_schema
+    from ivr.services.records import RecordStore
+    from ivr.services.records.capture import RecordedDialog
+    from ivr.services.shop import SqlShop, seed_demo
+
+    shop_url, db = f"sqlite:///{tmp_path / 'shop.db'}", f"sqlite:///{tmp_path / 'r.db'}"
+    seed_demo(shop_url)
+    ensure_schema(db)
+    d = RecordedDialog(DialogManager(SqlShop(shop_url)), RecordStore(db), caller_id="13800138000")
+    d.start()
+    assert d.text("东西 还 没 收到 我 不 想要 了").state == "clarify"
+    assert d.text("查 物流").intent == "logistics"
+    d.finish()
+    out = tmp_path / "cand.jsonl"
+    assert main(["feedback", "export", "--period", "all", "-o", str(out), "--db", db]) == 0
+    groups = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    g = next(g for g in groups if "不想要" in g["text"].replace(" ", ""))
+    assert g["suggested_intent"] == "logistics" and "clarify" in g["states"]
