@@ -34,3 +34,19 @@ class Resampler:
         pts = self._out_samples / self.out_rate
         self._out_samples += len(y)
         return AudioFrame(np.asarray(y, dtype="<i2").tobytes(), self.out_rate, pts)
+
+
+class RateConverter:
+    """One direction of one stream to a fixed rate, whatever rate arrives: frames already at ``out_rate`` pass
+    through untouched, others go through a streaming :class:`Resampler` (made anew if the input rate changes)."""
+
+    def __init__(self, out_rate: int) -> None:
+        self.out_rate = out_rate
+        self._rs: Resampler | None = None
+
+    def __call__(self, frame: AudioFrame) -> AudioFrame:
+        if frame.sample_rate == self.out_rate:
+            return frame
+        if self._rs is None or self._rs.in_rate != frame.sample_rate:
+            self._rs = Resampler(frame.sample_rate, self.out_rate)
+        return self._rs.process(frame)

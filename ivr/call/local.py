@@ -12,12 +12,14 @@ import uuid
 from typing import Any
 
 from ivr.audio.frames import AudioFrame
+from ivr.audio.resample import resample
+from ivr.call.notices import Notice, StateNotice, TranscriptNotice
 from ivr.call.playout import Playout
-from ivr.call.ports import CallInfo, InboundEvent
+from ivr.call.ports import CallInfo, CallPort, InboundEvent
 from ivr.events import DtmfDigits, Hangup, Transcript
 
 
-class LocalPort:
+class LocalPort(CallPort):
     """Both ends of a call in one process. Use :meth:`start` before the session runs, :meth:`close` after."""
 
     def __init__(
@@ -37,7 +39,7 @@ class LocalPort:
         self._clock_task: asyncio.Task | None = None
         self.keep_audio = keep_audio
         self.sent: list[tuple[float, AudioFrame]] = []  # (monotonic time sent, frame) of bot audio
-        self.events: list[dict] = []  # what a softphone would show
+        self.events: list[Notice] = []  # what a softphone would show
         self.hung_up: str | None = None  # reason, once the bot hung up
         self.bot_frames = 0
         self._closed = asyncio.Event()
@@ -50,11 +52,7 @@ class LocalPort:
 
     def say(self, audio: AudioFrame) -> None:
         """Queue caller speech; it goes out in real time after what is already queued."""
-        if audio.sample_rate != self.info.sample_rate:
-            from ivr.audio.resample import resample
-
-            audio = resample(audio, self.info.sample_rate)
-        self._caller.enqueue(audio)
+        self._caller.enqueue(resample(audio, self.info.sample_rate))
         self._caller.end_of_audio()
 
     async def finish_saying(self) -> None:
@@ -97,16 +95,13 @@ class LocalPort:
             self.hung_up = reason or "bot_hangup"
         self._caller.closed = True
 
-    async def transfer(self, target: str) -> bool:
-        return False
-
-    def notify(self, event: dict) -> None:
-        self.events.append(event)
+    def notify(self, notice: Notice) -> None:
+        self.events.append(notice)
 
     # --- what the caller heard -----------------------------------------------------------------------------
     def bot_text(self) -> list[str]:
         """Bot lines shown to the caller so far."""
-        return [e["text"] for e in self.events if e.get("type") == "transcript" and e.get("who") == "bot"]
+        return [e.text for e in self.events if isinstance(e, TranscriptNotice) and e.who == "bot"]
 
     async def wait_bot(self, lines: int, timeout: float = 30.0, *, quiet: bool = True) -> list[str]:
         """Wait until the bot has said ``lines`` lines (and, with ``quiet``, finished speaking); returns them."""
@@ -124,11 +119,11 @@ class LocalPort:
         seen = 0
         state = ""
         for e in self.events:
-            if e.get("type") == "transcript" and e.get("who") == "bot":
+            if isinstance(e, TranscriptNotice) and e.who == "bot":
                 seen += 1
                 state = ""
-            elif e.get("type") == "state" and seen >= lines:
-                state = e.get("state", "")
+            elif isinstance(e, StateNotice) and seen >= lines:
+                state = e.state
         return state in ("listening", "ended") or self.hung_up is not None
 
     def voiced_spans(self, threshold_dbfs: float = -45.0) -> list[tuple[float, float]]:

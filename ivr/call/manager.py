@@ -25,14 +25,17 @@ from typing import Any
 
 from ivr.audio.frames import AudioFrame, frames_of
 from ivr.call.metrics import CallMetrics
+from ivr.call.options import SessionOptions
+from ivr.call.parts import LISTENER_RATE
 from ivr.call.ports import CallPort
-from ivr.call.session import CallSession, SessionOptions, TransferHook, system_line
+from ivr.call.prompts import system_line
+from ivr.call.session import CallSession
+from ivr.call.transfer import TransferHook
 from ivr.config import Settings
 from ivr.services.records import CallRecord
 
 log = logging.getLogger(__name__)
 
-LISTENER_RATE = 16000  # the VAD/ASR side of every call; transports at 8/48 kHz are resampled by the session
 FETCH_HINT = "ivr models pull zh-CN-small"
 
 

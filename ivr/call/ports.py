@@ -1,18 +1,24 @@
 """What a transport must provide to the call session (Pipecat-style: an input stream and an output sink).
 
-A transport (``ivr.telephony.webrtc``, ``ivr.telephony.sip``, fixture replay) turns a network call into a
-:class:`CallPort`. The session pulls inbound events with ``await port.recv()`` and pushes the bot's audio,
-already paced in 20 ms frames at ``port.info.sample_rate``, with ``await port.send_audio(frame)``. The
-transport never imports the session; the session never imports a transport.
+A transport (``ivr.telephony.webrtc``, ``ivr.telephony.sip``, the in-process :class:`ivr.call.local.LocalPort`)
+turns a network call into a :class:`CallPort`. The session pulls inbound events with ``await port.recv()`` and
+pushes the bot's audio, already paced in 20 ms frames at ``port.info.sample_rate``, with
+``await port.send_audio(frame)``. The transport never imports the session; the session never imports a transport.
+
+Ports subclass :class:`CallPort` so the optional parts of the contract (``transfer``, ``flush``, ``ready``,
+``notify``) have their defaults: no blind transfer, nothing buffered, media at once, nobody watching.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ivr.audio.frames import AudioFrame
 from ivr.events import DtmfDigits, Hangup, Transcript
+
+if TYPE_CHECKING:
+    from ivr.call.notices import Notice
 
 InboundEvent = AudioFrame | DtmfDigits | Hangup | Transcript
 
@@ -20,16 +26,18 @@ InboundEvent = AudioFrame | DtmfDigits | Hangup | Transcript
 @dataclass(frozen=True, slots=True)
 class CallInfo:
     call_id: str
-    channel: str  # "webrtc" | "sip" | "replay" | "chat"
+    channel: str  # "webrtc" | "sip" | "replay" | "chat" | "agent"
     caller_id: str = ""  # raw caller number (mask before logging: ivr.privacy.mask_phone)
     sample_rate: int = 16000  # rate of frames in both directions
     language: str = "zh-CN"
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # transport details: sip_call_id, codec, transfer_target
     caller_id_trusted: bool = False  # a trusted peer vouched for caller_id (SIP from sip_trusted_peers); else a hint
 
 
 @runtime_checkable
 class CallPort(Protocol):
+    """One call's transport. Subclass it: the last four methods have working defaults."""
+
     info: CallInfo
 
     async def recv(self) -> InboundEvent:
@@ -46,4 +54,16 @@ class CallPort(Protocol):
 
     async def transfer(self, target: str) -> bool:
         """Blind-transfer to a target the transport understands (SIP URI); False if unsupported."""
-        ...
+        return False
+
+    def flush(self) -> None:
+        """Drop bot audio buffered inside the transport (barge-in): the caller stops hearing the bot now."""
+        return None
+
+    async def ready(self) -> bool:
+        """Wait until media flows (WebRTC: ICE + DTLS); False if the caller left first."""
+        return True
+
+    def notify(self, notice: Notice) -> None:
+        """Show the caller's screen what happens (state, transcripts, keys); must not block or raise."""
+        return None

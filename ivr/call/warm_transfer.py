@@ -23,17 +23,22 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ivr.audio.frames import AudioFrame
-from ivr.audio.resample import Resampler
+from ivr.audio.resample import RateConverter
 from ivr.call.hold import hold_audio
+from ivr.call.parts import LISTENER_RATE, ListenerEvent
 from ivr.call.playout import Playout
-from ivr.call.session import CallControl, book_callback, system_line
+from ivr.call.prompts import system_line
+from ivr.call.transfer import CallControl, book_callback
 from ivr.dialog.types import TransferRequest
 from ivr.events import Hangup, SpeechEnded, Transcript
 from ivr.privacy import mask_text
 from ivr.services.agents.desk import AgentDesk, AgentState, Waiting
+
+if TYPE_CHECKING:
+    from ivr.asr.listener import Listener
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,21 @@ class Bridge:
         if not self.ended.is_set():
             self.end_reason = reason
             self.ended.set()
+
+
+class _Ear:
+    """The recogniser of one side of a bridge (caller or agent), fed at its rate whatever the leg's rate."""
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        self.engine = listener.engine
+        self._convert = RateConverter(listener.sample_rate)
+
+    async def hear(self, frame: AudioFrame) -> list[ListenerEvent]:
+        return await self.listener.push(self._convert(frame))
+
+    async def close(self) -> None:
+        await self.listener.close()
 
 
 class WarmTransfer:
@@ -162,12 +182,11 @@ class WarmTransfer:
         leg_rate = leg.info.sample_rate
         agent_out = Playout(leg.send_audio, leg_rate)
         tasks: list[asyncio.Task] = [asyncio.create_task(agent_out.run(), name=f"agent-out-{control.call_id}")]
-        to_agent = Resampler(control.rate, leg_rate) if control.rate != leg_rate else None
+        to_agent = RateConverter(leg_rate)
         caller_frames: asyncio.Queue[AudioFrame] = asyncio.Queue(maxsize=500)
         result = "caller_hangup"
         try:
-            ready = getattr(leg, "ready", None)
-            if ready is not None and not await asyncio.wait_for(ready(), 20):
+            if not await asyncio.wait_for(leg.ready(), 20):
                 result = "agent_dropped"
                 return result
             tasks.append(asyncio.create_task(self._agent_side(control, bridge, leg, lang)))
@@ -181,9 +200,8 @@ class WarmTransfer:
                     await asyncio.wait_for(agent_out.wait_idle(), self.options.whisper_max_s)
 
             def on_caller(frame: AudioFrame) -> None:
-                out = to_agent.process(frame) if to_agent is not None else frame
                 if agent_out.queued_seconds < 1.0:  # a stalled leg must not build up delay
-                    agent_out.enqueue(out)
+                    agent_out.enqueue(to_agent(frame))
                 if not caller_frames.full():
                     caller_frames.put_nowait(frame)
 
@@ -216,7 +234,7 @@ class WarmTransfer:
 
     async def _agent_side(self, control: CallControl, bridge: Bridge, leg: Any, lang: str) -> None:
         """Agent audio -> caller (resampled to the call rate) and -> the agent-side listener."""
-        to_caller: Resampler | None = None
+        to_caller = RateConverter(control.rate)
         listener = self._listener()
         try:
             while not bridge.ended.is_set():
@@ -227,13 +245,8 @@ class WarmTransfer:
                     return
                 if not isinstance(ev, AudioFrame) or not bridge.relaying:
                     continue
-                frame = ev
-                if frame.sample_rate != control.rate:
-                    if to_caller is None or to_caller.in_rate != frame.sample_rate:
-                        to_caller = Resampler(frame.sample_rate, control.rate)
-                    frame = to_caller.process(frame)
                 if control.queued_seconds < 1.0:
-                    control.play(frame)
+                    control.play(to_caller(ev))
                 if listener is not None:
                     await self._transcribe(control, bridge, listener, ev, "agent", lang)
         finally:
@@ -252,23 +265,16 @@ class WarmTransfer:
             with contextlib.suppress(Exception):
                 await listener.close()
 
-    def _listener(self) -> Any:
+    def _listener(self) -> _Ear | None:
         if self.vad_options is None:
             return None
         from ivr.asr.listener import Listener
 
-        return Listener(16000, self.vad_options, self.asr_engine)
+        return _Ear(Listener(LISTENER_RATE, self.vad_options, self.asr_engine))
 
-    async def _transcribe(self, control: CallControl, bridge: Bridge, listener: Any, frame: AudioFrame, who: str,
+    async def _transcribe(self, control: CallControl, bridge: Bridge, listener: _Ear, frame: AudioFrame, who: str,
                           lang: str) -> None:
-        if frame.sample_rate != 16000:
-            key = f"_rs_{who}"
-            rs = getattr(listener, key, None)
-            if rs is None or rs.in_rate != frame.sample_rate:
-                rs = Resampler(frame.sample_rate, 16000)
-                setattr(listener, key, rs)
-            frame = rs.process(frame)
-        for ev in await listener.push(frame):
+        for ev in await listener.hear(frame):
             text = ""
             if isinstance(ev, Transcript) and ev.final:
                 text = ev.text.replace(" ", "") if lang.startswith(("zh", "ja")) else ev.text
@@ -286,7 +292,5 @@ class WarmTransfer:
                 control.record.add_turn("agent", speaker="agent", bot_text=text)
             self.desk.publish(bridge.agent_id, {"type": "transcript", "call_id": control.call_id, **line})
 
-    async def _say(self, control: CallControl, reason: str, **fields: Any) -> None:
-        text, prompt_id = system_line(control.port.info.language, reason, **fields)
-        if text:
-            await control.say(text, None if fields else prompt_id)
+    async def _say(self, control: CallControl, reason: str, **fields: object) -> None:
+        await control.say_line(reason, **fields)

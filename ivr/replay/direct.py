@@ -23,7 +23,8 @@ from typing import Any
 
 from ivr.asr.vad import Segmenter, VadOptions
 from ivr.audio.frames import AudioFrame
-from ivr.call.ports import CallInfo
+from ivr.call.notices import Notice
+from ivr.call.ports import CallInfo, CallPort, InboundEvent
 from ivr.config import Settings
 from ivr.events import DtmfDigits, Hangup, SpeechEnded, Transcript
 from ivr.replay.caller import BotAudio, LineReport
@@ -98,7 +99,7 @@ class ReferenceListener:
         self.spans.clear()
 
 
-class DirectLine:
+class DirectLine(CallPort):
     """An in-process line: caller side for :func:`~ivr.replay.caller.play_call`, CallPort side for the session."""
 
     def __init__(self, info: CallInfo) -> None:
@@ -106,13 +107,13 @@ class DirectLine:
         self.sample_rate = info.sample_rate
         self.bot_audio = BotAudio()
         self.ended = asyncio.Event()
-        self.events: list[dict] = []  # session notifications (state changes, transcripts)
+        self.events: list[Notice] = []  # session notifications (state changes, transcripts)
         self.hangup_reason = ""
-        self._inbound: asyncio.Queue[Any] = asyncio.Queue()
+        self._inbound: asyncio.Queue[InboundEvent] = asyncio.Queue()
         self._caller_hung_up = False
 
     # --- CallPort (session side) -----------------------------------------------------------------------------
-    async def recv(self) -> Any:
+    async def recv(self) -> InboundEvent:
         return await self._inbound.get()
 
     async def send_audio(self, frame: AudioFrame) -> None:
@@ -123,11 +124,8 @@ class DirectLine:
         self.hangup_reason = reason
         self.ended.set()
 
-    async def transfer(self, target: str) -> bool:
-        return False
-
-    def notify(self, event: dict) -> None:
-        self.events.append(event)
+    def notify(self, notice: Notice) -> None:
+        self.events.append(notice)
 
 
 class CallerSide:

@@ -20,8 +20,6 @@ from ivr.privacy import mask_phone, mask_secret
 from ivr.services.records.masking import caller_key
 from ivr.services.records.model import CallRecord
 
-_NOT_SERVICE = ("end_call", "no_match", "keypad_offered")
-
 
 class RecordedDialog:
     """Drive ``manager`` through these methods; :meth:`finish` completes the record and saves it to ``store``."""
@@ -88,9 +86,7 @@ class RecordedDialog:
             rec.feedback = "; ".join(str(f) for f in self.m.feedback)
             rec.feedback_keywords = _keywords_hit(self.m, rec.feedback)
         said = str(getattr(self.m, "outcome", "") or "")
-        served = bool(getattr(getattr(self.m, "ctx", None), "served", 0)) or said == "resolved" or any(
-            a not in _NOT_SERVICE for t in rec.turns for a in t.actions)
-        rec.outcome = said if said in ("transferred", "callback") else ("self_served" if served else "abandoned")
+        rec.outcome = rec.dialogue_outcome(said, int(getattr(getattr(self.m, "ctx", None), "served", 0) or 0))
         if self.store is not None:
             self.store.save(rec)
         return rec

@@ -10,6 +10,7 @@ from typing import Any
 # abandoned: the caller hung up before anything was resolved; failed: an error or a refused call;
 # in_progress: written at call start, replaced at the end.
 OUTCOMES = ("in_progress", "self_served", "transferred", "callback", "abandoned", "failed")
+NOT_SERVICE_ACTIONS = ("end_call", "no_match", "keypad_offered")  # actions that do not count as service
 
 
 def utcnow() -> datetime:
@@ -86,6 +87,16 @@ class CallRecord:
         t = TurnRecord(index=len(self.turns), kind=kind, **kw)
         self.turns.append(t)
         return t
+
+    def dialogue_outcome(self, said: str, tasks_served: int) -> str:
+        """The outcome the conversation itself earned (the one "served" rule for calls and chats): what the
+        dialogue said when it was "transferred" or "callback"; else ``self_served`` when it completed a task,
+        said "resolved" or any turn did a service action; else ``abandoned``."""
+        if said in ("transferred", "callback"):
+            return said
+        served = tasks_served > 0 or said == "resolved" or any(
+            a not in NOT_SERVICE_ACTIONS for t in self.turns for a in t.actions)
+        return "self_served" if served else "abandoned"
 
     def latencies_ms(self) -> list[float]:
         return [t.latency_ms for t in self.turns if t.latency_ms is not None]

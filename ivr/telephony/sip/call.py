@@ -18,7 +18,7 @@ from aiosipua.incoming_call import IncomingCall
 
 from ivr.audio.frames import AudioFrame
 from ivr.audio.resample import Resampler
-from ivr.call.ports import CallInfo, InboundEvent
+from ivr.call.ports import CallInfo, CallPort, InboundEvent
 from ivr.events import DtmfDigits, Hangup
 from ivr.telephony.rtp.stream import G711_RATE, RtpStream
 
@@ -32,7 +32,7 @@ MAX_INBOUND_FRAMES = 3000  # 60 s of caller audio if the session stalls; older f
 TRANSFER_TIMEOUT_S = 30.0
 
 
-class SipCall:
+class SipCall(CallPort):
     """CallPort of one SIP dialog (inbound via the gateway, or an outbound leg it dialled)."""
 
     def __init__(self, info: CallInfo, call: IncomingCall, stream: RtpStream, ua: GatewayUAS,
@@ -70,6 +70,10 @@ class SipCall:
             frame = rs.process(frame)
         if frame.pcm:
             await self.stream.send_pcm(frame.pcm)
+
+    def flush(self) -> None:
+        """Barge-in: drop the bot audio still queued for RTP, so the caller stops hearing it now."""
+        self.stream.clear()
 
     async def send_dtmf(self, digit: str) -> bool:
         """Press a key towards the peer as an RFC 4733 telephone-event (a caller leg: replay, tests)."""

@@ -27,8 +27,9 @@ from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateErr
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from ivr.audio.frames import AudioFrame
-from ivr.audio.resample import Resampler
-from ivr.call.ports import CallInfo, InboundEvent
+from ivr.audio.resample import RateConverter, Resampler
+from ivr.call.notices import Notice, StateNotice
+from ivr.call.ports import CallInfo, CallPort, InboundEvent
 from ivr.events import DtmfDigits, Hangup
 from ivr.telephony.webrtc.ice import host_addresses
 
@@ -132,7 +133,7 @@ def _to_mono(frame: av.AudioFrame) -> AudioFrame:
     return AudioFrame(mono.tobytes(), frame.sample_rate)
 
 
-class WebRtcPort:
+class WebRtcPort(CallPort):
     """CallPort over an aiortc peer connection. Create with :meth:`from_offer`."""
 
     def __init__(self, pc: RTCPeerConnection, info: CallInfo) -> None:
@@ -228,7 +229,7 @@ class WebRtcPort:
 
     # --- inbound -------------------------------------------------------------------------------------------
     async def _read(self, track: MediaStreamTrack) -> None:
-        resampler: Resampler | None = None
+        to_call = RateConverter(self.info.sample_rate)
         try:
             while True:
                 try:
@@ -236,11 +237,7 @@ class WebRtcPort:
                 except TimeoutError:
                     self._caller_gone("media_timeout")
                     return
-                mono = _to_mono(frame)
-                if mono.sample_rate != self.info.sample_rate:
-                    if resampler is None or resampler.in_rate != mono.sample_rate:
-                        resampler = Resampler(mono.sample_rate, self.info.sample_rate)
-                    mono = resampler.process(mono)
+                mono = to_call(_to_mono(frame))
                 self.frames_in += 1
                 if mono.samples:
                     self._inbound.put_nowait(mono)
@@ -313,15 +310,13 @@ class WebRtcPort:
 
     async def hangup(self, reason: str = "") -> None:
         self._ended = True
-        self.notify({"type": "state", "state": "ended", "reason": reason})
+        self.notify(StateNotice("ended", reason=reason))
         await asyncio.sleep(0.05)  # let the last event leave on the data channel
         await self.close()
 
-    async def transfer(self, target: str) -> bool:
-        return False
-
-    def notify(self, event: dict) -> None:
-        text = json.dumps(event, ensure_ascii=False)
+    def notify(self, notice: Notice) -> None:
+        """Sent as JSON on the data channel (queued until it opens)."""
+        text = json.dumps(notice.as_dict(), ensure_ascii=False)
         ch = self._channel
         if ch is not None and ch.readyState == "open":
             with contextlib.suppress(Exception):
