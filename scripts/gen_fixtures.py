@@ -68,6 +68,20 @@ _DIGITS = dict(zip("0123456789", ["零", "幺", "二", "三", "四", "五", "六
 _DIGITS_YI = {**_DIGITS, "1": "一"}
 
 
+def verified(phone: str, expect: dict, **kw: Any) -> dict:
+    """The caller answers the verification question with the phone's last four digits (a caller ID verifies
+    nothing: docs/security.md); ``expect`` is what the verified caller then hears."""
+    return say(f"尾号 是 {spoken(phone[-4:])}", {"actions": ["caller_verified"], **expect}, **kw)
+
+
+def asks_tail(intent: str | None = None, *never: str) -> dict:
+    """The bot asks for the phone tail and says nothing of the order (``never``: words it must not say yet)."""
+    e: dict[str, Any] = {"reply_contains": ["后四位"], "reply_not_contains": list(never) or ["签收"]}
+    if intent:
+        e["intent"] = intent
+    return e
+
+
 def spoken(digits: str, yao: bool = True) -> str:
     """'100000000002' -> '幺 零 零 ... 二' (callers read numbers digit by digit; many say 幺 for 1)."""
     table = _DIGITS if yao else _DIGITS_YI
@@ -131,8 +145,8 @@ SPECS: list[Spec] = [
          "says goodbye and rates the call.", "jun", caller_id=ZHANG, tags=["order_status", "logistics", "csat"],
          greeting=GREETING, turns=[
              say(f"我 想 查 一下 订单 订单 号 是 {spoken(O2)}",
-                 {"intent": "order_status", "slots": {"order_id": O2}, "reply_contains": ["签收"],
-                  "max_latency_ms": 4000}),
+                 {**asks_tail("order_status", "签收", "跑步鞋"), "slots": {"order_id": O2}, "max_latency_ms": 4000}),
+             verified(ZHANG, {"reply_contains": ["签收"]}),
              say("那 物流 呢", {"intent": "logistics", "reply_contains": ["包裹", "签收"]}),
              say("没有 了 谢谢", {"reply_contains_any": ["打个分", "再见"]}),
              say("五 分", {"reply_contains": ["感谢"], "end_call": True}),
@@ -148,14 +162,15 @@ SPECS: list[Spec] = [
     Spec("logistics_delayed", "A fast talker asks where her late parcel is; the bot names the carrier, the new date "
          "and apologises for the delay.", "xiao", caller_id=ZHANG, tags=["logistics", "delay"], greeting=GREETING,
          turns=[
-             say(f"我的 快递 怎么 还 没 到 啊 订单 号 {spoken(O1, yao=False)}",
-                 {"intent": "logistics", "reply_contains": ["顺丰"], "reply_contains_any": ["抱歉", "晚了"]}),
+             say(f"我的 快递 怎么 还 没 到 啊 订单 号 {spoken(O1, yao=False)}", asks_tail("logistics", "顺丰")),
+             verified(ZHANG, {"reply_contains": ["顺丰"], "reply_contains_any": ["抱歉", "晚了"]}),
              HANGUP,
          ]),
     Spec("return_request_ok", "A 7-day no-reason return of delivered running shoes: reason, pickup slot, "
          "confirmation, RMA number read back.", "mei", caller_id=ZHANG, tags=["return_request", "write"],
          greeting=GREETING, turns=[
-             say(f"我 要 退货 订单 号 是 {spoken(O2)}", {"intent": "return_request", "reply_contains": ["原因"]}),
+             say(f"我 要 退货 订单 号 是 {spoken(O2)}", asks_tail("return_request", "原因")),
+             verified(ZHANG, {"reply_contains": ["原因"]}),
              say("尺码 不 合适", {"reply_contains": ["上门取件"]}),
              say("明天 上午", {"reply_contains": ["确认", "尺码", "明天上午"], "no_actions": ["return_created"]}),
              say("是 的 确认", {"actions": ["return_created"], "reply_contains": ["退货单号"]}),
@@ -164,40 +179,44 @@ SPECS: list[Spec] = [
     Spec("exchange_request_ok", "Shoes too small: an exchange with pickup, confirmed.", "fang", caller_id=ZHANG,
          tags=["exchange_request", "write"], greeting=GREETING, turns=[
              say(f"鞋子 小 了 我 想 换 一 双 大 一 码 的 订单 号 {spoken(O2)}",
-                 {"intent": "exchange_request", "reply_contains": ["上门取件"]}),
+                 asks_tail("exchange_request", "上门取件")),
+             verified(ZHANG, {"reply_contains": ["上门取件"]}),
              say("后天", {"reply_contains": ["换货", "尺码", "后天", "确认"]}),
              say("对 确认", {"reply_contains": ["换货单号"], "actions": ["exchange_created"]}),
              HANGUP,
          ]),
     Spec("refund_status", "李娜 asks where the refund of her returned serum is.", "mei", caller_id=LI,
          tags=["refund_status"], greeting=GREETING, turns=[
-             say(f"我 退货 的 钱 什么 时候 到 账 订单 {spoken(O6)}",
-                 {"intent": "refund_status", "reply_contains": ["退款"], "reply_contains_any": ["到账", "处理"]}),
+             say(f"我 退货 的 钱 什么 时候 到 账 订单 {spoken(O6)}", asks_tail("refund_status", "到账", "处理")),
+             verified(LI, {"reply_contains": ["退款"], "reply_contains_any": ["到账", "处理"]}),
              HANGUP,
          ]),
     Spec("cancel_order_ok", "Cancelling a paid order that has not shipped, confirmed.", "jun", caller_id=ZHANG,
          tags=["cancel_order", "write"], greeting=GREETING, turns=[
-             say(f"帮 我 取消 订单 {spoken(O4)}", {"intent": "cancel_order", "reply_contains": ["确认取消"]}),
+             say(f"帮 我 取消 订单 {spoken(O4)}", asks_tail("cancel_order", "确认取消")),
+             verified(ZHANG, {"reply_contains": ["确认取消"]}),
              say("确认 取消", {"reply_contains": ["已取消"], "actions": ["order_cancelled"]}),
              HANGUP,
          ]),
     Spec("change_address", "Changing the delivery address of an order before shipment.", "xiao", caller_id=ZHANG,
          tags=["change_address", "write"], greeting=GREETING, turns=[
-             say(f"我 想 改 一下 收货 地址 订单 号 {spoken(O4)}", {"intent": "change_address"}),
+             say(f"我 想 改 一下 收货 地址 订单 号 {spoken(O4)}", asks_tail("change_address", "地址是")),
+             verified(ZHANG, {"reply_contains": ["地址"]}),
              say("上海市 徐汇区 漕溪北路 八十八 号 二 号楼 三 零 一", {"reply_contains": ["确认修改"]}),
              say("对 的", {"reply_contains": ["修改好了"], "actions": ["address_changed"]}),
              HANGUP,
          ]),
     Spec("invoice_resend", "李娜 did not receive her invoice; it is resent by keypad choice.", "fang", caller_id=LI,
          tags=["invoice", "dtmf"], greeting=GREETING, turns=[
-             say(f"发票 没 收到 能 再 发 一 次 吗 订单 号 {spoken(O7)}",
-                 {"intent": "invoice", "reply_contains": ["邮箱", "确认发送"]}),
+             say(f"发票 没 收到 能 再 发 一 次 吗 订单 号 {spoken(O7)}", asks_tail("invoice", "邮箱")),
+             verified(LI, {"reply_contains": ["邮箱", "确认发送"]}),
              dtmf("1", {"reply_contains": ["已经重新发送"], "actions": ["invoice_resent"]}),
              HANGUP,
          ]),
     Spec("price_protection", "The air conditioner got 200 yuan cheaper after purchase: 保价 refund of the difference.",
          "lao", caller_id=LI, tags=["price_promotion", "write"], greeting=GREETING, turns=[
-             say(f"我 买 的 空调 降价 了 能 保价 吗 订单 {spoken(O7, yao=False)}", {"intent": "price_promotion"}),
+             say(f"我 买 的 空调 降价 了 能 保价 吗 订单 {spoken(O7, yao=False)}", asks_tail("price_promotion", "价格保护")),
+             verified(LI, {"reply_contains": ["价格保护", "确认"]}),
              say("确认 申请", {"reply_contains": ["差价"], "actions": ["price_protected"]}),
              HANGUP,
          ]),
@@ -247,19 +266,22 @@ SPECS: list[Spec] = [
     Spec("return_window_closed", "A return 20 days after delivery is refused politely (七天无理由 has passed).",
          "lao", caller_id=ZHANG, tags=["return_request", "not_eligible"], greeting=GREETING, turns=[
              say(f"这个 破壁机 我 不 想 要 了 要 退货 订单 号 {spoken(O3, yao=False)}",
-                 {"intent": "return_request", "reply_contains": ["超过七天"], "actions": ["not_eligible"],
-                  "no_actions": ["return_created"]}),
+                 asks_tail("return_request", "超过七天", "破壁机")),
+             verified(ZHANG, {"reply_contains": ["超过七天"], "actions": ["caller_verified", "not_eligible"],
+                              "no_actions": ["return_created"]}),
              HANGUP,
          ], expect={"no_actions": ["return_created"]}),
     Spec("cancel_already_shipped", "Cancelling an order that is already on its way is refused.", "mei",
          caller_id=ZHANG, tags=["cancel_order", "not_allowed"], greeting=GREETING, turns=[
-             say(f"我 要 取消 订单 {spoken(O1)}", {"intent": "cancel_order", "reply_contains": ["已经发货"]}),
+             say(f"我 要 取消 订单 {spoken(O1)}", asks_tail("cancel_order", "已经发货")),
+             verified(ZHANG, {"reply_contains": ["已经发货"]}),
              HANGUP,
          ], expect={"no_actions": ["order_cancelled"]}),
     Spec("return_changed_mind", "On a telephone line the caller changes his mind at the confirmation: nothing is "
          "written.", "jun", caller_id=ZHANG, line="telephone", tags=["return_request", "telephone", "deny"],
          greeting=GREETING, turns=[
-             say(f"我 想 退货 订单 号 {spoken(O2)}", {"intent": "return_request"}),
+             say(f"我 想 退货 订单 号 {spoken(O2)}", asks_tail("return_request", "原因")),
+             verified(ZHANG, {"reply_contains": ["原因"]}),
              say("不 想 要 了", {"reply_contains": ["上门取件"]}),
              say("明天 下午", {"reply_contains": ["确认"]}),
              say("算了 还是 不 退 了", {"reply_contains": ["没有提交"], "no_actions": ["return_created"]}),
@@ -279,32 +301,37 @@ SPECS: list[Spec] = [
          ]),
     Spec("barge_in_greeting", "The caller talks over the greeting; the bot stops at once and answers.", "jun",
          caller_id=ZHANG, tags=["barge_in"], greeting={"intent": "greeting"}, turns=[
-             say(f"查 一下 物流 订单 号 {spoken(O1)}", {"interrupted": True, "intent": "logistics",
-                                                  "reply_contains": ["顺丰"]}, barge_in_at=1.5),
+             say(f"查 一下 物流 订单 号 {spoken(O1)}", {"interrupted": True, **asks_tail("logistics", "顺丰")},
+                 barge_in_at=1.5),
+             verified(ZHANG, {"reply_contains": ["顺丰"]}),
              HANGUP,
          ]),
     Spec("backchannel_keeps_bot_talking", "A short 嗯 while the bot reads an answer does not cut it off.", "mei",
          caller_id=ZHANG, tags=["barge_in", "backchannel"], greeting=GREETING, turns=[
-             say(f"我 想 查 订单 {spoken(O2)}", {"intent": "order_status", "reply_contains": ["签收"]}),
+             say(f"我 想 查 订单 {spoken(O2)}", asks_tail("order_status", "签收")),
+             verified(ZHANG, {"reply_contains": ["签收"]}),
              say("嗯", {"interrupted": False, "reply": False}, barge_in_at=1.2, speed=340,
                  note="a backchannel, shorter than the barge-in minimum"),
              HANGUP,
          ]),
     Spec("long_pause_before_answer", "The caller thinks for five seconds before giving the order number; the bot "
          "waits without reprompting.", "lao", caller_id=ZHANG, tags=["pause"], greeting=GREETING, turns=[
-             say("查 订单", {"intent": "order_status", "reply_contains_any": ["订单号", "这个订单吗"]}),
-             say(f"嗯 我 找 一下 {spoken(O4)}", {"reply_contains": ["备货"], "reply_not_contains": ["没有听到"]},
+             say("查 订单", {"intent": "order_status", "reply_contains": ["订单号"], "reply_not_contains": ["购买"]}),
+             say(f"嗯 我 找 一下 {spoken(O4)}", {"reply_contains": ["后四位"], "reply_not_contains": ["没有听到", "备货"]},
                  wait=5.0),
+             verified(ZHANG, {"reply_contains": ["备货"]}),
              HANGUP,
          ]),
     Spec("noisy_street_order_status", "Order status from a noisy street (background noise at 15 dB SNR).", "xiao",
          caller_id=LI, tags=["noise", "order_status"], noise_snr_db=15, greeting=GREETING, turns=[
-             say(f"查 一下 我 的 订单 {spoken('100000000011')}", {"intent": "order_status", "reply_contains": ["运输"]}),
+             say(f"查 一下 我 的 订单 {spoken('100000000011')}", asks_tail("order_status", "运输")),
+             verified(LI, {"reply_contains": ["运输"]}),
              HANGUP,
          ]),
     Spec("noisy_telephone_refund", "Refund status over a noisy 8 kHz telephone line.", "fang", caller_id=LI,
          line="telephone", tags=["noise", "telephone", "refund_status"], noise_snr_db=18, greeting=GREETING, turns=[
-             say(f"退款 到 哪 了 订单 {spoken(O6)}", {"intent": "refund_status", "reply_contains": ["退款"]}),
+             say(f"退款 到 哪 了 订单 {spoken(O6)}", asks_tail("refund_status", "到账")),
+             verified(LI, {"reply_contains": ["退款"]}),
              HANGUP,
          ]),
     Spec("global_commands", "Repeat and back-to-menu work from inside a flow.", "fang", caller_id=ZHANG,
