@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from browser.chromium import CHROMIUM, chromium_flags
+from browser.chromium import CHROMIUM, chromium_flags, wait_js
 from browser.server import serve_in_thread
 
 from ivr.audio.files import write_wav
@@ -76,7 +76,7 @@ async def _browser(pw, fake: Path, profile: Path):
 
 async def _until(page, js: str, timeout_s: float, what: str, state: str) -> None:
     try:
-        await page.wait_for_function(js, timeout=timeout_s * 1000, polling=100)
+        await wait_js(page, js, timeout_s * 1000)
     except Exception:
         raise AssertionError(f"timed out waiting for {what}; page: {await page.evaluate(state)}") from None
 

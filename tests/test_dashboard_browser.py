@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from browser.chromium import chromium_page
+from browser.chromium import chromium_page, wait_js
 from test_dashboard import PASSWORDS, mix  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.timeout(300)
@@ -40,7 +40,7 @@ async def test_dashboard_renders_charts_and_drills_down(mix, tmp_path):  # noqa:
         await page.fill("input[name=password]", PASSWORDS["sup1"])
         await page.click("button[type=submit]")
         await page.wait_for_url(f"{url}/dashboard")
-        await page.wait_for_function("window.ivrDashboard && window.ivrDashboard.ready", timeout=30000)
+        await wait_js(page, "window.ivrDashboard && window.ivrDashboard.ready", 30000)
         assert await page.evaluate("window.ivrDashboard.error || ''") == ""
         charts = await page.evaluate(CHART_STATE)
         assert sorted(charts) == sorted(CHARTS)

@@ -345,3 +345,65 @@ async def test_security_headers_everywhere_and_hsts_only_over_tls(server, tmp_pa
             assert "strict-transport-security" not in (await http.get("/health")).headers
     c = TestClient(create_app(load_settings({"data_dir": str(tmp_path / "e"), "https_only": True})))
     assert "strict-transport-security" in c.get("/login").headers
+
+
+# --- the pages under the CSP, in real Chromium ------------------------------------------------------------------
+WATCH = """
+window.__fetches = []; window.__csp = [];
+document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(e.violatedDirective + " " + e.blockedURI));
+const orig = window.fetch;
+window.fetch = async function (url, opts) {
+  const rec = { url: String(url), method: (opts && opts.method) || "GET", headers: (opts && opts.headers) || {} };
+  window.__fetches.push(rec);
+  const r = await orig.apply(this, arguments);
+  rec.status = r.status;
+  if (rec.url.endsWith("/api/calls/webrtc")) rec.body = await r.clone().json().catch(() => null);
+  return r;
+};
+"""
+
+
+@pytest.mark.slow
+async def test_pages_work_under_the_csp_and_the_softphone_sends_its_token(server, tmp_path):
+    import numpy as np
+    import soundfile as sf
+    from browser.chromium import chromium_page, wait_js
+
+    url, app, _ = server
+    mic = tmp_path / "silence.wav"
+    sf.write(mic, np.zeros(16000, dtype=np.int16), 16000)
+    console: list[str] = []
+    async with chromium_page(mic, tmp_path / "profile") as page:
+        page.on("console", lambda m: console.append(m.text))
+        await page.add_init_script(WATCH)
+        await page.goto(f"{url}/phone")
+        await page.click("#call")
+        await wait_js(page, "window.ivrPhone.state === 'connected' || window.ivrPhone.error")
+        assert await page.evaluate("window.ivrPhone.error") is None
+        cid = await page.evaluate("window.ivrPhone.callId")
+        token = (await page.evaluate("window.__fetches.find((f) => f.url.endsWith('/api/calls/webrtc')).body"))[
+            "call_token"]
+        anon = await page.evaluate("""(id) => fetch('/api/calls/' + id + '/dtmf', {method: 'POST',
+            headers: {'Content-Type': 'application/json'}, body: '{"digits": "1"}'}).then((r) => r.status)""", cid)
+        assert anon == 401  # same page, same origin, but without the call's token
+        await page.click("#hangup")
+        await wait_js(page, "window.__fetches.some((f) => f.method === 'DELETE' && f.status)", 10000)
+        delete = await page.evaluate("window.__fetches.find((f) => f.method === 'DELETE')")
+        assert delete["headers"]["X-Call-Token"] == token and delete["status"] != 401, delete
+        assert await page.evaluate("window.__csp") == []
+
+        await page.goto(f"{url}/login?next=/dashboard")
+        await page.fill("input[name=username]", "lead1")
+        await page.fill("input[name=password]", PASSWORDS["lead1"])
+        await page.click("button[type=submit]")
+        await page.wait_for_url(f"{url}/dashboard")
+        await wait_js(page, "window.ivrDashboard && window.ivrDashboard.ready")
+        assert await page.evaluate("window.ivrDashboard.error || ''") == ""
+        assert await page.evaluate("window.__csp") == []
+        await page.click("button.link")  # 退出 (a same-origin form POST)
+        await page.wait_for_url(f"{url}/login")
+    for _ in range(50):
+        if cid not in app.state.calls.sessions:
+            break
+        await asyncio.sleep(0.1)
+    assert not [m for m in console if "Content Security Policy" in m], console

@@ -8,7 +8,7 @@ import asyncio
 
 import httpx
 import pytest
-from browser.chromium import chromium_page
+from browser.chromium import chromium_page, wait_js
 from browser.server import serve_in_thread
 
 from ivr.audio.files import write_wav
@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
 
 async def _until(page, js: str, timeout_s: float, what: str) -> None:
     try:
-        await page.wait_for_function(js, timeout=timeout_s * 1000, polling=100)
+        await wait_js(page, js, timeout_s * 1000)
     except Exception:
         state = await page.evaluate("JSON.stringify(window.ivrPhone)")
         raise AssertionError(f"timed out waiting for {what}; page: {state}") from None

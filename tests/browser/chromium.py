@@ -51,3 +51,19 @@ async def chromium_page(fake_audio: Path, profile_dir: Path) -> AsyncIterator[ob
             yield page
         finally:
             await ctx.close()
+
+
+async def wait_js(page: object, expression: str, timeout_ms: float = 30000, polling_ms: float = 100) -> object:
+    """Poll ``expression`` (page.evaluate) until it is truthy; its value. Playwright's ``wait_for_function`` compiles
+    its predicate with ``new Function`` inside the page, which the pages' CSP (no 'unsafe-eval') refuses."""
+    import asyncio
+    import time
+
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        value = await page.evaluate(expression)  # type: ignore[attr-defined]
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_ms:.0f} ms waiting for {expression}")
+        await asyncio.sleep(polling_ms / 1000)
