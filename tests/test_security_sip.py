@@ -3,7 +3,9 @@
 second socket sending RTP and RFC 4733 keys to a live call's port changes nothing; an SDP whose c= is not a
 unicast IP literal, or that points media at the gateway's own ports, gets 488 (a re-INVITE keeps the call).
 
-Different hosts are played by different loopback addresses: sipp ``-i 127.0.0.2`` is not the trusted 127.0.0.1.
+The acceptance calls run against the REAL app (``serve_in_thread(sip=True)``: CallManager, dialogue, SQLite demo
+shop, espeak-ng; keypad mode as no Mandarin speech model can be installed) and read what the bot said from the
+call records. Different hosts are played by different loopback addresses: sipp ``-i 127.0.0.2`` is not the trusted 127.0.0.1.
 The far end is real sipp; the bot's RTP is captured with tshark; attackers are plain UDP sockets."""
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import struct
 
 import numpy as np
 import pytest
+from browser.server import serve_in_thread
 
 from ivr.audio import g711
 from ivr.audio.frames import AudioFrame
+from ivr.config import load_settings
 from ivr.telephony.rtp.stream import RtpStream
 from tests.sip.bot import Bot
 from tests.sip.peers import RtpCapture, free_port, run_sipp
@@ -250,3 +254,58 @@ async def test_reinvite_with_bad_c_or_our_own_port_gets_488_and_the_call_goes_on
     assert len(alaw) > 150, len(alaw)  # ~4 s of the call at 50 packets/s, to the same address throughout
     gaps = [y[0] - x[0] for x, y in zip(alaw, alaw[1:], strict=False)]
     assert max(gaps) < 0.3, f"the bot's audio stopped for {max(gaps):.2f} s"
+
+
+# --- acceptance: the real app, caller ID 13800138000 (the demo customer 张伟) -------------------------------------
+
+ORDER_DETAILS = ("李宁", "跑步鞋", "小米", "签收", "承运", "发货", "送达", "100000000002", "一零零")
+
+
+def _replies(rec) -> dict[str, str]:
+    return {t.caller_text: t.bot_text for t in rec.turns if t.kind == "dtmf"}
+
+
+async def _call(app, gw, tmp_path, scenario: str, source: str, n: int):
+    extra = ["-key", "caller", "13800138000"]
+    res = await run_sipp(f"127.0.0.1:{gw.port}", scenario=scenario, workdir=tmp_path / f"call{n}", timeout=60,
+                         local_ip=source, extra=extra)
+    assert res.rc == 0 and res.successful == 1, res
+    for _ in range(150):
+        recs = [r for r in app.state.calls.records.values() if r.channel == "sip"]
+        if len(recs) >= n and app.state.calls.active == 0:
+            return recs[n - 1]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no record for call {n}")
+
+
+async def test_caller_id_is_a_hint_unless_a_trusted_peer_sent_it(tmp_path):
+    """sip_trusted_peers = 127.0.0.1. (1) From: 13800138000 via 127.0.0.2 (untrusted), keypad 2 (logistics): the
+    bot asks for the order number and says nothing of 张伟's orders. (2) The same from the trusted 127.0.0.1, keypad
+    2 and order 100000000002#: the bot may say an order exists, but asks the phone tail before any detail.
+    (3) Trusted again, keypad 6 (cancel) and order 100000000004#: the tail is asked before anything is offered or
+    written; the order is still paid."""
+    settings = load_settings({"data_dir": str(tmp_path / "data"), "sip_trusted_peers": "127.0.0.1"})
+    with serve_in_thread(settings, sip=True) as (_url, app):
+        gw = app.state.sip
+        untrusted = await _call(app, gw, tmp_path, "uac_keypad2.xml", "127.0.0.2", 1)
+        trusted = await _call(app, gw, tmp_path, "uac_keypad2_order.xml", "127.0.0.1", 2)
+        write = await _call(app, gw, tmp_path, "uac_keypad6_order.xml", "127.0.0.1", 3)
+        order = app.state.calls.parts.shop.get_order("100000000004")
+    assert order is not None and order.status == "paid", order
+
+    start, key2 = untrusted.turns[0].bot_text, _replies(untrusted).get("2", "")
+    assert "订单号" in key2, untrusted.turns
+    assert "最近" not in key2 and not [w for w in ORDER_DETAILS if w in start + key2], (start, key2)
+
+    replies = _replies(trusted)
+    assert "最近有一笔订单" in replies.get("2", "") and "订单号" in replies["2"], trusted.turns
+    said = replies.get("100000000002#", "")
+    assert "后四位" in said, trusted.turns
+    assert not [w for w in ORDER_DETAILS[:7] if w in said + replies["2"]], said
+    assert "核实通过" not in said
+
+    replies = _replies(write)
+    said = replies.get("100000000004#", "")
+    assert "后四位" in said, write.turns
+    assert "确认取消" not in said and not [w for w in ORDER_DETAILS[:7] if w in said], said
+    assert untrusted.caller == trusted.caller != "13800138000"  # masked in records either way
