@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
-from audio_gen import BACKCHANNELS, CALLER_LINES, chunks, scene, synth, telephone
+from audio_gen import BACKCHANNELS, CALLER_LINES, chunks, scene, speech_extent, synth, telephone
 
 from ivr.asr.vad import Segmenter, VadOptions
-from ivr.audio.frames import AudioFrame
+from ivr.audio.files import read_audio
+from ivr.audio.frames import AudioFrame, concat_frames
 from ivr.config import Settings
 from ivr.events import BargeIn, SpeechEnded, SpeechStarted
 
@@ -178,3 +180,45 @@ def test_options_from_settings_and_validation():
         VadOptions(frame_ms=25)
     with pytest.raises(ValueError):
         Segmenter(16000).push(AudioFrame(bytes(320), 8000))
+
+
+def _faint_tail_call(rate: int, rms: float, tail_s: float = 0.6) -> tuple[AudioFrame, float]:
+    """A line, then ``tail_s`` of its own last speech scaled to ``rms`` (a recording's faint tail), then digital
+    zeros (a browser with noise suppression); returns the audio and where the loud speech ends."""
+    line = synth(CALLER_LINES[0], rate)
+    _s, e = speech_extent(line)
+    x = line.to_numpy().astype(np.float64)[: int(e * rate)]
+    src = x[int((e - tail_s) * rate):]
+    tail = src / np.sqrt(np.mean(src**2)) * rms
+    sig = np.concatenate([np.zeros(rate // 2), x, tail, np.zeros(int(1.5 * rate))])
+    return AudioFrame(sig.astype("<i2").tobytes(), rate), 0.5 + e
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+@pytest.mark.parametrize("rms", [20.0, 50.0, 80.0])
+def test_faint_tail_after_the_last_word_is_not_speech_on_a_digitally_silent_line(rate, rms):
+    """Between words the caller's side sends zeros, so the line's background says nothing; a faint tail (RMS 20-80)
+    must not hold the endpoint back (it did by the tail's length: +0.4-0.6 s)."""
+    audio, loud_end = _faint_tail_call(rate, rms)
+    (ended,) = [e for e in run(Segmenter(rate), audio, 20) if isinstance(e, SpeechEnded)]
+    assert abs(ended.end_pts - loud_end) <= TOLERANCE_S, (ended.end_pts, loud_end)
+    assert ended.at - loud_end <= 0.5 + TOLERANCE_S, (ended.at, loud_end)  # trailing silence after the loud end
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("name", ["my_record_test02", "my_record_test05"])
+def test_recorded_speech_with_a_faint_tail_ends_at_the_last_word(name):
+    """Recorded Korean clips (../shared) end in 0.6 s of RMS 65-81 tail; over digital silence the utterance ends
+    at the last word, not after the tail."""
+    from tests.conftest import shared_path
+
+    (path,) = shared_path("speech", "ko").glob(f"*{name}.wav")
+    clip = read_audio(path, 8000)
+    _s, loud_end = speech_extent(clip, -45.0)
+    tail = clip.to_numpy().astype(np.float64)[int(loud_end * 8000):]
+    assert 20 <= np.sqrt(np.mean(tail**2)) <= 100 and len(tail) >= 0.4 * 8000  # the clip has such a tail
+    audio = concat_frames([AudioFrame.silence(0.5, 8000), clip, AudioFrame.silence(1.5, 8000)])
+    ends = [e for e in run(Segmenter(8000), audio, 20) if isinstance(e, SpeechEnded)]
+    assert len(ends) == 1
+    assert ends[0].end_pts <= 0.5 + loud_end + TOLERANCE_S, (ends[0].end_pts, 0.5 + loud_end)
+    assert ends[0].at <= 0.5 + loud_end + 0.5 + TOLERANCE_S

@@ -37,6 +37,15 @@ _HANGOVER_FRAMES = {0: (14, 7, 5), 1: (14, 7, 5), 2: (9, 5, 3), 3: (9, 5, 3)}
 LOUD_OVER_FLOOR_DB = 12.0
 LOUD_UNDER_PEAK_DB = 25.0
 LOUD_MIN_DBFS = -60.0
+# Speech is never this faint: a voiced frame under SPEECH_MIN_DBFS (RMS ~184 of 32768) is not caller speech but a
+# recording's faint tail (RMS 20-80 for ~0.6 s after the last word in recorded speech), room tone or a codec's
+# residue. On a line with background noise webrtcvad already calls such frames unvoiced; on a digitally silent
+# line (a browser with noise suppression sends zeros between words) it calls them voiced, and the endpoint waited
+# for the tail to end (measured +0.4-0.6 s). Measured on the recorded Korean clips in ../shared: the median voiced
+# frame is -25..-33 dBFS, the loudest -12..-20; a faint tail of RMS 80 has frames up to -47 dBFS. A gap that
+# starts with such a faint frame is real silence, so the hang-over allowance is not added to it. Only applied once
+# an utterance has started (an onset's first frames may be fainter; starting and barge-in are unchanged).
+SPEECH_MIN_DBFS = -45.0
 _FLOOR_START_DBFS = -70.0
 _FLOOR_RISE = 0.05  # per unvoiced frame: the floor follows a louder background slowly, a quieter one at once
 
@@ -122,6 +131,7 @@ class Segmenter:
         self._last_voiced_end = 0.0
         self._voiced_ms = 0
         self._gap_ms = 0
+        self._gap_exact = False  # the current gap began with a faint frame: no webrtcvad hang-over in it
         self._barged = False
         self._loud_ms = 0  # voiced frames clearly above the background (see LOUD_OVER_FLOOR_DB)
         self._peak_db = -120.0  # loudest frame of the current candidate/utterance
@@ -173,6 +183,9 @@ class Segmenter:
         start = self._t0 + index * self._frame_s
         end = self._t0 + (index + 1) * self._frame_s
         events: list[VadEvent] = []
+        faint = voiced and level_db < SPEECH_MIN_DBFS and self._state == "speech"
+        if faint:
+            voiced = False
         if not voiced:
             f = self._floor_db
             self._floor_db = level_db if level_db < f else f + _FLOOR_RISE * (level_db - f)
@@ -187,11 +200,13 @@ class Segmenter:
             self._gap_ms = 0
             self._last_voiced_end = end
         else:
+            if self._gap_ms == 0:
+                self._gap_exact = faint
             self._gap_ms += o.frame_ms
             if self._state == "candidate" and self._gap_ms > o.max_gap_ms:
                 self._state = "idle"
                 return events
-        if voiced and self._state != "idle":
+        if (voiced or faint) and self._state != "idle":
             self._peak_db = max(self._peak_db, level_db)
             loud_from = max(self._floor_db + LOUD_OVER_FLOOR_DB, self._peak_db - LOUD_UNDER_PEAK_DB, LOUD_MIN_DBFS)
             if level_db >= loud_from:
@@ -205,17 +220,22 @@ class Segmenter:
             if self.bot_speaking and not self._barged and speech_ms >= o.barge_in_min_ms:
                 self._barged = True
                 events.append(BargeIn(pts=self._start, at=at, speech_ms=speech_ms))
-            if self._gap_ms + self._hang_ms >= o.trailing_silence_ms:
+            if self._gap_ms + self._gap_hang_ms() >= o.trailing_silence_ms:
                 events.append(self._end(at, truncated=False))
             elif (index + 1 - self._start_index) * o.frame_ms >= o.max_utterance_ms:
                 self._last_voiced_end = end
                 events.append(self._end(at, truncated=True))
         return events
 
+    def _gap_hang_ms(self) -> int:
+        """webrtcvad's hang-over hidden at the end of the last voiced run (none when the gap began faint)."""
+        return 0 if self._gap_exact else self._hang_ms
+
     def _end(self, at: float, truncated: bool) -> SpeechEnded:
         o = self.options
         if not truncated and self._gap_ms > 0:  # the voiced run ended with webrtcvad's hang-over
-            self._last_voiced_end = max(self._start + o.min_speech_ms / 1000, self._last_voiced_end - self._hang_ms / 1000)
+            hang = self._gap_hang_ms() / 1000
+            self._last_voiced_end = max(self._start + o.min_speech_ms / 1000, self._last_voiced_end - hang)
         audio_from = max(self._audio_t, self._start - o.preroll_ms / 1000)
         heard_until = self._audio_t + len(self._audio) / 2 / self.sample_rate
         audio_to = min(heard_until, self._last_voiced_end + o.trailing_silence_ms / 1000)
