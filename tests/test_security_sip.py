@@ -76,7 +76,8 @@ def _rtp(pt: int, seq: int, ts: int, ssrc: int, payload: bytes, marker: bool = F
 
 class Attacker:
     """A UDP socket somewhere else that floods a call's RTP port with loud A-law audio and RFC 4733 key 9
-    (fresh events, marked, with end packets) and records whatever comes back to it."""
+    (fresh events, marked, with end packets), sends RTCP BYE and STUN binding requests to its RTP and RTCP
+    ports, and records whatever comes back to it."""
 
     def __init__(self, ip: str) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -88,10 +89,16 @@ class Attacker:
         self.tone = g711.alaw_encode(AudioFrame((np.sin(2 * np.pi * 700 * t) * 20000).astype("<i2").tobytes(),
                                                 8000))
 
-    async def flood(self, target: tuple[str, int], stop: asyncio.Event) -> None:
+    async def flood(self, target: tuple[str, int], rtcp: tuple[str, int], stop: asyncio.Event) -> None:
         seq, ts, ssrc = 1000, 50_000, 0x5EC0DE
         tick = 0
+        bye = struct.pack("!BBHI", 0x81, 203, 1, ssrc)
+        stun = struct.pack("!HHI", 0x0001, 0, 0x2112A442) + bytes(range(12))
         while not stop.is_set():
+            if tick % 25 == 0:
+                for p, to in ((bye, rtcp), (stun, rtcp), (stun, target)):
+                    with contextlib.suppress(BlockingIOError, ConnectionRefusedError):
+                        self.sock.sendto(p, to)
             packets = [_rtp(8, seq, ts, ssrc, self.tone)]
             if tick % 10 == 0:  # a key 9 every 200 ms: start (marked), then its end, three times
                 event_ts = ts
@@ -132,8 +139,8 @@ async def test_a_second_socket_cannot_inject_keys_or_draw_the_bots_audio(bot, tm
                         break
                     await asyncio.sleep(0.05)
                 assert call is not None and call.stream.rtp_latch.latched == ("127.0.0.1", media)
-                target = ("127.0.0.1", call.stream.local_port)
-                floods = [asyncio.create_task(a.flood(target, stop)) for a in attackers]
+                target, rtcp = ("127.0.0.1", call.stream.local_port), ("127.0.0.1", call.stream.rtcp_port)
+                floods = [asyncio.create_task(a.flood(target, rtcp, stop)) for a in attackers]
                 res = await caller
                 stop.set()
                 await asyncio.gather(*floods)
@@ -149,7 +156,7 @@ async def test_a_second_socket_cannot_inject_keys_or_draw_the_bots_audio(bot, tm
     assert stats["foreign_packets"] >= sum(a.sent for a in attackers) * 0.9, stats
     heard = log.inbound_audio()
     assert 3.5 < heard.duration < 6.0, f"the bot heard {heard.duration:.1f} s (sipp sent 4.7 s)"
-    assert [len(a.received) for a in attackers] == [0, 0], "the bot's audio went to an attacker"
+    assert [len(a.received) for a in attackers] == [0, 0], "the bot's audio, RTCP or STUN went to an attacker"
     alaw = [p for pt, p in cap.packets() if pt == 8]
     assert len(alaw) > 0.8 * bot.greeting.duration * 50 and loud(cap.audio()), len(alaw)
 

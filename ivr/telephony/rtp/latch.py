@@ -13,6 +13,10 @@ socket *latches* once:
 * only a re-INVITE whose SDP names a *different* address releases the latch (``expect``); a refresh or hold/resume
   with the same address keeps it.
 
+RTCP follows the RTP latch (``leader``): it is accepted from the SDP's RTCP address (RTP port + 1), from the
+latched RTP source itself, and, only when RTP latched to a NAT-rewritten source, from that source's IP on another
+port. So before the caller's first RTP packet nobody else can claim the RTCP socket either.
+
 Until the first packet the bot sends to the SDP address, never to a packet's source. With ``nat=False``
 (``sip_rtp_nat_latch = false``) only the exact SDP address is ever accepted.
 """
@@ -43,9 +47,10 @@ class SourceLatch:
     """The source filter of one media socket."""
 
     def __init__(self, expected: tuple[str, int], extra_ips: Iterable[str] = (), name: str = "RTP",
-                 nat: bool = True) -> None:
+                 nat: bool = True, leader: SourceLatch | None = None) -> None:
         self.name = name
         self.nat = nat  # False: only the exact SDP address latches (no same-IP or signalling-IP fallback)
+        self.leader = leader  # RTCP: the RTP latch whose peer it follows
         self.dropped = 0
         self._logged: set[tuple[str, int]] = set()
         self.expect(expected, extra_ips)
@@ -67,7 +72,7 @@ class SourceLatch:
                 log.info("%s latched to the SDP address %s:%d", self.name, *peer)
                 self.latched = peer
                 return True
-        elif peer == self.expected or (self.nat and peer[0] in self.allowed_ips):
+        elif self._may_latch(peer):
             self.latched = peer
             if peer != self.expected:
                 log.info("%s latched to %s:%d (SDP said %s:%d)", self.name, *peer, *self.expected)
@@ -78,3 +83,13 @@ class SourceLatch:
             log.warning("%s from %s:%d ignored: the call's media comes from %s", self.name, *peer,
                         f"{self.latched[0]}:{self.latched[1]}" if self.latched else "the SDP address")
         return False
+
+    def _may_latch(self, peer: tuple[str, int]) -> bool:
+        if peer == self.expected:
+            return True
+        if self.leader is None:
+            return self.nat and peer[0] in self.allowed_ips
+        lead = self.leader.latched
+        if lead is None:
+            return False
+        return peer == lead or (self.nat and lead != self.leader.expected and peer[0] == lead[0])

@@ -93,7 +93,7 @@ class RtpStream:
         session._dtmf_receiver = MarkerAwareDtmfReceiver(session._dispatch_dtmf)
         self._peer_ips = tuple(peer_ips)
         self.rtp_latch = SourceLatch(session._remote_addr, self._peer_ips, "RTP", nat)
-        self.rtcp_latch = SourceLatch(session._remote_rtcp_addr, self._peer_ips, "RTCP", nat)
+        self.rtcp_latch = SourceLatch(session._remote_rtcp_addr, (), "RTCP", nat, leader=self.rtp_latch)
         self._guard(session._rtp_transport, self.rtp_latch, "_remote_addr")
         self._guard(session._rtcp_transport, self.rtcp_latch, "_remote_rtcp_addr")
         self._task = asyncio.get_running_loop().create_task(self._pace(), name="rtp-pacer")
@@ -157,7 +157,7 @@ class RtpStream:
             return
         self._session.update_remote(addr)
         self.rtp_latch.expect(addr, self._peer_ips)
-        self.rtcp_latch.expect(self._session._remote_rtcp_addr, self._peer_ips)
+        self.rtcp_latch.expect(self._session._remote_rtcp_addr)
 
     def set_hold(self, on_hold: bool) -> None:
         """On hold nothing is sent (the peer said sendonly/inactive); queued bot audio is kept."""
