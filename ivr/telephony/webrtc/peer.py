@@ -25,6 +25,7 @@ import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.sdp import SessionDescription
 
 from ivr.audio.frames import AudioFrame
 from ivr.audio.resample import RateConverter, Resampler
@@ -66,6 +67,28 @@ class OfferError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+# How aiortc fails on malformed offers (its parser validates with ``assert``; odd sections surface as
+# AttributeError/TypeError/StopIteration): a 400, not a 500 with a traceback (found by tests/test_fuzz_webrtc.py).
+_MALFORMED = (ValueError, InvalidAccessError, InvalidStateError, InternalError, IndexError, KeyError,
+              AssertionError, AttributeError, TypeError, RuntimeError, StopIteration)
+
+
+def _check_offer(sdp: str) -> None:
+    """400 for an offer aiortc would choke on later: unparsable, duplicate media ids, a BUNDLE group naming a
+    mid no section has, or a section without a DTLS fingerprint (those fail in aiortc's background connect
+    task, after the answer)."""
+    try:
+        desc = SessionDescription.parse(sdp)
+    except _MALFORMED as e:
+        raise OfferError(400, f"malformed SDP offer: {e or type(e).__name__}") from None
+    mids = [m.rtp.muxId for m in desc.media if m.rtp.muxId]
+    bundled = [mid for g in desc.group if g.semantic == "BUNDLE" for mid in g.items]
+    if len(set(mids)) != len(mids) or any(mid not in mids for mid in bundled):
+        raise OfferError(400, "malformed SDP offer: duplicate media ids or a BUNDLE group naming a missing one")
+    if any(m.port and (m.dtls is None or not m.dtls.fingerprints) for m in desc.media):
+        raise OfferError(400, "malformed SDP offer: a media section without a DTLS fingerprint")
 
 
 class BotAudioTrack(MediaStreamTrack):
@@ -167,6 +190,7 @@ class WebRtcPort(CallPort):
             raise OfferError(400, "not an SDP offer (it must start with v=0)")
         if "\nm=audio" not in sdp.replace("\r\n", "\n"):
             raise OfferError(422, "the offer has no audio (m=audio) section; the softphone must send a microphone track")
+        _check_offer(sdp)
         info = CallInfo(call_id or uuid.uuid4().hex[:12], "webrtc", caller_id, sample_rate, language, extra or {})
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # offline: no STUN lookups that would time out
         port = cls(pc, info)
@@ -179,7 +203,7 @@ class WebRtcPort(CallPort):
         except OperationError as e:
             await port.close()
             raise OfferError(422, f"no audio codec in common (we accept opus, G722, PCMU, PCMA): {e}") from None
-        except (ValueError, InvalidAccessError, InvalidStateError, InternalError, IndexError, KeyError) as e:
+        except _MALFORMED as e:
             await port.close()
             raise OfferError(400, f"malformed SDP offer: {e or type(e).__name__}") from None
         return port, answer
