@@ -28,7 +28,12 @@ CHART_STATE = """() => Object.fromEntries(Object.entries(window.ivrCharts).map((
 
 
 async def test_dashboard_renders_charts_and_drills_down(mix, tmp_path):  # noqa: F811
-    url, ids, _recs, _ = mix
+    url, ids, _recs, data = mix
+    from ivr.services.shop.lockout import LockoutStore
+
+    guesses = LockoutStore(f"sqlite:///{data / 'ivr.db'}")  # somebody guessed 5 wrong phone tails for one order
+    for i in range(5):
+        guesses.record_failure("100000000009", caller_id="13700009999", call_id=f"guess-{i}")
     ARTIFACTS.mkdir(exist_ok=True)
     mic = tmp_path / "silence.wav"
     sf.write(mic, np.zeros(16000, dtype=np.int16), 16000)
@@ -54,6 +59,8 @@ async def test_dashboard_renders_charts_and_drills_down(mix, tmp_path):  # noqa:
         assert tiles["csat"] == "3.00"
         rows = await page.eval_on_selector_all("#unrecognised tbody tr td:first-child", "els => els.map(e => e.textContent)")
         assert rows[0] == "阿巴阿巴"
+        locked = await page.eval_on_selector_all("#locked-orders tbody tr td", "els => els.map(e => e.textContent)")
+        assert locked[:2] == ["100000000009", "5"], locked  # the lock shows on the dashboard
         await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
 
         await page.click(".kpi[data-kpi=containment]")

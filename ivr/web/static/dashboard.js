@@ -143,6 +143,17 @@ function renderUnrecognised(groups) {
   }
 }
 
+function renderLocks(locks) {
+  const body = document.querySelector("#locked-orders tbody");
+  body.replaceChildren();
+  const orders = (locks && locks.orders) || [];
+  if (!orders.length) body.append(el("tr", {}, el("td", { colspan: "4", class: "hint" }, "目前没有锁定的订单")));
+  for (const o of orders) {
+    body.append(el("tr", {}, el("td", {}, o.order_id), el("td", {}, o.failures),
+      el("td", {}, o.last_failure ? when(o.last_failure) : "—"), el("td", {}, o.until ? when(o.until) : "—")));
+  }
+}
+
 async function drill(filter, title) {
   const p = query();
   for (const [k, v] of Object.entries(filter)) p.set(k, v);
@@ -207,6 +218,7 @@ async function load() {
     renderKpis(s.kpis);
     renderCharts(s);
     renderUnrecognised(s.unrecognised);
+    renderLocks(s.self_service_locks);
     const from = s.period.from ? when(s.period.from) : "最早";
     status.textContent = `${from} 至 ${when(s.period.to)}（北京时间），` +
       `${s.channel || "全部渠道"}，共 ${s.kpis.calls} 通已结束的通话`;
