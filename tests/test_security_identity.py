@@ -208,3 +208,19 @@ def test_records_purge_covers_tickets_audit_log_idempotency_keys_and_failures(sh
     done = purge(store, datetime.now(UTC) + timedelta(minutes=1))
     assert done.as_dict()["idempotency_keys"] == before[IdempotencyKey]
     assert {m: count(m) for m in before} == {m: 0 for m in before}
+
+
+def test_the_shop_can_ask_for_more_phone_digits(shop) -> None:
+    from ivr.dialog.policy import DialogPolicy
+
+    m = DialogManager(shop, caller_id="", channel="webrtc", policy=DialogPolicy(verify_tail_digits=6),
+                      lockout=LockoutStore(shop.url))
+    m.start()
+    m.handle_dtmf("1")
+    r = m.handle_dtmf(ORDER + "#")
+    assert r.state == "verify" and "后六位" in r.text
+    assert m.handle_dtmf(TAIL).segments == []  # four keys are not the answer yet: it waits for six
+    r = m.handle_dtmf("00")  # the phone ends 138000: keys 8000 then 00 make 800000, wrong
+    assert "verification_failed" in r.actions and "后六位" in r.text
+    r = m.handle_text(f"后六位是 {_spoken(ZHANG[-6:])}")
+    assert "caller_verified" in r.actions and "order_read" in r.actions
