@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
+from test_shop_helpers import db_url, pg_server  # noqa: F401  (fixtures: SQLite and PostgreSQL)
 
 from ivr.dialog.manager import DialogManager
 from ivr.lang import get_pack
@@ -143,6 +144,22 @@ def test_five_wrong_tails_over_two_calls_lock_the_order(shop) -> None:
     # the dashboard JSON lists the locked order
     locks = Stats(shop.url).report(Filters(parse_window("today"), ""))["self_service_locks"]
     assert locks["count"] == 1 and locks["orders"][0]["order_id"] == ORDER and locks["orders"][0]["failures"] == 5
+
+
+def test_failures_are_counted_in_the_database_on_both_backends(db_url) -> None:  # noqa: F811
+    from ivr.services.migrate import ensure_schema
+
+    ensure_schema(db_url)
+    now = datetime.now(UTC)
+    a, b = LockoutStore(db_url), LockoutStore(db_url)  # two processes' stores over one database
+    for i in range(4):
+        assert not (a if i % 2 else b).record_failure(ORDER, caller_id=ZHANG, call_id=f"c{i}", now=now).locked
+    st = a.record_failure(ORDER, caller_id="", call_id="c5", now=now)
+    assert st.order_locked and not st.caller_locked and st.order_failures == 5
+    assert b.status(ORDER, caller_id=ZHANG, now=now).caller_failures == 4
+    assert st.until is not None and abs((st.until - now).total_seconds() - 24 * 3600) < 1
+    assert [o["order_id"] for o in b.locked_orders(now)] == [ORDER]
+    assert a.purge_before(now + timedelta(seconds=1)) == 5 and not b.status(ORDER, now=now).locked
 
 
 def test_lock_lifts_after_the_window(shop) -> None:
