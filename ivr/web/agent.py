@@ -69,7 +69,7 @@ def _warm(request: Request) -> Any:
 async def _json(request: Request) -> dict | None:
     try:
         body = json.loads(await request.body() or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested too deep
         return None
     return body if isinstance(body, dict) else None
 

@@ -259,7 +259,7 @@ async def logout_form(request: Request) -> Response:
 async def login_api(request: Request) -> JSONResponse:
     try:
         body = await request.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
         body = None
     if not isinstance(body, dict) or not isinstance(body.get("username"), str) or not isinstance(body.get("password"), str):
         return JSONResponse({"error": 'body must be {"username": "...", "password": "..."}'}, status_code=400)

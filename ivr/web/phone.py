@@ -65,7 +65,7 @@ def phone_page(request: Request) -> HTMLResponse:
 async def webrtc_offer(request: Request) -> JSONResponse:
     try:
         body = json.loads(await request.body() or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested too deep
         return _error(400, 'body must be JSON: {"sdp": "...", "type": "offer"}')
     if not isinstance(body, dict) or "sdp" not in body or "type" not in body:
         return _error(400, 'body must be a JSON object with "sdp" and "type"')
@@ -105,7 +105,7 @@ async def dtmf(call_id: str, request: Request) -> Response:
         return _error(404, f"no active call {call_id}")
     try:
         body = json.loads(await request.body() or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: JSON nested too deep
         body = None
     digits = body.get("digits") if isinstance(body, dict) else None
     press = getattr(session.port, "press", None)
