@@ -21,11 +21,14 @@ from ivr.replay.runner import ReplayUnavailable, RunOptions, run_suite
 from tests.conftest import ROOT
 
 FIXTURE = ROOT / "audio_fixtures" / "calls" / "order_status_dtmf_telephone.yaml"
+# The caller listens to every prompt to its end (the keypad menu is ~30 s at the default 175 wpm); these tests
+# are about the SIP path and the dialogue, not the speech rate, so the bot speaks at espeak-ng's fastest.
+FAST_SPEECH = {"tts_speed": 450}
 
 
 async def test_keypad_fixture_passes_over_sip(tmp_path, law="PCMA"):
     fixture = load_fixture(FIXTURE)
-    settings = load_settings({"data_dir": str(tmp_path / "data")})
+    settings = load_settings({"data_dir": str(tmp_path / "data"), **FAST_SPEECH})
     with serve_in_thread(settings, sip=True) as (url, app):
         codecs = [law, "PCMA" if law == "PCMU" else "PCMU"]
         suite = await run_suite([fixture], settings, RunOptions(via="sip", server=url, sip_codecs=codecs),
@@ -48,7 +51,7 @@ async def test_keypad_fixture_passes_over_sip(tmp_path, law="PCMA"):
 
 def test_cli_replay_via_sip_against_a_running_server(tmp_path):
     """The CLI end to end, offering mu-law first (the API test above offers A-law)."""
-    settings = load_settings({"data_dir": str(tmp_path / "data")})
+    settings = load_settings({"data_dir": str(tmp_path / "data"), **FAST_SPEECH})
     with serve_in_thread(settings, sip=True) as (url, app):
         out = tmp_path / "sip.json"
         r = subprocess.run([sys.executable, "-m", "ivr", "replay", str(FIXTURE), "--via", "sip", "--server", url,

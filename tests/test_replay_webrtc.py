@@ -13,7 +13,9 @@ from tests.conftest import ROOT
 
 async def test_dtmf_fixture_passes_over_webrtc(tmp_path):
     fixture = load_fixture(ROOT / "audio_fixtures" / "calls" / "order_status_dtmf_telephone.yaml")
-    settings = load_settings({"data_dir": str(tmp_path / "data")})
+    # the caller hears every prompt out (the keypad menu is ~30 s at 175 wpm): this test is about the WebRTC path
+    # and the dialogue, not the speech rate, so the bot speaks at espeak-ng's fastest
+    settings = load_settings({"data_dir": str(tmp_path / "data"), "tts_speed": 450})
     with serve_in_thread(settings) as (url, _app):
         suite = await run_suite([fixture], settings, RunOptions(via="webrtc", server=url), target="webrtc")
     (call,) = suite.calls
