@@ -14,7 +14,9 @@ import re
 # next to phone words, which the dialogue handles, so we keep 12+ digit runs untouched here.
 _PHONE_RE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d[- ]?\d{4}[- ]?\d{4}|0\d{2,3}[- ]?\d{7,8})(?!\d)")
 _CN_DIGITS = "零〇一二两三四五六七八九幺"
-_SPOKEN_PHONE_RE = re.compile(rf"(?<![{_CN_DIGITS}])[{_CN_DIGITS}]{{11}}(?![{_CN_DIGITS}])")
+_SPOKEN_PHONE_RE = re.compile(rf"(?<![{_CN_DIGITS}])(?<![{_CN_DIGITS}] )(?:[{_CN_DIGITS}] ?){{10}}[{_CN_DIGITS}](?! ?[{_CN_DIGITS}])")
+# A phone tail said outside the verification question ("订单 ... 尾号 八零零零"): the digits after the words.
+_TAIL_RE = re.compile(rf"(尾号|后[四五六七八4-8]位|末[四4]位)(?:是|为)?(\s*[0-9０-９{_CN_DIGITS}][0-9０-９{_CN_DIGITS} ]*)")
 _HAN = r"\u4e00-\u9fff"
 # An address: optional province, city, district (kept), then a street part with a road/house word (masked).
 _ADMIN = (rf"(?:[{_HAN}]{{1,6}}?(?:省|自治区))?(?:[{_HAN}]{{1,6}}?(?:市|州|盟)(?:[{_HAN}]{{1,5}}?(?:区|县|旗))?"
@@ -68,7 +70,8 @@ def mask_text(text: str | None) -> str:
     if not text:
         return text or ""
     text = _PHONE_RE.sub(lambda m: mask_phone(m.group(1)), text)
-    text = _SPOKEN_PHONE_RE.sub(lambda m: m.group(0)[:3] + "****", text)
+    text = _SPOKEN_PHONE_RE.sub(lambda m: m.group(0).replace(" ", "")[:3] + "****", text)
+    text = _TAIL_RE.sub(lambda m: m.group(0)[:len(m.group(0)) - len(m.group(2))] + mask_secret(m.group(2)), text)
     text = _ADDRESS_RE.sub(_mask_address_in, text)
     return _NAME_RE.sub(lambda m: m.group(1) + mask_name(m.group(2)), text)
 

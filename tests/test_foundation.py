@@ -61,6 +61,12 @@ def test_masking():
     spoken = mask_text("手机幺三八幺二三四五六七八")
     assert "幺三八****" in spoken and "五六七八" not in spoken
     assert "幺零零零零零零零零零零七" in mask_text("订单号 幺零零零零零零零零零零七")  # a spoken order number stays
+    assert mask_text("幺 三 八 零 零 幺 三 八 零 零 零") == "幺三八****"  # recogniser output: digits spaced
+    assert mask_text("订单号 幺 零 零 零 零 零 零 零 零 零 零 七").endswith("零 七")
+    # a phone tail said outside the verification question (together with the order number) is a secret too
+    said = mask_text("订单 幺零零零零零零零零零零二 尾号 八零零零")
+    assert said.endswith("尾号 ****") and "幺零零零零零零零零零零二" in said
+    assert mask_text("后四位是 5 6 7 8") == "后四位是 * * * *"
 
 
 def test_log_lines_carry_call_id_and_mask_phones(capsys):
