@@ -38,6 +38,7 @@ class Listener:
         self.engine = engine
         self.grammar = grammar
         self._stream: AsrStream | None = None
+        self._stream_grammar: list[str] | None = None  # the grammar the open stream was made with
         keep_s = (options.preroll_ms + options.min_speech_ms + options.max_gap_ms) / 1000 + 0.5
         self._recent: deque[AudioFrame] = deque()  # input frames covering the last keep_s seconds
         self._keep_s = keep_s
@@ -55,8 +56,18 @@ class Listener:
 
     async def open(self) -> None:
         """Take a recogniser from the engine's warm pool now (otherwise done on the first push)."""
+        if self.engine is not None and self._stream is not None and self._stream_grammar != self.grammar \
+                and not self._feeding:
+            await self.close()  # the expected answer changed (ivr.asr.grammar): a recogniser for the new one
         if self.engine is not None and self._stream is None:
             self._stream = await self.engine.open_stream(self.grammar)
+            self._stream_grammar = self.grammar
+
+    async def set_grammar(self, grammar: list[str] | None) -> None:
+        """Constrain the next utterances to ``grammar`` (None: free speech); switches between utterances."""
+        self.grammar = grammar
+        if self.engine is not None and self._stream is not None and not self._feeding:
+            await self.open()
 
     async def push(self, frame: AudioFrame, now: float | None = None) -> list[ListenerEvent]:
         """Feed inbound audio; returns the events it produced, in order."""
