@@ -77,6 +77,8 @@ class Settings(BaseModel):
     tts_voice: str = Field("cmn-latn-pinyin", description="espeak-ng voice that speaks Mandarin from Chinese characters.")
     tts_speed: int = Field(175, ge=80, le=450, description="Words per minute for espeak-ng.")
     prompts_dir: Path | None = Field(None, description="Recorded prompt WAVs (<prompt_id>.wav) replacing TTS.")
+    model_base_url: str = Field("https://alphacephei.com/vosk/models/", description="Where `ivr models pull` and `ivr serve --fetch-model` download registry models from (a mirror or local server).")
+    demo_data: bool = Field(False, description="Seed the demo shop into an empty shop database at start-up (`ivr serve --demo`, `./run serve`).")
 
     # --- turn taking ---------------------------------------------------------------------------------
     vad_aggressiveness: int = Field(2, ge=0, le=3)

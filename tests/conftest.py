@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -16,6 +17,7 @@ def _isolated_settings(tmp_path, monkeypatch):
     """Every test gets its own data dir and fresh settings (no leaking state between tests)."""
     monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("IVR_CONFIG", raising=False)
+    monkeypatch.setenv("IVR_DEMO_DATA", "1")  # the suite's shop is the demo shop; tests of the default unset it
     from ivr.config import get_settings
 
     get_settings.cache_clear()
@@ -29,3 +31,21 @@ def shared_path(*parts: str) -> Path:
     if not p.exists():
         pytest.skip(f"NOT RUN: needs ../shared data ({p} absent); the suite itself does not depend on it")
     return p
+
+
+def pytest_collection_modifyitems(config, items):
+    """On pytest-xdist workers (./run test): files with a ``slow`` test first, so the long files start early and
+    short ones fill in around them (``--dist loadfile --no-loadscope-reorder`` keeps each file on one worker, in
+    this order). The order inside a file is kept."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        slow = {item.path for item in items if item.get_closest_marker("slow")}
+        items.sort(key=lambda item: item.path not in slow)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """./run test runs pytest twice (the parallel part, then the ``realtime`` part alone) and sums both up: each
+    run leaves its counts (passed, failed, skipped, ...) as JSON in $IVR_TEST_STATS."""
+    out = os.environ.get("IVR_TEST_STATS")
+    if out and not hasattr(config, "workerinput"):
+        counts = {k: len(v) for k, v in terminalreporter.stats.items() if k}
+        Path(out).write_text(json.dumps(counts), encoding="utf-8")

@@ -21,7 +21,6 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
 
 from ivr.config import Settings, get_settings
 
@@ -296,9 +295,15 @@ def pull(
         src = url or (info.url if info else None)
         if not src:
             raise ModelError(f"{name} has no download address")
-        tmp_download = settings.models_dir / f".{name}.download"
-        digest = _download(src, tmp_download, progress, info.bytes if info and not url else None, name)
-        archive = tmp_download
+        from ivr.asr.download import DownloadError, fetch, registry_url
+
+        partial = settings.models_dir / f".{name}.download"
+        try:
+            digest = fetch(src if url else registry_url(src, settings), partial, name=name,
+                           expected_bytes=info.bytes if info and not url else None, progress=progress)
+        except DownloadError as e:
+            raise ModelError(str(e)) from None
+        archive = tmp_download = partial
     try:
         if info is not None and info.sha256 and digest != info.sha256:
             raise ModelError(
@@ -342,38 +347,6 @@ def _hash_file(path: Path, progress: ProgressFactory | None, what: str) -> str:
             h.update(block)
             if advance:
                 advance(len(block))
-    return h.hexdigest()
-
-
-def _download(url: str, dest: Path, progress: ProgressFactory | None, expected_bytes: int | None, name: str) -> str:
-    import httpx
-
-    host = urlparse(url).hostname or url
-    h = hashlib.sha256()
-    got = 0
-    try:
-        with httpx.stream("GET", url, follow_redirects=True, timeout=httpx.Timeout(30.0, connect=10.0)) as r:
-            if r.status_code != 200:
-                raise ModelError(f"download of {url} failed: HTTP {r.status_code}")
-            total = int(r.headers.get("content-length") or 0) or expected_bytes
-            advance = progress(f"downloading {name}", total) if progress else None
-            with dest.open("wb") as f:
-                for block in r.iter_bytes(1 << 16):
-                    f.write(block)
-                    h.update(block)
-                    got += len(block)
-                    if advance:
-                        advance(len(block))
-    except httpx.TransportError as e:
-        dest.unlink(missing_ok=True)
-        reason = str(e).strip().splitlines()[0][:120] if str(e).strip() else type(e).__name__
-        raise ModelError(
-            f"cannot reach {host}: this machine looks offline ({reason}); download {url} elsewhere and run "
-            f"`ivr models pull {name} --from FILE.zip`"
-        ) from None
-    if expected_bytes is not None and got != expected_bytes:
-        dest.unlink(missing_ok=True)
-        raise ModelError(f"download of {name} is incomplete: {got} of {expected_bytes} bytes")
     return h.hexdigest()
 
 

@@ -1,7 +1,8 @@
 """`ivr serve`: the hotline service (HTTP, WebRTC softphone, SIP).
 
-Embedded defaults: the SQLite demo shop (seeded on first run), the installed speech model for the language (or
-keypad/DTMF mode, with a log line saying how to fetch a model), espeak-ng speech. Ctrl-C / SIGTERM shut down
+Embedded defaults: the SQLite shop (the demo shop seeded into an empty one only with ``--demo``), the installed
+speech model for the language (``--fetch-model`` downloads the default one first; else keypad/DTMF mode, with a
+log line saying how to fetch a model), espeak-ng speech. Ctrl-C / SIGTERM shut down
 gracefully: no new calls are taken, callers on the line hear a goodbye, then the process exits.
 """
 
@@ -17,6 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sip-port", type=int, help="SIP port, 0 disables (IVR_SIP_PORT)")
     p.add_argument("--max-calls", type=int, help="concurrent calls before new ones are refused (IVR_MAX_CALLS)")
     p.add_argument("--public-ip", help="address(es) offered as WebRTC ICE candidates, comma-separated (IVR_PUBLIC_IP)")
+    p.add_argument("--fetch-model", action="store_true",
+                   help="first start: download the default speech model when none is installed (./run serve)")
+    p.add_argument("--demo", action="store_true",
+                   help="seed the demo shop when the shop database has no orders (./run serve; IVR_DEMO_DATA)")
     p.set_defaults(func=run)
 
 
@@ -31,7 +36,10 @@ def run(args: argparse.Namespace) -> int:
     from ivr.web.app import create_app
 
     settings = load_settings({"host": args.host, "port": args.port, "sip_port": args.sip_port,
-                              "max_calls": args.max_calls, "public_ip": args.public_ip})
+                              "max_calls": args.max_calls, "public_ip": args.public_ip,
+                              "demo_data": True if args.demo else None})
+    if args.fetch_model:
+        _fetch_model(settings)
     removed = purge_recordings(settings.data_dir / "recordings", settings.retention_days)
     if removed:
         logging.getLogger("ivr.serve").info("removed %d recordings older than %d days", removed, settings.retention_days)
@@ -45,6 +53,26 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UserError(f"cannot listen on {settings.host}:{settings.port}: {e.strerror or e}") from None
     return 0
+
+
+def _fetch_model(settings) -> None:
+    """Download the default model for the language when none is installed (progress bar on stderr)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    from ivr.asr.download import ensure_default_model
+
+    err = Console(stderr=True)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                        console=err)
+
+    def factory(description: str, total: int | None):
+        task = progress.add_task(description, total=total)
+        return lambda n: progress.advance(task, n)
+
+    with progress:
+        ensure_default_model(settings, factory, lambda m: err.print(f"ivr serve: {m}", highlight=False,
+                                                                    soft_wrap=True))
 
 
 def _check_sip_port(host: str, port: int) -> None:

@@ -28,11 +28,16 @@ def policy_from_settings(settings: Settings) -> ShopPolicy:
 
 def open_shop(settings: Settings) -> ShopService:
     """The shop the bot talks to: an HTTP OMS when ``settings.oms_url`` is set, else the embedded SQL store at
-    ``settings.database_url`` (migrated to head, demo data seeded on first run when it has no orders)."""
+    ``settings.database_url`` (migrated to head; with ``demo_data`` the demo shop is seeded when it has no orders)."""
     if settings.oms_url:
         from ivr.services.shop.http_oms import HttpShop
 
         return HttpShop(settings.oms_url, token=settings.oms_token, timeout_s=settings.oms_timeout_s)
     url = settings.database_url
-    seed_if_empty(url)
+    if settings.demo_data:
+        seed_if_empty(url)
+    else:
+        from ivr.services.migrate import ensure_schema
+
+        ensure_schema(url)
     return SqlShop(url, policy=policy_from_settings(settings))
