@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiosipua import SipRequest, SipResponse
-from aiosipua.transport import TcpSipTransport, UdpSipTransport
+from aiosipua.transport import TcpSipTransport, UdpSipTransport, _response_destination
 
 log = logging.getLogger(__name__)
 
@@ -121,4 +121,24 @@ class GuardedUdpTransport(_GuardMixin, UdpSipTransport):
 
 @dataclass
 class GuardedTcpTransport(_GuardMixin, TcpSipTransport):
-    """TCP SIP transport (Content-Length framing, 64 KB header cap from aiosipua)."""
+    """TCP SIP transport (Content-Length framing, 64 KB header cap from aiosipua).
+
+    A reply made while a request is being handled goes back on that request's connection when its Via names no
+    open connection (RFC 3261 §18.2.2; aiosipua routes by Via alone and raised "No TCP connection": fuzz finding).
+    """
+
+    _source: tuple[str, int] | None = field(default=None, init=False, repr=False)
+
+    def _dispatch(self, data: bytes, addr: tuple[str, int]) -> None:
+        self._source = addr
+        try:
+            super()._dispatch(data, addr)
+        finally:
+            self._source = None
+
+    def send_reply(self, response: SipResponse) -> None:
+        dest = _response_destination(response)
+        if (dest is None or dest not in self._connections) and self._source in self._connections:
+            self.send(response, self._source)
+            return
+        super().send_reply(response)
