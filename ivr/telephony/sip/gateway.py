@@ -20,7 +20,6 @@ from aiosipua.uac import SipUAC
 from ivr.call.ports import CallInfo
 from ivr.config import Settings
 from ivr.privacy import mask_phone
-from ivr.telephony.adapters import aiosipua_private as sip_private
 from ivr.telephony.rtp.stream import RtpStream
 from ivr.telephony.sip.auth import AccessPolicy, parse_networks
 from ivr.telephony.sip.call import PORT_RATE, SipCall
@@ -197,7 +196,7 @@ class SipGateway:
         call_id = inv.call_id
         stream = None
         record_id = f"sip-{uuid.uuid4().hex[:12]}"
-        sip_private.add_2xx_header(inv, "X-Ivr-Call-Id", record_id)
+        _add_200_header(inv, "X-Ivr-Call-Id", record_id)
         try:
             offer = parse_offer(inv.invite.text)
             stream = await self._open_stream(offer.remote, offer.codec, offer.dtmf_pt,
@@ -207,24 +206,24 @@ class SipGateway:
             inv.ringing()
             if self.settings.sip_ring_ms:
                 await asyncio.sleep(self.settings.sip_ring_ms / 1000)
-            if inv.dialog.state.value == "terminated" or not sip_private.has_call(ua, call_id):
+            if inv.dialog.state.value == "terminated" or call_id not in ua._calls:
                 raise asyncio.CancelledError  # cancelled while ringing
             inv.accept(answer)
         except asyncio.CancelledError:
             if stream is not None:
                 await stream.close()
-            if not sip_private.answered(inv) and inv.dialog.state.value != "terminated":
+            if not inv._answered and inv.dialog.state.value != "terminated":
                 inv.reject(503 if self._stopping else 487)
-                sip_private.forget_call(ua, call_id)
+                ua._calls.pop(call_id, None)
             self._release(call_id)
             return
         except Exception:
             log.exception("could not answer call")
             if stream is not None:
                 await stream.close()
-            if not sip_private.answered(inv):
+            if not inv._answered:
                 inv.reject(500, "Server Internal Error")
-                sip_private.forget_call(ua, call_id)
+                ua._calls.pop(call_id, None)
             self._release(call_id)
             return
         finally:
@@ -358,8 +357,9 @@ class SipGateway:
         stream.set_hold(answer.hold)
         inv = IncomingCall(dialog=out.dialog, invite=out.invite, transport=ua.transport, source_addr=remote,
                            user_agent=USER_AGENT, advertised_addr=self.advertised)
+        inv._answered = True
         ua.uac.remove_call(out.call_id)  # in-dialog requests now go through the UAS's table
-        sip_private.adopt_call(ua, inv)
+        ua._calls[out.call_id] = inv
         info = CallInfo(call_id=f"sip-{uuid.uuid4().hex[:12]}", channel="sip", caller_id=uri.user or "",
                         sample_rate=PORT_RATE, language=self.settings.language,
                         extra={"sip_call_id": out.call_id, "codec": answer.codec, "direction": "outbound",
@@ -426,6 +426,18 @@ class SipGateway:
         self._registration = reg
         self.registered_at = time.monotonic()
         reg.register()
+
+
+def _add_200_header(inv: IncomingCall, name: str, value: str) -> None:
+    """Make the 200 OK of ``inv`` (and its retransmissions) carry one more header."""
+    send = inv._send_response
+
+    def with_header(status: int, reason: str, **kw):
+        if 200 <= status < 300:
+            kw["extra_headers"] = {**(kw.get("extra_headers") or {}), name: value}
+        return send(status, reason, **kw)
+
+    inv._send_response = with_header  # type: ignore[method-assign]
 
 
 def _sdp_text(sdp) -> str:
