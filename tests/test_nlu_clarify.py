@@ -46,6 +46,20 @@ def test_spoken_order_number_with_a_lookup_request(nlu):
     assert r.intent == "other" and r.slots["order_id"] == "1380012345"
 
 
+@pytest.mark.parametrize(("text", "expected", "slot", "value"), [
+    ("我 的 单号 一 零 零 零 零 零 零 零 零 零 零 七", None, "order_id", "100000000007"),
+    ("订单 号 是 2 0 2 4 1 1 0 8 9 9", None, "order_id", "2024110899"),
+    ("二零二四幺幺零八九九 查 一下", None, "order_id", "2024110899"),
+    ("一 零 零 零 零 零 零 零 零 零 零 二", "order_id", "order_id", "100000000002"),
+    ("手机 后 四 位 是 幺 三 五 七", None, "phone_tail", "1357"),
+    ("洞 拐 勾 两", "phone_tail", "phone_tail", "0792"),
+    ("尾号 是 三 个 八 一", None, "phone_tail", "8881"),
+    ("1 3 5 7", "phone_tail", "phone_tail", "1357"),
+])
+def test_spoken_order_numbers_and_phone_tails(nlu, text, expected, slot, value):
+    assert nlu.parse(text, expected=expected).slots.get(slot) == value
+
+
 @pytest.mark.parametrize("text", ["东西 还 没 收到 我 不 想要 了", "能 不能 快 点 我 不要 了"])
 def test_unsure_request_names_two_task_candidates(nlu, text):
     r = nlu.parse(text)
