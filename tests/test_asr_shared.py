@@ -45,6 +45,7 @@ async def listen(engine: AsrEngine, audio) -> str:
     return " ".join(texts)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", ["16k", "8k-ulaw"])
 def test_cer_near_manifest_baseline(path):
     rows = manifest()

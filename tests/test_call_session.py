@@ -92,6 +92,7 @@ async def test_keypad_call_reaches_order_status_and_is_recorded(parts):
     assert port.voiced_spans(), "the caller heard nothing"
 
 
+@pytest.mark.realtime  # barge-in latency: at most 200 ms of bot audio after the decision
 async def test_barge_in_stops_the_bot_and_the_dialogue_learns_what_was_played(parts):
     baseline = _tasks()
     m = _manager(parts)
@@ -122,6 +123,7 @@ async def test_barge_in_stops_the_bot_and_the_dialogue_learns_what_was_played(pa
     assert rec.turns[1].input_source == "reference" and rec.turns[1].timing["speech_end"] == 0.0
 
 
+@pytest.mark.realtime  # barge-in timing on live audio
 async def test_backchannels_do_not_cut_the_bot_off(parts):
     baseline = _tasks()
     m = _manager(parts, vad=VadOptions(barge_in_min_ms=400))
@@ -146,6 +148,7 @@ async def test_backchannels_do_not_cut_the_bot_off(parts):
     assert [t.kind for t in rec.turns] == ["start"]
 
 
+@pytest.mark.realtime  # no-input timers on live audio
 async def test_silence_reprompts_then_hangs_up(parts):
     baseline = _tasks()
     m = _manager(parts, no_input_timeout_s=0.8, tts_speed=420)  # fast speech: four prompts in a few seconds
@@ -160,6 +163,7 @@ async def test_silence_reprompts_then_hangs_up(parts):
     assert [t.kind for t in rec.turns][1:] == ["no_input"] * (len(rec.turns) - 1)
 
 
+@pytest.mark.realtime  # a 1.5 s call limit on live audio
 async def test_max_call_length_says_goodbye(parts):
     baseline = _tasks()
     m = _manager(parts, max_call_s=1.5)
@@ -184,6 +188,7 @@ async def test_caller_hangs_up_while_bot_talks(parts):
     assert rec.ended_by == "caller" and rec.outcome == "abandoned" and port.hung_up is None
 
 
+@pytest.mark.realtime  # the recording's length is the call's handle time
 async def test_recording_is_stereo_caller_left_bot_right(parts, tmp_path):
     baseline = _tasks()
     m = _manager(parts, record_audio=True, recordings_dir=tmp_path / "rec")
@@ -211,6 +216,7 @@ async def test_recording_is_stereo_caller_left_bot_right(parts, tmp_path):
     assert abs(len(data) / rate - rec.handle_time_s) < 1.0
 
 
+@pytest.mark.realtime  # pacing: no gap over 60 ms
 async def test_eight_concurrent_calls_keep_their_audio_paced(parts):
     baseline = _tasks()
     m = _manager(parts)

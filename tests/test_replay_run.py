@@ -36,6 +36,7 @@ def _run(fixtures, speed: float = 2.5, **kw):
         return r.run(run_suite(fixtures, load_settings(), opts, target="test"))
 
 
+@pytest.mark.realtime  # 8 calls at once, 2.5x faster than real time: turn-taking needs the CPU
 def test_shipped_suite_passes_direct_reference(tmp_path):
     """Acceptance: every shipped fixture passes with --via direct --asr reference; reports are written."""
     html, js = tmp_path / "report.html", tmp_path / "report.json"
@@ -129,6 +130,7 @@ async def test_reference_listener_emits_text_once_per_utterance_at_real_endpoint
     assert listener.unmatched == 1 and listener.segments == {0: 1}
 
 
+@pytest.mark.realtime  # compares call time with wall-clock time
 def test_scaled_loop_runs_timers_faster():
     async def sleeper():
         loop = asyncio.get_running_loop()
@@ -146,6 +148,7 @@ def test_scaled_loop_runs_timers_faster():
     assert real < call_time  # the same 2 s of call time took less real time
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_real_asr_path_with_korean_recordings(tmp_path):
     """Real Vosk (Korean model from PyPI) on real Korean speech played into a call: the bot's record shows

@@ -26,6 +26,7 @@ FIXTURE = ROOT / "audio_fixtures" / "calls" / "order_status_dtmf_telephone.yaml"
 FAST_SPEECH = {"tts_speed": 450}
 
 
+@pytest.mark.slow
 async def test_keypad_fixture_passes_over_sip(tmp_path, law="PCMA"):
     fixture = load_fixture(FIXTURE)
     settings = load_settings({"data_dir": str(tmp_path / "data"), **FAST_SPEECH})
@@ -49,6 +50,7 @@ async def test_keypad_fixture_passes_over_sip(tmp_path, law="PCMA"):
     assert any(f"SIP {law} to sip:ivr@127.0.0.1:{gw.port}" in n and "keys 1100000000007#5678 sent" in n for n in call.notes), call.notes
 
 
+@pytest.mark.slow
 def test_cli_replay_via_sip_against_a_running_server(tmp_path):
     """The CLI end to end, offering mu-law first (the API test above offers A-law)."""
     settings = load_settings({"data_dir": str(tmp_path / "data"), **FAST_SPEECH})

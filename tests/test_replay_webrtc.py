@@ -3,6 +3,7 @@ real server, keypad-only because no Mandarin model is installed here)."""
 
 from __future__ import annotations
 
+import pytest
 from browser.server import serve_in_thread
 
 from ivr.config import load_settings
@@ -11,6 +12,7 @@ from ivr.replay.runner import RunOptions, run_suite
 from tests.conftest import ROOT
 
 
+@pytest.mark.slow
 async def test_dtmf_fixture_passes_over_webrtc(tmp_path):
     fixture = load_fixture(ROOT / "audio_fixtures" / "calls" / "order_status_dtmf_telephone.yaml")
     # the caller hears every prompt out (the keypad menu is ~30 s at 175 wpm): this test is about the WebRTC path

@@ -58,6 +58,7 @@ def test_tshark_install_is_preseeded_before_apt_get_install():
     assert "DEBIAN_FRONTEND=noninteractive" in fn[install - 60:install]
 
 
+@pytest.mark.realtime  # a wall-clock bound (< 15 s)
 def test_second_setup_installs_nothing_and_is_fast():
     t0 = time.monotonic()
     r = subprocess.run(["bash", str(RUN), "setup"], capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)

@@ -50,6 +50,7 @@ async def _wait_records(app, n: int, timeout: float = 15.0) -> list:
     raise AssertionError(f"{n} SIP call record(s) expected, got {len(_sip_records(app))}")
 
 
+@pytest.mark.slow
 async def test_rfc4733_keypad_call_drives_the_real_dialogue(tmp_path):
     """Menu key 1, order 100000000002#, phone tail 8000 (demo customer 张伟, 13800138000), all as RFC 4733
     telephone-events from sipp: the call record shows the three keypad turns and the order-status reply."""

@@ -40,6 +40,7 @@ def _lower_min_se(gw, seconds: int = 2) -> None:
 
 # --- re-INVITE: codec change, unsupported codec, bad SDP -------------------------------------------------------
 
+@pytest.mark.realtime  # the bot's RTP never stops for 300 ms
 async def test_reinvite_changes_codec_then_unsupported_offer_gets_488(bot, tmp_path):
     """PCMU call; re-INVITE offering only PCMA: the 200 answers PCMA (sipp checks the m-line), the bot's RTP
     switches to payload type 8 and is still the greeting (speech), and the caller's A-law reaches the bot. A

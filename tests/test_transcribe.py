@@ -38,6 +38,7 @@ def test_one_line_per_utterance_with_times(call_wav):
         assert text.strip()
 
 
+@pytest.mark.slow
 def test_json_lines_with_words(call_wav, tmp_path):
     path, sc = call_wav
     # the same call as a stereo 8 kHz telephone recording: processed at 8 kHz

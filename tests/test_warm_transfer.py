@@ -201,6 +201,7 @@ async def test_decline_goes_to_the_next_agent_and_silent_agent_is_set_away(parts
     await m.shutdown(grace_s=1)
 
 
+@pytest.mark.slow
 async def test_agent_drop_puts_the_caller_back_in_the_queue(parts):
     m = _manager(parts)
     await m.start()
@@ -246,6 +247,7 @@ async def test_caller_hanging_up_in_the_queue_withdraws_the_offer(parts):
     await m.shutdown(grace_s=1)
 
 
+@pytest.mark.slow
 async def test_nobody_answering_within_the_maximum_wait_books_a_callback(parts):
     m = _manager(parts, agent_ring_timeout_s=1.0, queue_max_wait_s=6.0)
     await m.start()

@@ -71,6 +71,7 @@ async def test_call_greeting_dtmf_and_hangup(server):
     assert rec["turns"][1]["latency_ms"] is not None and rec["turns"][0]["barged_in"]
 
 
+@pytest.mark.realtime  # barge-in latency (<= 200 ms)
 async def test_barge_in_stops_bot_audio_quickly(server):
     url, app = server
     client = WebRtcClient()
