@@ -52,3 +52,4 @@ def setup_logging(level: str = "INFO") -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(call_id)s] %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # plugin set-up and per-migration lines at every start

@@ -15,6 +15,7 @@ import sys
 # break the other commands: its error is reported when that group is used.
 GROUPS = [
     "serve", "say", "transcribe", "models", "db", "nlu", "chat", "replay", "bench", "agents", "records", "feedback",
+    "backup",
 ]
 
 
@@ -22,9 +23,19 @@ class UserError(Exception):
     """An error caused by input; printed as one line, exit code 2."""
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ivr")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ivr", description="Offline Mandarin voice customer-service bot.")
     parser.add_argument("--config", help="TOML config file (default: $IVR_CONFIG or ./ivr.toml)")
+    parser.add_argument("--version", action="version", version=f"ivr {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in GROUPS:
         try:

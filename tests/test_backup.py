@@ -1,0 +1,108 @@
+"""`ivr backup` of a running `ivr serve`, `ivr restore` into a new data dir, `ivr serve` there: all back."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+
+def _ivr(*args: str, data: Path, stdin: str = "") -> subprocess.CompletedProcess:
+    env = {**os.environ, "IVR_DATA_DIR": str(data), "IVR_DEMO_DATA": "0"}
+    return subprocess.run([sys.executable, "-m", "ivr", *args], input=stdin, capture_output=True, text=True,
+                          env=env, timeout=180)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def _serving(data: Path, *extra: str):
+    port = _free_port()
+    env = {**os.environ, "IVR_DATA_DIR": str(data), "IVR_DEMO_DATA": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "ivr", "serve", "--port", str(port), "--sip-port", "0", *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "ivr serve did not start"
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def _orders(data: Path) -> list[dict]:
+    r = _ivr("db", "orders", "--json", "--limit", "0", data=data)
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines()]
+
+
+def _records(data: Path) -> str:
+    r = _ivr("records", "export", "--csv", "--period", "all", data=data)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def _login(url: str, user: str, password: str) -> int:
+    return httpx.post(url + "/api/login", json={"username": user, "password": password}, timeout=30).status_code
+
+
+def test_backup_of_a_running_service_restores_orders_records_and_logins(tmp_path):
+    a, b, saved = tmp_path / "a", tmp_path / "b", tmp_path / "backup"
+    with _serving(a, "--demo") as url:
+        assert _ivr("agents", "add", "alice", "--role", "agent", data=a, stdin="s3cret-alice\n").returncode == 0
+        assert _login(url, "alice", "s3cret-alice") == 200
+        chat = _ivr("chat", data=a, stdin="你们保修多久\n再见\n")
+        assert chat.returncode == 0, chat.stderr
+        (a / "custom").mkdir()
+        (a / "custom" / "shop.yaml").write_text("name: 张记百货\n", encoding="utf-8")
+        r = _ivr("backup", str(saved), data=a)
+        assert r.returncode == 0, r.stderr
+        assert "orders" in r.stdout and "1 call records" in r.stdout
+        orders, records = _orders(a), _records(a)
+    assert len(orders) >= 1000 and records.count("\n") >= 2  # header + the chat call
+    assert not b.exists()
+    r = _ivr("restore", str(saved), data=b)
+    assert r.returncode == 0, r.stderr
+    assert (b / "secret_key").read_text() == (a / "secret_key").read_text()
+    assert (b / "custom" / "shop.yaml").read_text(encoding="utf-8") == "name: 张记百货\n"
+    with _serving(b) as url:
+        assert _login(url, "alice", "s3cret-alice") == 200
+        assert _login(url, "alice", "wrong") == 401
+        assert _orders(b) == orders
+        assert _records(b) == records
+    again = _ivr("restore", str(saved), data=b)
+    assert again.returncode == 2 and "already exists" in again.stderr and "--force" in again.stderr
+
+
+def test_restore_refuses_a_damaged_backup(tmp_path):
+    a, saved = tmp_path / "a", tmp_path / "backup"
+    assert _ivr("db", "init", data=a).returncode == 0
+    assert _ivr("backup", str(saved), data=a).returncode == 0
+    with (saved / "ivr.db").open("r+b") as f:
+        f.seek(200)
+        f.write(b"\xff\xff")
+    r = _ivr("restore", str(saved), data=tmp_path / "b")
+    assert r.returncode == 2 and "damaged: ivr.db" in r.stderr
+    assert not (tmp_path / "b" / "ivr.db").exists()
+    r = _ivr("backup", str(saved), data=a)
+    assert r.returncode == 2 and "not an empty folder" in r.stderr
