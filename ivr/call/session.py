@@ -32,6 +32,7 @@ from ivr.call.playout import Played
 from ivr.call.ports import CallPort
 from ivr.call.prompts import system_line
 from ivr.call.recorder import StereoRecorder, recording_path
+from ivr.call.trace import ArrivalLog
 from ivr.call.transfer import CallControl, TransferHook, default_transfer
 from ivr.call.turns import Ending, RecordStoreLike, TurnInput, TurnWriter, save_record
 from ivr.call.voice import BotVoice, Speech
@@ -118,6 +119,7 @@ class CallSession:
         self._no_input_count = 0
         self._expect = "speech"
         self._to_listener = RateConverter(listener.sample_rate)
+        self._arrivals = ArrivalLog()  # issue 13: turns start at the caller's last voiced audio (call/trace.py)
 
     # --- public --------------------------------------------------------------------------------------------
     async def run(self) -> CallRecord:
@@ -199,7 +201,11 @@ class CallSession:
             self.caller_tap(frame)
             return
         self.listener.bot_speaking = self.voice.talking()  # the one place the listener learns it
-        for ev in await self.listener.push(self._to_listener(frame)):
+        received = self.clock()
+        rx = frame.meta.get("rx_at")
+        frame = self._to_listener(frame)
+        self._arrivals.add(frame, received if rx is None else rx, received, self.clock())
+        for ev in await self.listener.push(frame):
             self._on_listener_event(ev)
 
     def _on_listener_event(self, ev: ListenerEvent) -> None:
@@ -220,7 +226,7 @@ class CallSession:
             self._caller_speaking = False
             self._last_activity = now
             timing = self._open_timing or TurnTiming()
-            timing.speech_end = ev.at
+            self._arrivals.stamp(timing, ev)  # speech_end = arrival of the last voiced audio; vad_end = ev.at
             self._open_timing = timing
             if self.asr_mode != "asr" and self._references:
                 ref = self._references.popleft()

@@ -1,0 +1,87 @@
+"""A turn's trace as the caller lives it (issue 13): it starts at the caller's last voiced audio, not at the VAD's
+decision, its stages add up to the figure operators see, and that figure matches what the caller's side measures.
+
+Real parts: webrtcvad endpointing, the real dialogue over the demo shop, espeak-ng, the paced playout; the caller is
+an in-process line (LocalPort) that sends espeak-ng Mandarin in real time (reference transcript instead of ASR)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+
+import pytest
+from audio_gen import speech_extent, synth
+
+from ivr.call.local import LocalPort
+from ivr.call.manager import CallManager
+from ivr.call.session import SessionOptions
+from ivr.call.trace import STAGES, stages_ms
+from ivr.config import load_settings
+from ivr.wiring import build_parts
+
+pytestmark = pytest.mark.timeout(180)
+LINE = "我想查一下我的订单"
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory) -> tuple:
+    settings = load_settings({"data_dir": str(tmp_path_factory.mktemp("trace"))})
+    return settings, build_parts(settings)
+
+
+async def test_turn_latency_starts_at_the_callers_last_voiced_audio_and_its_stages_add_up(parts):
+    settings, base = parts
+    m = CallManager(settings, dataclasses.replace(base, asr_engine=None),
+                    options=SessionOptions(no_input_timeout_s=30.0, max_call_s=120.0))
+    await m.start()
+    port = LocalPort(keep_audio=True)
+    port.start()
+    task = m.start_call(port, m.reserve(port.info.call_id), asr_mode="reference")
+    await port.wait_bot(1)  # the greeting has been played
+    speech = synth(LINE, port.info.sample_rate)
+    _s, loud_end = speech_extent(speech)
+    port.reference(LINE)
+    said_at = time.monotonic()
+    port.say(speech)  # the caller's line clock sends it from its next 20 ms tick
+    await port.wait_bot(2, quiet=False)
+    await asyncio.sleep(1.0)
+    port.caller_hangup()
+    rec = await asyncio.wait_for(task, 30)
+    await port.close()
+    await m.shutdown(grace_s=1)
+
+    turn = rec.turns[1]
+    assert turn.caller_text == LINE and turn.latency_ms is not None
+    t = turn.timing
+    # the reference point is the caller's last voiced audio: the VAD decided its trailing silence later
+    assert 300 <= t["vad_end"] <= 900, t
+    assert t["speech_end"] == 0.0 and 0 <= t["received"] <= t["resampled"] <= t["vad_end"]
+    # the figure operators see includes that wait
+    assert turn.latency_ms >= t["vad_end"]
+    # the breakdown adds up to it (within 50 ms)
+    stages = {k: t[k] - t[prev] for prev, k in zip(
+        ["speech_end", "received", "resampled", "vad_end", "asr_final", "dialog_decision", "tts_first_audio_queued"],
+        ["received", "resampled", "vad_end", "asr_final", "dialog_decision", "tts_first_audio_queued",
+         "first_audio_sent"], strict=True)}
+    assert abs(sum(stages.values()) - turn.latency_ms) <= 50, (stages, turn.latency_ms)
+    # ... and matches the caller's own measure: their last loud sample -> the bot's first loud frame
+    caller_end = said_at + loud_end
+    first_voiced = next(ts for ts, f in port.sent if ts > caller_end + 0.2 and f.rms_dbfs() > -45)
+    heard_ms = (first_voiced - caller_end) * 1000
+    assert abs(heard_ms - turn.latency_ms) <= 150, (heard_ms, turn.latency_ms, t)
+
+
+def test_stage_breakdown_is_consecutive_and_skips_missing_stamps():
+    from ivr.events import TurnTiming
+
+    t = TurnTiming(speech_end=10.0, asr_final=10.62, dialog_decision=10.65, tts_first_audio_queued=10.70,
+                   first_audio_sent=10.72, extra={"received": 10.01, "resampled": 10.011, "vad_end": 10.6})
+    s = stages_ms(t)
+    assert list(s) == list(STAGES)
+    assert s["vad"] == pytest.approx(589.0) and s["playout"] == pytest.approx(20.0)
+    assert sum(s.values()) == pytest.approx(t.latency_ms(), abs=0.5)
+    key = TurnTiming(speech_end=5.0, asr_final=5.0, dialog_decision=5.03, tts_first_audio_queued=5.2,
+                     first_audio_sent=5.21)  # a key press: no audio stages
+    s = stages_ms(key)
+    assert "vad" not in s and sum(s.values()) == pytest.approx(key.latency_ms(), abs=0.5)
