@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 
 class ConfigError(Exception):
@@ -42,6 +42,7 @@ class Settings(BaseModel):
     host: str = Field("127.0.0.1", description="Bind address for HTTP and SIP.")
     port: int = Field(8080, ge=0, le=65535, description="HTTP port of `ivr serve`.")
     sip_port: int = Field(5060, ge=0, le=65535, description="SIP UDP/TCP port; 0 disables SIP.")
+    sip_host: str = Field("", description="Bind address for SIP and its RTP when it differs from HTTP's (e.g. the PBX-facing interface); empty = host.")
     sip_allow_from: str = Field("", description="Comma-separated IPs/networks allowed to send INVITEs; empty = anyone.")
     sip_trusted_peers: str = Field("", description="Comma-separated IPs/networks of trunks/PBXs whose caller ID (and P-Asserted-Identity) is trusted; empty = no caller ID is trusted.")
     sip_rtp_nat_latch: bool = Field(True, description="RTP may latch to the first packet from the SDP's IP on another port, or from the address that sent the INVITE (phones behind NAT); False = only from the exact c=/m= address (trunks, SBCs).")
@@ -53,6 +54,12 @@ class Settings(BaseModel):
     sip_retry_after_s: int = Field(30, ge=1, le=3600, description="Retry-After of the 503 sent when at capacity.")
     sip_ring_ms: int = Field(0, ge=0, le=60000, description="Ringing (180) before the bot answers.")
     public_ip: str = Field("", description="Address to advertise in SDP/ICE; empty = host (or auto).")
+    ice_servers: list[dict[str, Any]] = Field(default_factory=list, description='STUN/TURN servers for the phone and agent pages and the bot\'s own WebRTC peer, as in RTCConfiguration: [{urls = "stun:turn.example:3478"}, {urls = "turn:turn.example:3478", username = "u", credential = "p"}] (TOML; JSON in IVR_ICE_SERVERS); a turn: entry without username gets time-limited credentials from turn_secret.')
+    turn_secret: str = Field("", description="coturn's static-auth-secret (use-auth-secret): TURN REST credentials are made per page load; empty = static username/credential only.")
+    turn_ttl_s: int = Field(86400, ge=60, le=7 * 86400, description="Lifetime of TURN REST credentials made from turn_secret.")
+    ice_transport_policy: Literal["all", "relay"] = Field("all", description="'relay' = pages and the bot use TURN relay candidates only (no host/STUN candidates).")
+    rtp_port_min: int = Field(0, ge=0, le=65535, description="Lowest UDP port of the bot's WebRTC ICE/RTP sockets (the firewall range; SIP RTP still uses ephemeral ports); 0 = any ephemeral port.")
+    rtp_port_max: int = Field(0, ge=0, le=65535, validate_default=True, description="Highest UDP port of that range (inclusive); 0 = any ephemeral port.")
     max_calls: int = Field(8, ge=1, le=1000, description="Concurrent calls before new ones are politely refused.")
     secret_key: str = Field("", description="Signs login cookies; empty = random per data_dir (stored there, 0600).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -100,6 +107,13 @@ class Settings(BaseModel):
     agent_ring_timeout_s: float = Field(20.0, gt=0, le=300, description="An unanswered offer goes to the next agent after this; the silent agent is set away.")
     whisper_summary: bool = Field(True, description="The agent hears the bot's one-line summary before the caller is connected.")
 
+    # --- text channels: web chat and messaging webhooks (docs/chat.md) ----------------------------------
+    chat_idle_timeout_s: float = Field(1800.0, gt=0, le=86400, description="A web chat or messaging conversation idle this long is closed (its record saved); the next message starts a new one.")
+    chat_max_sessions: int = Field(500, ge=1, le=100000, description="Open text conversations at once; more get 503.")
+    webhook_secrets: dict[str, str] = Field(default_factory=dict, description='Messaging adapters and their HMAC-SHA256 secrets, e.g. {reference = "long-random"} (TOML; JSON in IVR_WEBHOOK_SECRETS); an adapter without a secret is refused.')
+    webhook_max_skew_s: int = Field(300, ge=10, le=3600, description="Signed webhook messages whose timestamp is further than this from now are refused.")
+    webhook_retention_h: float = Field(48.0, gt=0, le=8760, description="Message ids of signed webhooks are kept this long to refuse replays (at least twice the skew).")
+
     # --- shop (OMS) -------------------------------------------------------------------------------------
     oms_url: str = Field("", description="Base URL of the shop's own order system (docs/oms.md); empty = embedded SQL shop.")
     oms_token: str = Field("", description="Bearer token sent to oms_url; empty = none.")
@@ -117,6 +131,36 @@ class Settings(BaseModel):
     def _language_tag(cls, v: str) -> str:
         if not v or "-" not in v:
             raise ValueError("expected a language tag such as zh-CN")
+        return v
+
+    @field_validator("ice_servers", mode="before")
+    @classmethod
+    def _ice_servers(cls, v: Any) -> Any:
+        import json
+
+        if isinstance(v, str):
+            try:
+                v = json.loads(v) if v.strip() else []
+            except ValueError:
+                raise ValueError('expected JSON such as [{"urls": "stun:host:3478"}]') from None
+        if not isinstance(v, list):
+            raise ValueError("expected a list of {urls, username, credential}")
+        for item in v:
+            urls = item.get("urls") if isinstance(item, dict) else None
+            urls = [urls] if isinstance(urls, str) else urls
+            if not urls or not all(isinstance(u, str) and u.split(":", 1)[0] in ("stun", "stuns", "turn", "turns")
+                                   for u in urls):
+                raise ValueError(f"each server needs urls starting with stun:, turn: or turns:, got {item!r}")
+            if set(item) - {"urls", "username", "credential"}:
+                raise ValueError(f"unknown keys in {item!r} (urls, username, credential)")
+        return v
+
+    @field_validator("rtp_port_max")
+    @classmethod
+    def _port_range(cls, v: int, info: ValidationInfo) -> int:
+        low = info.data.get("rtp_port_min", 0)
+        if bool(low) != bool(v) or low > v:
+            raise ValueError(f"rtp_port_min ({low}) and rtp_port_max: set both (min <= max) or neither")
         return v
 
     @field_validator("sip_trusted_peers")
@@ -143,6 +187,26 @@ class Settings(BaseModel):
                     ipaddress.ip_network(item, strict=False)
                 except ValueError:
                     raise ValueError(f"not an IP address or network: {item!r}") from None
+        return v
+
+    @field_validator("webhook_secrets", mode="before")
+    @classmethod
+    def _webhook_secrets(cls, v: Any) -> Any:
+        import json
+        import re
+
+        if isinstance(v, str):
+            try:
+                v = json.loads(v) if v.strip() else {}
+            except ValueError:
+                raise ValueError('expected JSON such as {"reference": "a-long-random-secret"}') from None
+        if not isinstance(v, dict):
+            raise ValueError("expected a mapping adapter name -> secret")
+        for name, secret in v.items():
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", str(name)):
+                raise ValueError(f"adapter name {name!r}: lowercase letters, digits, _ and -, at most 32")
+            if not isinstance(secret, str) or len(secret) < 16:
+                raise ValueError(f"webhook secret of {name!r}: a string of at least 16 characters")
         return v
 
     @field_validator("service_hours")

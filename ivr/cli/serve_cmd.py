@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if removed:
         logging.getLogger("ivr.serve").info("removed %d recordings older than %d days", removed, settings.retention_days)
     if settings.sip_port:
-        _check_sip_port(settings.host, settings.sip_port)
+        _check_sip_port(settings.sip_host or settings.host, settings.sip_port)
     app = create_app(settings)
     try:
         # proxy_headers off: X-Forwarded-* are believed only from `trusted_proxies` (ivr.web.security)

@@ -3,6 +3,7 @@
 * ``POST /api/calls/webrtc`` ``{"sdp", "type": "offer"}`` -> ``{"sdp", "type": "answer", "call_id", "call_token"}``.
   400 malformed JSON/SDP, 413 oversized offer, 422 no audio or no common codec, 503 at capacity or shutting
   down (``{"error", "reason", "retry_after_s"}``, plus a ``Retry-After`` header).
+* ``GET /api/webrtc/config`` -> ``{"iceServers", "iceTransportPolicy"}``: what both pages give RTCPeerConnection.
 * ``POST /api/calls/{call_id}/dtmf`` ``{"digits": "1"}`` -> 204 (the page normally sends keys on the data channel).
 * ``DELETE /api/calls/{call_id}`` -> 204: the caller hangs up.
   Both need the answer's ``call_token`` in ``X-Call-Token``: 401 without it, 403 wrong (or no such live call).
@@ -23,6 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ivr.call.manager import CallRefused
 from ivr.services.records.store import masked
 from ivr.telephony.webrtc import OfferError, WebRtcPort, ice_hosts_for
+from ivr.telephony.webrtc.ice import ice_config
 from ivr.web.auth import app_secret, current_account
 from ivr.web.callaccess import TOKEN_HEADER, CallTokens, public_record, record_token_ok
 
@@ -61,6 +63,12 @@ def phone_page(request: Request) -> HTMLResponse:
     return request.app.state.templates.TemplateResponse(request, "phone.html", {})
 
 
+@router.get("/api/webrtc/config")
+def webrtc_config(request: Request) -> JSONResponse:
+    """The pages' RTCConfiguration: STUN/TURN servers (TURN REST credentials made per request) and policy."""
+    return JSONResponse(ice_config(request.app.state.settings), headers={"Cache-Control": "no-store"})
+
+
 @router.post("/api/calls/webrtc")
 async def webrtc_offer(request: Request) -> JSONResponse:
     try:
@@ -78,7 +86,7 @@ async def webrtc_offer(request: Request) -> JSONResponse:
     try:
         port, answer = await WebRtcPort.from_offer(
             body["sdp"], body["type"], call_id=slot.call_id, language=settings.language,
-            ice_hosts=ice_hosts_for(settings.host, settings.public_ip),
+            ice_hosts=ice_hosts_for(settings.host, settings.public_ip), settings=settings,
         )
     except OfferError as e:
         slot.release()

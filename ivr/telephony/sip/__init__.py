@@ -3,6 +3,7 @@
 Signalling is aiosipua, media aiortp (see docs/decisions/0001-sip-stack.md and docs/sip.md).
 """
 
+from ivr.telephony.sip import routeset  # noqa: F401  (Record-Route in responses, UAS route set order)
 from ivr.telephony.sip.call import PORT_RATE, SipCall
 from ivr.telephony.sip.gateway import SipGateway
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
@@ -32,7 +32,7 @@ from ivr.audio.resample import RateConverter, Resampler
 from ivr.call.notices import Notice, StateNotice
 from ivr.call.ports import CallInfo, CallPort, InboundEvent
 from ivr.events import DtmfDigits, Hangup
-from ivr.telephony.webrtc.ice import host_addresses
+from ivr.telephony.webrtc.ice import host_addresses, port_range, rtc_configuration
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +178,10 @@ class WebRtcPort(CallPort):
     @classmethod
     async def from_offer(cls, sdp: Any, kind: Any, *, call_id: str | None = None, caller_id: str = "",
                          language: str = "zh-CN", sample_rate: int = 16000,
-                         ice_hosts: tuple[str, ...] | None = None, extra: dict | None = None) -> tuple[WebRtcPort, dict]:
-        """Answer a browser's offer. Returns the port and ``{"sdp", "type"}``; raises :class:`OfferError`."""
+                         ice_hosts: tuple[str, ...] | None = None, extra: dict | None = None,
+                         settings: Any = None) -> tuple[WebRtcPort, dict]:
+        """Answer a browser's offer. Returns the port and ``{"sdp", "type"}``; raises :class:`OfferError`.
+        ``settings``: its ``ice_servers``/``ice_transport_policy`` and RTP port range apply to this peer."""
         if kind != "offer":
             raise OfferError(400, f'"type" must be "offer", got {kind!r}')
         if not isinstance(sdp, str) or not sdp.strip():
@@ -192,10 +194,10 @@ class WebRtcPort(CallPort):
             raise OfferError(422, "the offer has no audio (m=audio) section; the softphone must send a microphone track")
         _check_offer(sdp)
         info = CallInfo(call_id or uuid.uuid4().hex[:12], "webrtc", caller_id, sample_rate, language, extra or {})
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))  # offline: no STUN lookups that would time out
+        pc = RTCPeerConnection(rtc_configuration(settings))  # no servers configured: no STUN look-ups offline
         port = cls(pc, info)
         try:
-            with host_addresses(ice_hosts):
+            with host_addresses(ice_hosts, port_range(settings)):
                 answer = await port._answer(sdp)
         except OfferError:
             await port.close()

@@ -124,7 +124,7 @@
     try {
       mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
     } catch (e) { desk.error = "mic"; alert("无法使用麦克风（" + e.name + "）"); return; }
-    pc = new RTCPeerConnection({ iceServers: [] });
+    pc = new RTCPeerConnection(await window.ivrRtcConfig());
     mic.getTracks().forEach((t) => pc.addTrack(t, mic));
     pc.ontrack = (e) => {
       const stream = e.streams[0] || new MediaStream([e.track]);

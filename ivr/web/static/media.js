@@ -32,3 +32,26 @@ window.ivrWaitIce = function (peer) {
     });
   });
 };
+
+// The RTCConfiguration from the service (STUN/TURN servers, transport policy; GET /api/webrtc/config).
+window.ivrRtcConfig = async function () {
+  "use strict";
+  try {
+    const res = await fetch("/api/webrtc/config", { cache: "no-store" });
+    if (res.ok) return await res.json();
+  } catch (e) { console.warn("no ICE configuration", e); }
+  return { iceServers: [] };
+};
+
+// The candidate types of the connected pair, e.g. {local: "relay", remote: "host"} (null before connecting).
+window.ivrIcePath = async function (peer) {
+  "use strict";
+  if (!peer) return null;
+  const stats = await peer.getStats();
+  let pair = null;
+  stats.forEach((s) => { if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s; });
+  if (!pair) return null;
+  const local = stats.get(pair.localCandidateId), remote = stats.get(pair.remoteCandidateId);
+  return { local: local && local.candidateType, remote: remote && remote.candidateType,
+    localPort: local && local.port, remotePort: remote && remote.port };
+};
