@@ -13,11 +13,12 @@ from audio_gen import BACKCHANNELS, synth
 
 from ivr.asr.vad import VadOptions
 from ivr.call.local import LocalPort
-from ivr.call.manager import CallManager, CallParts, build_parts
+from ivr.call.manager import CallManager, CallParts
 from ivr.call.session import SessionOptions
 from ivr.config import load_settings
 from ivr.lang import get_pack
 from ivr.tts import get_tts
+from ivr.wiring import build_parts
 
 pytestmark = pytest.mark.timeout(180)
 PACK = get_pack("zh-CN")

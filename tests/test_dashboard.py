@@ -20,16 +20,17 @@ import pytest
 from browser.server import serve_in_thread
 
 from ivr.call.local import LocalPort
-from ivr.call.manager import CallManager, build_parts
+from ivr.call.manager import CallManager
 from ivr.call.session import SessionOptions
 from ivr.config import load_settings
 from ivr.dialog.manager import DialogManager
-from ivr.dialog.script import render, resolve_orders
+from ivr.replay.script import render, resolve_orders
 from ivr.services.agents import AccountStore
 from ivr.services.migrate import ensure_schema
 from ivr.services.records import RecordStore
 from ivr.services.records.capture import RecordedDialog
 from ivr.services.shop import open_shop
+from ivr.wiring import build_parts
 
 pytestmark = pytest.mark.timeout(300)
 SHANGHAI = ZoneInfo("Asia/Shanghai")

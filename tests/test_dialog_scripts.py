@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.dialog.script import load_script, run_script
+from ivr.replay.script import load_script, run_script
 from ivr.services.shop import SqlShop, seed_demo
 
 SCRIPTS = sorted((Path(__file__).parent / "dialog_scripts").glob("*.yaml"))

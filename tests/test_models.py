@@ -177,7 +177,7 @@ def test_from_zip_by_alias_installs_under_the_model_name(tmp_path, ko_zip):
 def test_every_pull_hint_names_a_model_the_registry_resolves():
     import re
 
-    from ivr.call.manager import FETCH_HINT
+    from ivr.wiring import FETCH_HINT
 
     root = Path(__file__).resolve().parent.parent
     hints = [("FETCH_HINT", FETCH_HINT)]

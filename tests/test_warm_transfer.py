@@ -14,13 +14,14 @@ from audio_gen import synth
 
 from ivr.audio.frames import AudioFrame, frames_of
 from ivr.call.local import LocalPort
-from ivr.call.manager import CallManager, CallParts, build_parts, warm_transfer_for
+from ivr.call.manager import CallManager, CallParts
 from ivr.call.session import SessionOptions
 from ivr.config import load_settings
 from ivr.events import Hangup
 from ivr.lang import get_pack
 from ivr.services.agents import Account
 from ivr.services.agents.desk import AgentDesk, DeskOptions
+from ivr.wiring import build_parts, warm_transfer_for
 
 pytestmark = pytest.mark.timeout(180)
 PACK = get_pack("zh-CN")

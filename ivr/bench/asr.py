@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ivr.asr.engine import AsrEngine, load_model, release_memory
     from ivr.asr.models import ModelError, resolve_model
-    from ivr.cli import UserError
+    from ivr.errors import UserError
 
     try:
         model_dir, lang = resolve_model(args.model)

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ivr.cli import UserError
+    from ivr.errors import UserError
 
     try:
         levels = sorted({int(x) for x in args.levels.split(",") if x.strip()})
@@ -56,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
 
 async def _bench(levels: list[int]) -> tuple[list[list[object]], str]:
     from ivr.bench.report import percentiles
-    from ivr.call.manager import CallManager, build_parts
+    from ivr.call.manager import CallManager
     from ivr.config import load_settings
+    from ivr.wiring import build_parts
 
     settings = load_settings()
     parts = dataclasses.replace(await asyncio.to_thread(build_parts, settings), asr_engine=None)

@@ -1,4 +1,5 @@
-"""Shared helpers for benchmarks: percentiles, machine description, and docs/benchmarks.md sections."""
+"""Shared helpers for benchmarks: machine description and docs/benchmarks.md sections (percentiles and tables
+come from the neutral :mod:`ivr.tables`, which replay and statistics use too)."""
 
 from __future__ import annotations
 
@@ -9,20 +10,11 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
+from ivr.tables import markdown_table, percentiles
+
+__all__ = ["markdown_table", "machine_description", "percentiles", "write_section"]  # tables: ivr/tables.py
 
 DEFAULT_DOC = Path("docs/benchmarks.md")
-
-
-def percentiles(values: list[float], ps: tuple[int, ...] = (50, 90, 95, 99)) -> dict[str, float]:
-    """{'p50': .., 'p90': .., ..., 'max': .., 'n': ..} (empty input gives NaNs)."""
-    if not values:
-        return {**{f"p{p}": float("nan") for p in ps}, "max": float("nan"), "n": 0}
-    a = np.asarray(values, dtype=float)
-    out = {f"p{p}": float(np.percentile(a, p)) for p in ps}
-    out["max"] = float(a.max())
-    out["n"] = len(values)
-    return out
 
 
 def machine_description() -> str:
@@ -47,15 +39,6 @@ def machine_description() -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     return f"{cpu}, {os.cpu_count()} cores{mem}, {osname}, Python {platform.python_version()}"
-
-
-def markdown_table(headers: list[str], rows: list[list[object]]) -> str:
-    def fmt(v: object) -> str:
-        return f"{v:.2f}" if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def write_section(name: str, title: str, body: str, doc: Path | None = None) -> Path:

@@ -120,12 +120,12 @@ async def run_load(calls: int = 20, rate: float = 2.0, seconds: float = 20.0, ma
     manager = None
     records: list = []
     if bot == "real":
-        from ivr.call.manager import CallManager
         from ivr.config import load_settings
+        from ivr.wiring import call_manager
 
         settings = load_settings({"data_dir": str(work / "data"), "host": "127.0.0.1", "sip_port": 0,
                                   "max_calls": max_calls or max(calls, 8)})
-        manager = await asyncio.to_thread(CallManager.from_settings, settings)
+        manager = await asyncio.to_thread(call_manager, settings)
         await manager.start()
 
         async def handler(port) -> None:  # the real bot instead of the tone
@@ -194,7 +194,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ivr.bench.report import markdown_table, write_section
-    from ivr.cli import UserError
+    from ivr.errors import UserError
 
     if args.calls < 1 or args.rate <= 0 or args.seconds <= 0:
         raise UserError("--calls, --rate and --seconds must be positive")

@@ -40,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ivr.cli import UserError
     from ivr.config import load_settings
+    from ivr.errors import UserError
     from ivr.tts import TtsError, check_rate
 
     try:

@@ -1,7 +1,10 @@
-"""An in-process transport: a :class:`CallPort` whose far end is Python code (tests, benchmarks, fixture replay).
+"""The in-process transport: a :class:`CallPort` whose far end is Python code (tests, benchmarks, fixture replay,
+the one in-process port there is).
 
-The caller side has its own 20 ms clock, like a phone line: it sends silence when the caller says nothing, so
-the listener's endpointing sees real trailing silence. Bot audio is kept with the time it was sent.
+The caller side either has its own 20 ms clock, like a phone line (:meth:`LocalPort.start`, :meth:`LocalPort.say`:
+silence when the caller says nothing, so the listener's endpointing sees real trailing silence), or is driven frame
+by frame by a simulated caller (:meth:`LocalPort.caller_audio`, as fixture replay's microphone does). Bot audio is
+kept with the time it was sent and/or handed to ``on_bot_audio``.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from ivr.audio.frames import AudioFrame
@@ -32,12 +36,17 @@ class LocalPort(CallPort):
         language: str = "zh-CN",
         extra: dict[str, Any] | None = None,
         keep_audio: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        on_bot_audio: Callable[[AudioFrame], None] | None = None,
     ) -> None:
         self.info = CallInfo(call_id or uuid.uuid4().hex[:12], channel, caller_id, sample_rate, language, extra or {})
         self._inbound: asyncio.Queue[InboundEvent] = asyncio.Queue()
         self._caller = Playout(self._to_bot, sample_rate)
         self._clock_task: asyncio.Task | None = None
         self.keep_audio = keep_audio
+        self.clock = clock
+        self.on_bot_audio = on_bot_audio
+        self.ended = asyncio.Event()  # set once the bot hung up
         self.sent: list[tuple[float, AudioFrame]] = []  # (monotonic time sent, frame) of bot audio
         self.events: list[Notice] = []  # what a softphone would show
         self.hung_up: str | None = None  # reason, once the bot hung up
@@ -59,15 +68,20 @@ class LocalPort(CallPort):
         """Wait until queued caller audio has been sent."""
         await self._caller.wait_idle()
 
+    def caller_audio(self, frame: AudioFrame) -> None:
+        """One frame of caller audio, straight to the bot (the caller keeps its own clock)."""
+        if self.hung_up is None:
+            self._inbound.put_nowait(frame)
+
     def press(self, digits: str) -> None:
-        self._inbound.put_nowait(DtmfDigits(digits, time.monotonic()))
+        self._inbound.put_nowait(DtmfDigits(digits, self.clock()))
 
     def reference(self, text: str) -> None:
         """Reference transcript for the next utterance (used instead of ASR when the call has none)."""
-        self._inbound.put_nowait(Transcript(text, True, time.monotonic(), source="reference"))
+        self._inbound.put_nowait(Transcript(text, True, self.clock(), source="reference"))
 
     def caller_hangup(self, reason: str = "caller_hangup") -> None:
-        self._inbound.put_nowait(Hangup("caller", reason, time.monotonic()))
+        self._inbound.put_nowait(Hangup("caller", reason, self.clock()))
 
     async def close(self) -> None:
         """Stop the caller's clock (idempotent)."""
@@ -78,8 +92,7 @@ class LocalPort(CallPort):
             await asyncio.gather(t, return_exceptions=True)
 
     async def _to_bot(self, frame: AudioFrame) -> None:
-        if self.hung_up is None:
-            self._inbound.put_nowait(frame)
+        self.caller_audio(frame)
 
     # --- CallPort --------------------------------------------------------------------------------------------
     async def recv(self) -> InboundEvent:
@@ -88,12 +101,15 @@ class LocalPort(CallPort):
     async def send_audio(self, frame: AudioFrame) -> None:
         self.bot_frames += 1
         if self.keep_audio:
-            self.sent.append((time.monotonic(), frame))
+            self.sent.append((self.clock(), frame))
+        if self.on_bot_audio is not None:
+            self.on_bot_audio(frame)
 
     async def hangup(self, reason: str = "") -> None:
         if self.hung_up is None:
             self.hung_up = reason or "bot_hangup"
         self._caller.closed = True
+        self.ended.set()
 
     def notify(self, notice: Notice) -> None:
         self.events.append(notice)

@@ -18,25 +18,35 @@ import gc
 import logging
 import sys
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from ivr.audio.frames import AudioFrame, frames_of
 from ivr.call.metrics import CallMetrics
 from ivr.call.options import SessionOptions
-from ivr.call.parts import LISTENER_RATE
-from ivr.call.ports import CallPort
+from ivr.call.parts import LISTENER_RATE, DialogLike, TtsLike
+from ivr.call.ports import CallInfo, CallPort
 from ivr.call.prompts import system_line
 from ivr.call.session import CallSession
 from ivr.call.transfer import TransferHook
+from ivr.call.turns import RecordStoreLike
 from ivr.config import Settings
 from ivr.services.records import CallRecord
+from ivr.services.shop.api import ShopService
+
+if TYPE_CHECKING:
+    from ivr.asr.engine import AsrEngine
+    from ivr.asr.vad import VadOptions
+    from ivr.services.agents.desk import AgentDesk
 
 log = logging.getLogger(__name__)
 
-FETCH_HINT = "ivr models pull zh-CN-small"
+
+class DialogFactory(Protocol):
+    """Makes the dialogue of one call (``ivr.wiring.new_dialog`` over the service's shop)."""
+
+    def __call__(self, info: CallInfo, *, asr_available: bool) -> DialogLike: ...
 
 
 class CallRefused(Exception):
@@ -65,13 +75,13 @@ class CallSlot:
 class CallParts:
     """The shared, heavy parts every call uses (built once per process)."""
 
-    shop: Any
-    tts: Any
-    asr_engine: Any | None  # None: no speech model for the language -> calls run in DTMF mode
-    store: Any | None
-    dialog_factory: Callable[..., Any] | None = None
-    vad_options: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    shop: ShopService
+    tts: TtsLike
+    asr_engine: AsrEngine | None  # None: no speech model for the language -> calls run in DTMF mode
+    store: RecordStoreLike | None
+    dialog_factory: DialogFactory
+    vad_options: VadOptions | None = None
+    extra: dict[str, object] = field(default_factory=dict)
 
 
 class CallManager:
@@ -93,18 +103,8 @@ class CallManager:
         self._executor = ThreadPoolExecutor(max_workers=max(2, settings.asr_workers), thread_name_prefix="ivr-dialog")
 
     # --- construction --------------------------------------------------------------------------------------
-    @classmethod
-    def from_settings(cls, settings: Settings, **kw: Any) -> CallManager:
-        """Embedded defaults: the SQL demo shop (seeded on first run), the installed speech model for the
-        language if any (else DTMF mode, with a log line saying how to get one), espeak-ng TTS, records in the
-        project database. Blocking: call before the event loop serves calls (or in a thread)."""
-        parts = build_parts(settings)
-        if "transfer_hook" not in kw:
-            kw["transfer_hook"] = warm_transfer_for(settings, parts)
-        return cls(settings, parts, **kw)
-
     @property
-    def desk(self) -> Any:
+    def desk(self) -> AgentDesk | None:
         """The agents' presence and queue when calls go to humans by warm transfer (else None)."""
         return getattr(self.transfer_hook, "desk", None)
 
@@ -131,8 +131,7 @@ class CallManager:
         sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
 
     def _warm_dialog(self) -> None:
-        d = self._new_dialog(_WarmInfo(), asr_available=self.asr_available)
-        d.start()
+        self.parts.dialog_factory(CallInfo("warmup", "replay"), asr_available=self.asr_available).start()
 
     # --- admission -----------------------------------------------------------------------------------------
     @property
@@ -166,21 +165,11 @@ class CallManager:
         listener = Listener(LISTENER_RATE, vad, engine)
         loop = asyncio.get_running_loop()
         dialog = await loop.run_in_executor(
-            self._executor, lambda: self._new_dialog(port.info, asr_available=mode != "dtmf"))
+            self._executor, lambda: self.parts.dialog_factory(port.info, asr_available=mode != "dtmf"))
         return CallSession(
             port, dialog=dialog, listener=listener, tts=self.parts.tts, options=self.options, asr_mode=mode,
             executor=self._executor, metrics=self.metrics, store=self.parts.store, transfer_hook=self.transfer_hook,
         )
-
-    def _new_dialog(self, info: Any, *, asr_available: bool) -> Any:
-        factory = self.parts.dialog_factory
-        if factory is not None:
-            return factory(info, asr_available=asr_available)
-        from ivr.dialog.manager import DialogManager
-
-        return DialogManager(self.parts.shop, language=info.language, caller_id=info.caller_id,
-                             channel=info.channel, call_id=info.call_id, asr_available=asr_available,
-                             caller_id_trusted=getattr(info, "caller_id_trusted", False))
 
     async def run_call(self, port: CallPort, slot: CallSlot | None = None, *,
                        asr_mode: str | None = None) -> CallRecord | None:
@@ -271,48 +260,3 @@ class CallManager:
         if eng is not None:
             with contextlib.suppress(Exception):
                 await eng.close()
-
-
-@dataclass(frozen=True)
-class _WarmInfo:
-    call_id: str = "warmup"
-    channel: str = "replay"
-    caller_id: str = ""
-    language: str = "zh-CN"
-
-
-def warm_transfer_for(settings: Settings, parts: CallParts) -> Any:
-    """The warm-transfer hook (ACD queue, whisper, bridge, callback) over the service's shared parts."""
-    from ivr.asr.vad import VadOptions
-    from ivr.call.warm_transfer import WarmTransfer, WarmTransferOptions
-    from ivr.services.agents.desk import AgentDesk, DeskOptions
-
-    desk = AgentDesk(DeskOptions(ring_timeout_s=settings.agent_ring_timeout_s, max_wait_s=settings.queue_max_wait_s,
-                                 service_hours=settings.service_hours))
-    return WarmTransfer(desk, tts=parts.tts, asr_engine=parts.asr_engine,
-                        vad_options=parts.vad_options or VadOptions.from_settings(settings), shop=parts.shop,
-                        options=WarmTransferOptions(whisper=settings.whisper_summary))
-
-
-def build_parts(settings: Settings) -> CallParts:
-    """The embedded defaults (see :meth:`CallManager.from_settings`)."""
-    from ivr.asr.engine import AsrEngine
-    from ivr.asr.models import find_model
-    from ivr.services.migrate import ensure_schema
-    from ivr.services.records import RecordStore
-    from ivr.services.shop import open_shop
-    from ivr.tts import get_tts
-
-    ensure_schema(settings.database_url)
-    shop = open_shop(settings)
-    store = RecordStore(settings.database_url)
-    model = find_model(settings.language, settings)
-    engine = None
-    if model is None:
-        log.warning("no speech model for %s is installed: calls run in keypad (DTMF) mode. "
-                    "Install one with `%s` (or set asr_model).", settings.language, FETCH_HINT)
-    else:
-        log.info("speech model for %s: %s", settings.language, model)
-        engine = AsrEngine.for_model(model, LISTENER_RATE, pool_size=settings.asr_pool_size,
-                                     recycle_speech_s=settings.asr_recycle_speech_s, max_workers=settings.asr_workers)
-    return CallParts(shop=shop, tts=get_tts(settings), asr_engine=engine, store=store)

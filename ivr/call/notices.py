@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
-
-if TYPE_CHECKING:
-    from ivr.call.ports import CallPort
+from typing import Literal, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +64,13 @@ class DtmfNotice:
 Notice = StateNotice | TranscriptNotice | DtmfNotice
 
 
-def tell(port: CallPort, notice: Notice) -> None:
+class Watched(Protocol):
+    """Anything with a screen to tell (every :class:`~ivr.call.ports.CallPort`)."""
+
+    def notify(self, notice: Notice) -> None: ...
+
+
+def tell(port: Watched, notice: Notice) -> None:
     """Notify the port; a failing screen never breaks the call."""
     try:
         port.notify(notice)

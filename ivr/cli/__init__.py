@@ -11,16 +11,14 @@ import importlib
 import os
 import sys
 
+from ivr.errors import UserError  # lives in ivr/errors.py: benchmarks raise it without importing the CLI
+
 # Command-group modules, in help order. A module that fails to import (while being developed) does not
 # break the other commands: its error is reported when that group is used.
 GROUPS = [
     "serve", "say", "transcribe", "models", "db", "nlu", "chat", "replay", "bench", "agents", "records", "feedback",
     "backup",
 ]
-
-
-class UserError(Exception):
-    """An error caused by input; printed as one line, exit code 2."""
 
 
 def _version() -> str:

@@ -57,16 +57,17 @@ def _emit(reply, as_json: bool, manager) -> None:
 
 
 def _console(args: argparse.Namespace) -> int:
+    from ivr.call.ports import CallInfo
     from ivr.config import get_settings
-    from ivr.dialog.manager import DialogManager
     from ivr.services.migrate import ensure_schema
     from ivr.services.records import RecordStore
     from ivr.services.records.capture import RecordedDialog
+    from ivr.wiring import new_dialog
 
     settings = get_settings()
-    m = DialogManager(_shop(), language=settings.language, caller_id=args.caller_id, channel="chat",
-                      call_id=f"chat-{uuid.uuid4().hex[:12]}", asr_available=not args.no_asr,
-                      caller_id_trusted=args.trusted)
+    info = CallInfo(f"chat-{uuid.uuid4().hex[:12]}", "chat", args.caller_id, language=settings.language,
+                    caller_id_trusted=args.trusted)
+    m = new_dialog(_shop(), info, asr_available=not args.no_asr)
     store = None
     if not args.no_record:
         ensure_schema(settings.database_url)
@@ -111,7 +112,7 @@ def _converse(args: argparse.Namespace, m, call) -> int:
 
 def _run_scripts(args: argparse.Namespace) -> int:
     from ivr.config import get_settings
-    from ivr.dialog.script import ScriptError, load_script, run_script
+    from ivr.replay.script import ScriptError, load_script, run_script
 
     shop = _shop()
     failed = 0

@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     from ivr.replay.clock import loop_factory
     from ivr.replay.loader import FixtureError, load_suite
     from ivr.replay.report import levels_markdown, print_summary, write_html, write_json
-    from ivr.replay.runner import ReplayUnavailable, RunOptions, run_suite
+    from ivr.replay.runner import RunOptions, run_suite
+    from ivr.replay.schema import ReplayUnavailable
 
     console = Console(stderr=False)
     if args.speed != 1 and args.via != "direct":

@@ -1,7 +1,7 @@
 """``--via direct``: the fixture's caller talks to a real call session in this process.
 
-:class:`DirectLine` is both ends of an in-process phone line: the caller side (what the simulated caller uses)
-and a :class:`~ivr.call.ports.CallPort` (what the call session uses). The session, its listener (real VAD), the
+The line is the in-process port :class:`~ivr.call.local.LocalPort`; :class:`CallerSide` is the simulated
+caller's view of it. The session (built by :func:`ivr.wiring.replay_session`), its listener (real VAD), the
 dialogue, the shop and TTS are the real ones. With ``--asr reference`` the listener is
 :class:`ReferenceListener`: the real VAD segmenter decides when the caller spoke and stopped, and at each real
 endpoint the turn's reference transcript stands in for the recogniser's output.
@@ -10,7 +10,6 @@ endpoint the turn's reference transcript stands in for the recogniser's output.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import logging
 import shutil
@@ -19,17 +18,17 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ivr.asr.vad import Segmenter, VadOptions
 from ivr.audio.frames import AudioFrame
-from ivr.call.notices import Notice
-from ivr.call.ports import CallInfo, CallPort, InboundEvent
-from ivr.config import Settings
-from ivr.events import DtmfDigits, Hangup, SpeechEnded, Transcript
+from ivr.call.local import LocalPort
+from ivr.call.parts import ListenerEvent, ListenerLike
+from ivr.call.session import CallSession
+from ivr.events import SpeechEnded, Transcript
 from ivr.replay.caller import BotAudio, LineReport
 from ivr.replay.clock import now
 from ivr.replay.results import BotTurn
+from ivr.services.records.model import CallRecord
 
 log = logging.getLogger(__name__)
 _seq = itertools.count(1)
@@ -73,9 +72,9 @@ class ReferenceListener:
         """The caller is about to say ``text`` at stream time [start_pts, end_pts]."""
         self.spans.append(_Span(turn, text, start_pts, end_pts))
 
-    async def push(self, frame: AudioFrame, now: float | None = None) -> list[Any]:
+    async def push(self, frame: AudioFrame, now: float | None = None) -> list[ListenerEvent]:
         at = self.clock() if now is None else now
-        events: list[Any] = []
+        events: list[ListenerEvent] = []
         for ev in self.segmenter.push(frame, at):
             events.append(ev)
             if isinstance(ev, SpeechEnded):
@@ -99,47 +98,20 @@ class ReferenceListener:
         self.spans.clear()
 
 
-class DirectLine(CallPort):
-    """An in-process line: caller side for :func:`~ivr.replay.caller.play_call`, CallPort side for the session."""
-
-    def __init__(self, info: CallInfo) -> None:
-        self.info = info
-        self.sample_rate = info.sample_rate
-        self.bot_audio = BotAudio()
-        self.ended = asyncio.Event()
-        self.events: list[Notice] = []  # session notifications (state changes, transcripts)
-        self.hangup_reason = ""
-        self._inbound: asyncio.Queue[InboundEvent] = asyncio.Queue()
-        self._caller_hung_up = False
-
-    # --- CallPort (session side) -----------------------------------------------------------------------------
-    async def recv(self) -> InboundEvent:
-        return await self._inbound.get()
-
-    async def send_audio(self, frame: AudioFrame) -> None:
-        """Session -> caller. (The caller's own audio goes the other way via :meth:`caller_audio`.)"""
-        self.bot_audio.feed(frame)
-
-    async def hangup(self, reason: str = "") -> None:
-        self.hangup_reason = reason
-        self.ended.set()
-
-    def notify(self, notice: Notice) -> None:
-        self.events.append(notice)
-
-
 class CallerSide:
-    """The caller's view of a :class:`DirectLine` with a session running behind it."""
+    """The caller's view of an in-process line with a session running behind it."""
 
-    def __init__(self, line: DirectLine, start_session: Callable[[DirectLine], Any], listener: Any = None) -> None:
+    def __init__(self, line: LocalPort, start_session: Callable[[LocalPort], CallSession],
+                 listener: ListenerLike | None = None) -> None:
         self.line = line
         self.listener = listener
-        self.sample_rate = line.sample_rate
-        self.bot_audio = line.bot_audio
+        self.sample_rate = line.info.sample_rate
+        self.bot_audio = BotAudio()
+        line.on_bot_audio = self.bot_audio.feed
         self.ended = line.ended
         self._start_session = start_session
-        self._task: asyncio.Task | None = None
-        self.session: Any = None
+        self._task: asyncio.Task[CallRecord] | None = None
+        self.session: CallSession | None = None
 
     async def dial(self) -> None:
         self.session = self._start_session(self.line)
@@ -148,18 +120,17 @@ class CallerSide:
 
     async def send_audio(self, frame: AudioFrame) -> None:
         if not self.ended.is_set():
-            self.line._inbound.put_nowait(frame)
+            self.line.caller_audio(frame)
 
     async def send_dtmf(self, digit: str) -> None:
         if not self.ended.is_set():
-            self.line._inbound.put_nowait(DtmfDigits(digit, now()))
+            self.line.press(digit)
 
     async def hangup(self) -> None:
-        self.line._caller_hung_up = True
-        self.line._inbound.put_nowait(Hangup("caller", "caller_hangup", now()))
+        self.line.caller_hangup()
 
     async def finish(self) -> LineReport:
-        assert self._task is not None
+        assert self._task is not None and self.session is not None
         try:
             record = await asyncio.wait_for(asyncio.shield(self._task), timeout=30)
         except TimeoutError:
@@ -173,7 +144,7 @@ class CallerSide:
         return report
 
 
-def report_from_record(record: Any) -> LineReport:
+def report_from_record(record: CallRecord) -> LineReport:
     """A call record (``ivr.services.records.model.CallRecord``) as the caller-side report."""
     rep = LineReport(call_id=record.call_id, outcome=record.outcome, ended_by=record.ended_by,
                      end_reason=record.end_reason, asr_mode=record.asr_mode)
@@ -225,28 +196,12 @@ class DemoShops:
 
 
 def _dispose(url: str) -> None:
-    from ivr.services import db
+    from ivr.services.db import dispose_engine
 
-    eng = db._engines.pop(url, None)
-    if eng is not None:
-        eng.dispose()
+    dispose_engine(url)
 
 
-def new_call_info(caller_id: str, rate: int, language: str) -> CallInfo:
-    return CallInfo(call_id=f"replay-{uuid.uuid4().hex[:10]}", channel="replay", caller_id=caller_id,
-                    sample_rate=rate, language=language)
-
-
-def build_session(line: DirectLine, *, settings: Settings, shop_url: str, listener: Any, asr_mode: str,
-                  executor: Any) -> Any:
-    """A real call session on ``line``: DialogManager over the demo shop, the configured TTS, ``listener``."""
-    from ivr.call.session import CallSession, SessionOptions
-    from ivr.dialog.manager import DialogManager
-    from ivr.services.shop.store import SqlShop
-    from ivr.tts import get_tts
-
-    dialog = DialogManager(SqlShop(shop_url), language=settings.language, caller_id=line.info.caller_id,
-                           channel="replay", call_id=line.info.call_id, asr_available=asr_mode != "dtmf")
-    opts = dataclasses.replace(SessionOptions.from_settings(settings), record_audio=False)
-    return CallSession(line, dialog=dialog, listener=listener, tts=get_tts(settings), options=opts,
-                       asr_mode=asr_mode, executor=executor, clock=now)
+def new_line(caller_id: str, rate: int, language: str) -> LocalPort:
+    """The in-process line of one replayed call (on the replay clock, bot audio not kept: the caller hears it)."""
+    return LocalPort(f"replay-{uuid.uuid4().hex[:10]}", sample_rate=rate, caller_id=caller_id, channel="replay",
+                     language=language, keep_audio=False, clock=now)

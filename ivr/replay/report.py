@@ -14,9 +14,9 @@ from jinja2 import Environment, select_autoescape
 from rich.console import Console
 from rich.table import Table
 
-from ivr.bench.report import markdown_table
 from ivr.replay.expect import turn_label
 from ivr.replay.results import CallResult, SuiteResult
+from ivr.tables import markdown_table
 
 
 def write_json(suite: SuiteResult, path: str | Path) -> Path:

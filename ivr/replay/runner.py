@@ -11,22 +11,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from ivr.bench.report import percentiles
-from ivr.call.manager import LISTENER_RATE
+from ivr.call.parts import LISTENER_RATE
 from ivr.config import Settings
 from ivr.replay.caller import Pace, play_call
 from ivr.replay.expect import check_call
 from ivr.replay.loader import LoadedFixture
 from ivr.replay.results import CallResult, LevelStats, SuiteResult
+from ivr.replay.schema import ReplayUnavailable
+from ivr.tables import percentiles
 
 log = logging.getLogger(__name__)
 
 Via = Literal["direct", "webrtc", "sip"]
 AsrMode = Literal["reference", "real"]
-
-
-class ReplayUnavailable(Exception):
-    """This way of replaying cannot run here (one line saying why and what to do)."""
 
 
 @dataclass
@@ -89,18 +86,22 @@ class _DirectContext:
 
     def _warm_dialog(self) -> None:
         """Train the NLU and load the language pack before the first caller dials."""
-        from ivr.dialog.manager import DialogManager
+        from ivr.call.ports import CallInfo
         from ivr.services.shop.store import SqlShop
+        from ivr.wiring import new_dialog
 
         url = self.shops.new_url()
         try:
-            DialogManager(SqlShop(url), language=self.settings.language, channel="replay").start()
+            new_dialog(SqlShop(url), CallInfo("warmup", "replay", language=self.settings.language),
+                       asr_available=True).start()
         finally:
             self.shops.release(url)
 
     async def call(self, lf: LoadedFixture) -> CallResult:
         from ivr.asr.vad import VadOptions
-        from ivr.replay.direct import CallerSide, DirectLine, ReferenceListener, build_session, new_call_info
+        from ivr.replay.clock import now
+        from ivr.replay.direct import CallerSide, ReferenceListener, new_line
+        from ivr.wiring import replay_session
 
         fx = lf.fixture
         asr = self.opts.asr
@@ -118,11 +119,12 @@ class _DirectContext:
 
             listener = Listener(LISTENER_RATE, vad, self.engines[fx.language])
             mode = "asr"
-        line = DirectLine(new_call_info(fx.caller_id, lf.sample_rate, fx.language))
+        line = new_line(fx.caller_id, lf.sample_rate, fx.language)
         url = self.shops.new_url()
         try:
-            side = CallerSide(line, lambda ln: build_session(
+            side = CallerSide(line, lambda ln: replay_session(
                 ln, settings=self.settings, shop_url=url, listener=listener, asr_mode=mode, executor=self.executor,
+                clock=now,
             ), listener)
             result, _report = await play_call(lf, side, pace=self.opts.pace, on_clip=on_clip)
         finally:

@@ -12,6 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+
+class ReplayUnavailable(Exception):
+    """This way of replaying cannot run here (one line saying why and what to do)."""
+
 DTMF_RE = re.compile(r"^[0-9*#A-D]+$")
 # Call outcomes as the call record names them (ivr.services.records.model.OUTCOMES minus in_progress).
 OUTCOMES = ("self_served", "transferred", "callback", "abandoned", "failed")

@@ -110,7 +110,7 @@ class SipContext:
         self.target = ""
 
     async def prepare(self, fixtures: list[LoadedFixture]) -> None:
-        from ivr.replay.runner import ReplayUnavailable
+        from ivr.replay.schema import ReplayUnavailable
         from ivr.telephony.sip import SipGateway
 
         server = self.opts.server.rstrip("/")

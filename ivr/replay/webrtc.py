@@ -131,7 +131,7 @@ class WebRtcContext:
         self.opts = opts
 
     async def prepare(self, fixtures: list[LoadedFixture]) -> None:
-        from ivr.replay.runner import ReplayUnavailable
+        from ivr.replay.schema import ReplayUnavailable
 
         try:
             async with httpx.AsyncClient(timeout=5) as http:

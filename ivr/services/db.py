@@ -47,6 +47,14 @@ def get_engine(url: str) -> Engine:
         return eng
 
 
+def dispose_engine(url: str) -> None:
+    """Close and forget the engine of ``url`` (a database about to be deleted, e.g. a replay call's copy)."""
+    with _lock:
+        eng = _engines.pop(url, None)
+    if eng is not None:
+        eng.dispose()
+
+
 def session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(get_engine(url), expire_on_commit=False)
 

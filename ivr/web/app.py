@@ -31,8 +31,10 @@ from ivr.web.security import install as install_guards
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent
-# Feature routers in mount order: logins (/login), softphone + call API, agent desktop (/agent), dashboard (/dashboard).
-DEFAULT_ROUTERS = ["ivr.web.auth", "ivr.web.phone", "ivr.web.agent", "ivr.web.dashboard"]
+# Feature routers in mount order: logins (/login), softphone + call API, agent desktop (/agent), dashboard (/dashboard),
+# web chat (/chat) and messaging webhooks (/api/webhook/...).
+DEFAULT_ROUTERS = ["ivr.web.auth", "ivr.web.phone", "ivr.web.agent", "ivr.web.dashboard", "ivr.web.chat",
+                   "ivr.web.webhook"]
 
 
 def load_router_modules(names: Sequence[str]) -> list[ModuleType]:
@@ -47,26 +49,6 @@ def load_router_modules(names: Sequence[str]) -> list[ModuleType]:
     return mods
 
 
-async def start_sip(settings: Settings, manager: Any) -> Any:
-    """The SIP gateway on ``settings.host``:``settings.sip_port`` (UDP, and TCP when that port is free too),
-    handing each admitted INVITE to ``manager``: the slot is reserved on INVITE (``CallRefused`` -> 503 with
-    Retry-After), the call runs as a tracked call of the manager, so its shutdown gives SIP callers the goodbye."""
-    from ivr.telephony.sip import SipGateway
-
-    async def on_call(port: Any, slot: Any) -> None:
-        task = manager.start_call(port, slot)
-        await asyncio.shield(task)  # the gateway stopping must not cut the session's own goodbye short
-
-    gw = SipGateway(settings, on_call, reserve=manager.reserve)
-    try:
-        await gw.start()
-    except OSError as e:
-        await gw.stop()
-        raise RuntimeError(f"cannot listen for SIP on {settings.host}:{settings.sip_port}: {e.strerror or e} "
-                           "(choose another --sip-port, or 0 to disable SIP)") from None
-    return gw
-
-
 def create_app(settings: Settings, *, manager: Any = None, routers: Sequence[str | ModuleType] | None = None,
                shutdown_grace_s: float = 20.0) -> FastAPI:
     """The service app. ``manager``: an existing CallManager (tests); default: built at start-up from
@@ -77,10 +59,10 @@ def create_app(settings: Settings, *, manager: Any = None, routers: Sequence[str
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if app.state.calls is None:
-            from ivr.call.manager import CallManager
+        from ivr.wiring import call_manager, start_sip  # the one place a call is put together
 
-            app.state.calls = await asyncio.to_thread(CallManager.from_settings, settings)
+        if app.state.calls is None:
+            app.state.calls = await asyncio.to_thread(call_manager, settings)
         app.state.loop = asyncio.get_running_loop()
         await app.state.calls.start()
         for mod in modules:
