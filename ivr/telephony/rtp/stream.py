@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from aiortp import RTPSession
-from aiortp.dtmf import DTMF_EVENTS, DtmfEvent, DtmfReceiver
+from aiortp.dtmf import DTMF_EVENTS, DtmfEvent
 
+from ivr.telephony.adapters import aiortp_private as rtp_private
 from ivr.telephony.rtp.latch import SourceLatch, normalize_ip
 
 log = logging.getLogger(__name__)
@@ -44,26 +45,6 @@ class StreamConfig:
     jitter_prefetch: int = 3  # complete frames held before delivery: the reorder window (3 x 20 ms)
     max_queued_ms: int = 120  # send_pcm() waits while more than this is queued
     send_silence: bool = True  # keep the stream alive with silence between prompts (PBX RTP timeouts)
-
-
-class MarkerAwareDtmfReceiver(DtmfReceiver):
-    """aiortp's RFC 4733 receiver tells events apart by RTP timestamp only, so a key pressed again with the
-    same timestamp (a sender that restarts its event clock, or sipp replaying one pcap per key) was swallowed.
-    RFC 4733 §2.5.1.2 marks the first packet of every event: after an event ended, a marked packet (or another
-    event code) starts a new one even when the timestamp repeats. Retransmitted end packets stay one key."""
-
-    def handle_packet(self, packet) -> None:
-        if packet.timestamp == self._current_timestamp and self._end_seen:
-            try:
-                event = DtmfEvent.parse(packet.payload)
-            except ValueError:
-                return
-            if packet.marker or event.event != self._current_event:
-                self._current_timestamp = None
-        try:
-            super().handle_packet(packet)
-        except ValueError:  # a short/garbled telephone-event payload
-            log.debug("dropped a malformed telephone-event packet")
 
 
 class RtpStream:
@@ -90,12 +71,12 @@ class RtpStream:
         self._gap = 0  # ticks of audio still due before the next key
         session.on_audio = self._on_audio
         session.on_dtmf = self._on_dtmf
-        session._dtmf_receiver = MarkerAwareDtmfReceiver(session._dispatch_dtmf)
+        rtp_private.use_marker_aware_dtmf(session)
         self._peer_ips = tuple(peer_ips)
-        self.rtp_latch = SourceLatch(session._remote_addr, self._peer_ips, "RTP", nat)
-        self.rtcp_latch = SourceLatch(session._remote_rtcp_addr, (), "RTCP", nat, leader=self.rtp_latch)
-        self._guard(session._rtp_transport, self.rtp_latch, "_remote_addr")
-        self._guard(session._rtcp_transport, self.rtcp_latch, "_remote_rtcp_addr")
+        self.rtp_latch = SourceLatch(rtp_private.remote(session), self._peer_ips, "RTP", nat)
+        self.rtcp_latch = SourceLatch(rtp_private.remote(session, rtcp=True), (), "RTCP", nat, leader=self.rtp_latch)
+        self._guard(self.rtp_latch, rtcp=False)
+        self._guard(self.rtcp_latch, rtcp=True)
         self._task = asyncio.get_running_loop().create_task(self._pace(), name="rtp-pacer")
 
     @classmethod
@@ -122,15 +103,16 @@ class RtpStream:
         )
         return cls(session, codec, cfg, peer_ips, nat)
 
-    def _guard(self, protocol, latch: SourceLatch, remote_attr: str) -> None:
+    def _guard(self, latch: SourceLatch, *, rtcp: bool) -> None:
         """Filter one socket's datagrams (RTP, RTCP, STUN) through ``latch``; send to the latched peer."""
+        protocol = rtp_private.socket_protocol(self._session, rtcp=rtcp)
         inner = protocol.datagram_received
 
         def guarded(data: bytes, addr: tuple[str, int]) -> None:
             if not latch.admit(addr):
                 return
-            if latch.latched is not None and getattr(self._session, remote_attr) != latch.latched:
-                setattr(self._session, remote_attr, latch.latched)
+            if latch.latched is not None and rtp_private.remote(self._session, rtcp=rtcp) != latch.latched:
+                rtp_private.set_remote(self._session, latch.latched, rtcp=rtcp)
             inner(data, addr)
 
         protocol.datagram_received = guarded
@@ -138,15 +120,15 @@ class RtpStream:
     # --- addresses and state --------------------------------------------------------------------------
     @property
     def local_port(self) -> int:
-        return int(self._session._rtp_transport._transport.get_extra_info("sockname")[1])
+        return rtp_private.local_port(self._session)
 
     @property
     def rtcp_port(self) -> int:
-        return int(self._session._rtcp_transport._transport.get_extra_info("sockname")[1])
+        return rtp_private.local_port(self._session, rtcp=True)
 
     @property
     def remote(self) -> tuple[str, int]:
-        return self._session._remote_addr
+        return rtp_private.remote(self._session)
 
     def update_remote(self, addr: tuple[str, int], peer_ips: Iterable[str] | None = None) -> None:
         """The SDP address from a re-INVITE or an answer. The same address as before keeps the latched peer; a
@@ -157,7 +139,7 @@ class RtpStream:
             return
         self._session.update_remote(addr)
         self.rtp_latch.expect(addr, self._peer_ips)
-        self.rtcp_latch.expect(self._session._remote_rtcp_addr)
+        self.rtcp_latch.expect(rtp_private.remote(self._session, rtcp=True))
 
     def set_hold(self, on_hold: bool) -> None:
         """On hold nothing is sent (the peer said sendonly/inactive); queued bot audio is kept."""
@@ -196,7 +178,7 @@ class RtpStream:
         """Queue one key as an RFC 4733 telephone-event (sent by the 20 ms clock in place of audio: a marked
         first packet, growing durations, three end packets, all with the event's own timestamp).
         False if the peer did not negotiate telephone-event or the key is not a DTMF key."""
-        if self._closed or self._session._dtmf_payload_type < 0 or digit.upper() not in DTMF_EVENTS:
+        if self._closed or not rtp_private.sends_dtmf(self._session) or digit.upper() not in DTMF_EVENTS:
             return False
         self._keys.append(digit.upper())
         return True
@@ -207,26 +189,24 @@ class RtpStream:
             if self._gap > 0 or not self._keys:
                 self._gap = max(0, self._gap - 1)
                 return False
-            sender = self._session._sender
-            self._event = [DTMF_EVENTS[self._keys.popleft()], sender.current_timestamp, 0,
+            self._event = [DTMF_EVENTS[self._keys.popleft()], rtp_private.media_timestamp(self._session), 0,
                            max(1, DTMF_MS // PTIME_MS)]
         code, ts, sent, total = self._event
-        sender = self._session._sender
-        pt, addr = self._session._dtmf_payload_type, self._session._remote_addr
         sent += 1
         duration = sent * FRAME_SAMPLES
         if sent < total:
-            sender.send_raw(pt, DtmfEvent(event=code, end=False, volume=10, duration=duration).serialize(), ts,
-                            marker=1 if sent == 1 else 0, addr=addr)
+            rtp_private.send_event_packet(self._session, DtmfEvent(event=code, end=False, volume=10,
+                                                                   duration=duration).serialize(), ts,
+                                          marker=1 if sent == 1 else 0)
             self._event[2] = sent
         else:
             end = DtmfEvent(event=code, end=True, volume=10, duration=duration).serialize()
             for i in range(3):  # the end packet, sent three times (RFC 4733 §2.5.1.4)
-                sender.send_raw(pt, end, ts, marker=1 if sent == 1 and i == 0 else 0, addr=addr)
+                rtp_private.send_event_packet(self._session, end, ts, marker=1 if sent == 1 and i == 0 else 0)
             self._event = None
             self._gap = DTMF_GAP_MS // PTIME_MS
             self.digits_sent += next(k for k, v in DTMF_EVENTS.items() if v == code)
-        sender.advance_timestamp()  # the event took this tick's place in the media clock
+        rtp_private.advance_media_clock(self._session)  # the event took this tick's place in the media clock
         return True
 
     def clear(self) -> None:

@@ -20,6 +20,7 @@ from ivr.audio.frames import AudioFrame
 from ivr.audio.resample import Resampler
 from ivr.call.ports import CallInfo, CallPort, InboundEvent
 from ivr.events import DtmfDigits, Hangup
+from ivr.telephony.adapters import aiosipua_private as sip_private
 from ivr.telephony.rtp.stream import G711_RATE, RtpStream
 
 if TYPE_CHECKING:
@@ -158,8 +159,8 @@ class SipCall(CallPort):
         bye = self.sip.dialog.create_request("BYE", via_host=addr[0], via_port=addr[1],
                                              via_transport=self._via_transport())
         self.sip.dialog.terminate()
-        self.sip._stop_retransmissions()
-        self.ua._calls.pop(self.sip.call_id, None)
+        sip_private.stop_retransmissions(self.sip)
+        sip_private.forget_call(self.ua, self.sip.call_id)
         task = asyncio.get_running_loop().create_task(self.ua.request(bye, self.sip.source_addr))
         _background.add(task)
         task.add_done_callback(_background.discard)

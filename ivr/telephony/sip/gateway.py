@@ -20,6 +20,7 @@ from aiosipua.uac import SipUAC
 from ivr.call.ports import CallInfo
 from ivr.config import Settings
 from ivr.privacy import mask_phone
+from ivr.telephony.adapters import aiosipua_private as sip_private
 from ivr.telephony.rtp.stream import RtpStream
 from ivr.telephony.sip.auth import AccessPolicy, parse_networks
 from ivr.telephony.sip.call import PORT_RATE, SipCall
@@ -73,7 +74,7 @@ class SipGateway:
     # --- lifecycle -----------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Bind UDP (then TCP on the same port number) and start answering."""
-        host = self._bind_host()
+        host = self.settings.host
         self.advertised = (self._advertised_ip(), self.settings.sip_port)
         udp = GuardedUdpTransport(local_addr=(host, self.settings.sip_port))
         await self._add_ua(udp)
@@ -196,7 +197,7 @@ class SipGateway:
         call_id = inv.call_id
         stream = None
         record_id = f"sip-{uuid.uuid4().hex[:12]}"
-        _add_200_header(inv, "X-Ivr-Call-Id", record_id)
+        sip_private.add_2xx_header(inv, "X-Ivr-Call-Id", record_id)
         try:
             offer = parse_offer(inv.invite.text)
             stream = await self._open_stream(offer.remote, offer.codec, offer.dtmf_pt,
@@ -206,24 +207,24 @@ class SipGateway:
             inv.ringing()
             if self.settings.sip_ring_ms:
                 await asyncio.sleep(self.settings.sip_ring_ms / 1000)
-            if inv.dialog.state.value == "terminated" or call_id not in ua._calls:
+            if inv.dialog.state.value == "terminated" or not sip_private.has_call(ua, call_id):
                 raise asyncio.CancelledError  # cancelled while ringing
             inv.accept(answer)
         except asyncio.CancelledError:
             if stream is not None:
                 await stream.close()
-            if not inv._answered and inv.dialog.state.value != "terminated":
+            if not sip_private.answered(inv) and inv.dialog.state.value != "terminated":
                 inv.reject(503 if self._stopping else 487)
-                ua._calls.pop(call_id, None)
+                sip_private.forget_call(ua, call_id)
             self._release(call_id)
             return
         except Exception:
             log.exception("could not answer call")
             if stream is not None:
                 await stream.close()
-            if not inv._answered:
+            if not sip_private.answered(inv):
                 inv.reject(500, "Server Internal Error")
-                ua._calls.pop(call_id, None)
+                sip_private.forget_call(ua, call_id)
             self._release(call_id)
             return
         finally:
@@ -357,9 +358,8 @@ class SipGateway:
         stream.set_hold(answer.hold)
         inv = IncomingCall(dialog=out.dialog, invite=out.invite, transport=ua.transport, source_addr=remote,
                            user_agent=USER_AGENT, advertised_addr=self.advertised)
-        inv._answered = True
         ua.uac.remove_call(out.call_id)  # in-dialog requests now go through the UAS's table
-        ua._calls[out.call_id] = inv
+        sip_private.adopt_call(ua, inv)
         info = CallInfo(call_id=f"sip-{uuid.uuid4().hex[:12]}", channel="sip", caller_id=uri.user or "",
                         sample_rate=PORT_RATE, language=self.settings.language,
                         extra={"sip_call_id": out.call_id, "codec": answer.codec, "direction": "outbound",
@@ -380,8 +380,7 @@ class SipGateway:
         return task
 
     def _bind_host(self) -> str:
-        """``sip_host`` (SIP and its RTP on their own interface), else ``host``."""
-        return self.settings.sip_host or self.settings.host
+        return self.settings.host
 
     async def _open_stream(self, remote: tuple[str, int], codec: str, dtmf_pt: int | None = 101,
                            peer_ips: tuple[str, ...] = ()) -> RtpStream:
@@ -396,7 +395,7 @@ class SipGateway:
         with contextlib.suppress(ValueError):
             if ipaddress.ip_address(self._bind_host()).version == 4 and ":" in offer.remote[0]:
                 raise SdpError(488, "c= is an IPv6 address; this gateway's media is IPv4")
-        own_ips = {self.settings.host, self.settings.sip_host, self.settings.public_ip, getattr(self, "advertised", ("",))[0]}
+        own_ips = {self.settings.host, self.settings.public_ip, getattr(self, "advertised", ("",))[0]}
         ports = {self.port}
         for stream in list(self._streams):
             if not stream.closed:
@@ -406,7 +405,7 @@ class SipGateway:
     def _advertised_ip(self) -> str:
         if self.settings.public_ip:
             return self.settings.public_ip
-        host = self._bind_host()
+        host = self.settings.host
         if host in ("0.0.0.0", "::", ""):
             with contextlib.suppress(OSError):
                 return socket.gethostbyname(socket.gethostname())
@@ -427,18 +426,6 @@ class SipGateway:
         self._registration = reg
         self.registered_at = time.monotonic()
         reg.register()
-
-
-def _add_200_header(inv: IncomingCall, name: str, value: str) -> None:
-    """Make the 200 OK of ``inv`` (and its retransmissions) carry one more header."""
-    send = inv._send_response
-
-    def with_header(status: int, reason: str, **kw):
-        if 200 <= status < 300:
-            kw["extra_headers"] = {**(kw.get("extra_headers") or {}), name: value}
-        return send(status, reason, **kw)
-
-    inv._send_response = with_header  # type: ignore[method-assign]
 
 
 def _sdp_text(sdp) -> str:

@@ -25,6 +25,8 @@ from aiosipua import SipRequest, SipResponse, SipUAS, parse_sdp
 from aiosipua.incoming_call import IncomingCall
 from aiosipua.transaction import T1, T2
 
+from ivr.telephony.adapters import aiosipua_private as sip_private
+
 log = logging.getLogger(__name__)
 
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, UPDATE, REFER, NOTIFY, PRACK"
@@ -69,7 +71,7 @@ class GatewayUAS(SipUAS):
             cseq = msg.cseq
             key = (vias[0].branch or "", cseq.method.upper()) if vias and cseq else None
             if cseq and cseq.method.upper() == "INVITE" and 200 <= msg.status_code < 300 \
-                    and self.uac is not None and (msg.call_id or "") in self.uac._calls:
+                    and self.uac is not None and sip_private.has_call(self.uac, msg.call_id or ""):
                 rid = msg.get_header("x-ivr-call-id")
                 if rid:  # the far end is an ivr gateway: the id of its call record (outbound legs, replay)
                     self.remote_call_ids[msg.call_id or ""] = rid.strip()
@@ -113,7 +115,7 @@ class GatewayUAS(SipUAS):
             same_txn = (first.via and first.via[0].branch == branch and first.cseq and request.cseq
                         and first.cseq.seq == request.cseq.seq)
             if same_txn:  # a retransmission: the 2xx retransmission / provisional already covers it
-                if not existing._answered:
+                if not sip_private.answered(existing):
                     existing.trying()
                 return
             if existing.dialog.state.value != "confirmed":
@@ -134,7 +136,7 @@ class GatewayUAS(SipUAS):
                 return
             super()._handle_invite(request, addr)
             return
-        if self.uac is not None and call_id in self.uac._calls:
+        if self.uac is not None and sip_private.has_call(self.uac, call_id):
             super()._handle_invite(request, addr)
             return
         # A new call: admission before any dialog state exists.

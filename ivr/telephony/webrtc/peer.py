@@ -32,6 +32,7 @@ from ivr.audio.resample import RateConverter, Resampler
 from ivr.call.notices import Notice, StateNotice
 from ivr.call.ports import CallInfo, CallPort, InboundEvent
 from ivr.events import DtmfDigits, Hangup
+from ivr.telephony.adapters import aiortc_private
 from ivr.telephony.webrtc.ice import host_addresses, port_range, rtc_configuration
 
 log = logging.getLogger(__name__)
@@ -54,11 +55,8 @@ def tune_receiver_latency(pc: RTCPeerConnection, prefetch: int = RECV_PREFETCH) 
     and on the networks a softphone uses reordering beyond one packet is rare. Harmless if aiortc changes.
     """
     for t in pc.getTransceivers():
-        if t.kind != "audio":
-            continue
-        jb = getattr(t.receiver, "_RTCRtpReceiver__jitter_buffer", None)
-        if jb is not None and hasattr(jb, "_prefetch"):
-            jb._prefetch = max(0, prefetch)
+        if t.kind == "audio":
+            aiortc_private.set_jitter_prefetch(t.receiver, prefetch)
 
 
 class OfferError(Exception):
@@ -249,7 +247,7 @@ class WebRtcPort(CallPort):
                 t.direction = "inactive"
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
-        codecs = getattr(audio[0], "_codecs", [])
+        codecs = aiortc_private.negotiated_codecs(audio[0])
         self.codec = codecs[0].mimeType if codecs else ""
         return {"sdp": pc.localDescription.sdp, "type": pc.localDescription.type}
 
