@@ -1,0 +1,160 @@
+"""One text conversation (web chat or a messaging thread) over the dialogue engine, and the hub that holds them.
+
+A :class:`ChatSession` wraps a dialogue manager in :class:`~ivr.services.records.capture.RecordedDialog` (so the
+conversation is stored as a record with its channel, masked, with outcome, sentiment and CSAT like a call), keeps
+the messages shown so far (customer and bot, rendered by :mod:`ivr.dialog.render_text`) and tells listeners
+(WebSockets) about new ones. The manager is synchronous: callers run :meth:`ChatSession.send` off the event loop;
+a lock keeps one turn at a time per session.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ivr.dialog.render_text import render
+from ivr.privacy import mask_secret
+
+Listener = Callable[[dict[str, Any]], None]
+
+
+class ChatClosed(Exception):
+    """The conversation has ended (bot goodbye, transfer, close or idle timeout)."""
+
+
+@dataclass
+class ChatSession:
+    """One conversation: ``session_id`` is public (it names the record), ``token`` is the customer's credential."""
+
+    session_id: str
+    token: str
+    channel: str
+    call: Any  # RecordedDialog
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    listeners: list[Listener] = field(default_factory=list)
+    last_active: float = field(default_factory=time.monotonic)
+    closed: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def manager(self) -> Any:
+        return self.call.m
+
+    def _add(self, msg: dict[str, Any]) -> dict[str, Any]:
+        msg = {"seq": len(self.messages) + 1, "at": time.time(), **msg}
+        self.messages.append(msg)
+        for listen in list(self.listeners):
+            listen(msg)
+        return msg
+
+    def start(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [self._bot(self.call.start())]
+
+    def send(self, *, text: str = "", key: str = "", label: str = "") -> list[dict[str, Any]]:
+        """A customer message (typed ``text``, or a quick reply: its keypad ``key`` and ``label``) and the bot's
+        answer, as the new messages. Raises :class:`ChatClosed` once the conversation is over."""
+        with self.lock:
+            if self.closed:
+                raise ChatClosed(self.session_id)
+            self.last_active = time.monotonic()
+            secret = bool(getattr(self.manager, "expects_secret", False))
+            shown = label or key if key else text
+            out = [self._add({"role": "customer", "text": mask_secret(shown) if secret else shown})]
+            reply = self.call.dtmf(key) if key else self.call.text(text)
+            out.append(self._bot(reply))
+            return out
+
+    def _bot(self, reply: Any) -> dict[str, Any]:
+        msg = self._add(render(self.manager, reply))
+        if reply.end_call or reply.transfer is not None:
+            self._finish("bot_hangup" if reply.end_call else "transferred", "bot")
+        return msg
+
+    def close(self, reason: str = "caller_hangup", ended_by: str = "caller") -> None:
+        with self.lock:
+            self._finish(reason, ended_by)
+
+    def _finish(self, reason: str, ended_by: str) -> None:
+        if not self.closed:
+            self.closed = True
+            self.last_active = time.monotonic()
+            self.call.finish(reason, ended_by)
+            for listen in list(self.listeners):
+                listen({"type": "closed", "reason": reason})
+
+    def public(self) -> dict[str, Any]:
+        return {"session_id": self.session_id, "channel": self.channel, "closed": self.closed,
+                "messages": list(self.messages)}
+
+
+class ChatHub:
+    """Live text conversations by id; idle ones are closed (record saved) after ``idle_timeout_s``."""
+
+    def __init__(self, *, shop: Any, store: Any, secret: str, language: str = "zh-CN",
+                 idle_timeout_s: float = 1800.0, max_sessions: int = 500,
+                 dialog_factory: Callable[..., Any] | None = None) -> None:
+        self.shop, self.store, self.secret, self.language = shop, store, secret, language
+        self.idle_timeout_s, self.max_sessions = idle_timeout_s, max_sessions
+        self.dialog_factory = dialog_factory
+        self._sessions: dict[str, ChatSession] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def create(self, channel: str, *, caller_id: str = "", prefix: str = "chat") -> ChatSession:
+        """A new conversation, greeted. Raises :class:`OverflowError` when ``max_sessions`` are live."""
+        from ivr.call.ports import CallInfo
+        from ivr.services.records.capture import RecordedDialog
+        from ivr.wiring import new_dialog
+
+        self.sweep()
+        with self._lock:
+            if len(self._sessions) >= self.max_sessions:
+                raise OverflowError(f"{self.max_sessions} conversations are open")
+            sid = f"{prefix}-{uuid.uuid4().hex[:16]}"
+            info = CallInfo(sid, channel, caller_id, language=self.language)
+            factory = self.dialog_factory or (lambda i: new_dialog(self.shop, i, asr_available=True))
+            call = RecordedDialog(factory(info), self.store, channel=channel, caller_id=caller_id, call_id=sid,
+                                  secret=self.secret, language=self.language)
+            session = ChatSession(sid, secrets.token_urlsafe(32), channel, call)
+            self._sessions[sid] = session
+        session.start()
+        return session
+
+    def get(self, session_id: str) -> ChatSession | None:
+        return self._sessions.get(session_id)
+
+    def check(self, session_id: str, token: str | None) -> tuple[int, ChatSession | None]:
+        """(0, session) when ``token`` is this session's, else (401 no token | 403 wrong/unknown, None)."""
+        import hmac
+
+        if not token:
+            return 401, None
+        s = self._sessions.get(session_id)
+        if s is None or not hmac.compare_digest(token.encode(), s.token.encode()):
+            return 403, None
+        return 0, s
+
+    def sweep(self, now: float | None = None) -> int:
+        """Close and forget conversations idle for ``idle_timeout_s`` (ended ones too); how many were dropped."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            gone = [s for s in self._sessions.values() if now - s.last_active > self.idle_timeout_s]
+            for s in gone:
+                self._sessions.pop(s.session_id, None)
+        for s in gone:
+            s.close("timeout", "system")
+        return len(gone)
+
+    def close_all(self, reason: str = "shutdown") -> None:
+        with self._lock:
+            live, self._sessions = list(self._sessions.values()), {}
+        for s in live:
+            s.close(reason, "system")

@@ -1,0 +1,147 @@
+// The web chat (/chat): creates a conversation over POST /api/chat/sessions, then talks over the WebSocket
+// (falls back to POST .../messages when the socket is down). State for tests: window.ivrChat.
+"use strict";
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const list = $("messages"), quick = $("quick"), input = $("input"), send = $("send"), status = $("status");
+  const chat = (window.ivrChat = { sessionId: null, ready: false, closed: false, messages: [], error: "" });
+  let token = null, ws = null, seen = 0;
+
+  function setStatus(text) { status.textContent = text; }
+
+  function field(dl, name, value) {
+    if (value === null || value === undefined || value === "") return;
+    const dt = document.createElement("dt"), dd = document.createElement("dd");
+    dt.textContent = name; dd.textContent = value; dl.append(dt, dd);
+  }
+
+  function card(c) {
+    const box = document.createElement("section");
+    box.className = "card order-card";
+    box.dataset.order = c.order_id;
+    const h = document.createElement("h2");
+    h.textContent = "订单 " + c.order_id;
+    const dl = document.createElement("dl");
+    field(dl, "状态", c.status_text);
+    field(dl, "商品", (c.items || []).map((i) => i.name + " ×" + i.quantity).join("；"));
+    field(dl, "金额", "¥" + c.total);
+    field(dl, "下单日期", c.created);
+    if (c.shipment) {
+      field(dl, "物流", c.shipment.carrier + " " + c.shipment.tracking_no);
+      field(dl, "最新", c.shipment.latest);
+      field(dl, "预计送达", c.shipment.eta);
+    }
+    (c.refunds || []).forEach((r) => field(dl, "退款", "¥" + r.amount + "（" + r.status + "）"));
+    box.append(h, dl);
+    return box;
+  }
+
+  function show(msg) {
+    if (msg.seq && msg.seq <= seen) return;
+    if (msg.seq) seen = msg.seq;
+    chat.messages.push(msg);
+    const li = document.createElement("li");
+    li.className = "msg " + msg.role;
+    const b = document.createElement("div");
+    b.className = "bubble";
+    b.textContent = msg.text;
+    li.append(b);
+    (msg.cards || []).forEach((c) => li.append(card(c)));
+    list.append(li);
+    list.scrollTop = list.scrollHeight;
+    if (msg.role === "bot") buttons(msg.quick_replies || []);
+    if (msg.end || msg.transfer) finished();
+  }
+
+  function buttons(items) {
+    quick.replaceChildren();
+    items.forEach((q) => {
+      const btn = document.createElement("button");
+      btn.type = "button";
+      btn.textContent = q.label;
+      btn.dataset.key = q.key;
+      btn.addEventListener("click", () => say({ key: q.key, label: q.label }));
+      quick.append(btn);
+    });
+  }
+
+  function finished() {
+    chat.closed = true;
+    input.disabled = send.disabled = true;
+    quick.replaceChildren();
+    setStatus("会话已结束");
+    $("restart").hidden = false;
+  }
+
+  async function api(method, path, body) {
+    const r = await fetch(path, {
+      method, headers: { "Content-Type": "application/json", "X-Chat-Token": token || "" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const data = r.status === 204 ? {} : await r.json();
+    if (!r.ok) throw new Error(data.error || "HTTP " + r.status);
+    return data;
+  }
+
+  function say(msg) {
+    if (chat.closed) return;
+    quick.replaceChildren();
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      ws.send(JSON.stringify({ type: "message", ...msg }));
+      return;
+    }
+    api("POST", "/api/chat/sessions/" + chat.sessionId + "/messages", msg)
+      .then((d) => d.messages.forEach(show))
+      .catch((e) => { chat.error = String(e.message || e); setStatus("发送失败：" + chat.error); });
+  }
+
+  function connect() {
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    ws = new WebSocket(proto + "//" + location.host + "/api/chat/sessions/" + chat.sessionId + "/ws");
+    ws.addEventListener("open", () => ws.send(JSON.stringify({ type: "auth", token })));
+    ws.addEventListener("message", (ev) => {
+      const f = JSON.parse(ev.data);
+      if (f.type === "history") {
+        f.messages.forEach(show);
+        chat.ready = true;
+        if (!chat.closed) setStatus("已连接");
+      } else if (f.type === "message") show(f.message);
+      else if (f.type === "closed") finished();
+      else if (f.type === "error") { chat.error = f.error; setStatus(f.error); }
+    });
+    ws.addEventListener("close", () => { if (!chat.closed) setStatus("连接已断开，消息将通过网络请求发送"); });
+  }
+
+  async function begin() {
+    list.replaceChildren(); quick.replaceChildren();
+    seen = 0; chat.messages = []; chat.closed = false; chat.ready = false; chat.error = "";
+    $("restart").hidden = true;
+    try {
+      const d = await api("POST", "/api/chat/sessions", {});
+      chat.sessionId = d.session_id; token = d.chat_token;
+      d.messages.forEach(show);
+      input.disabled = send.disabled = false;
+      input.focus();
+      connect();
+    } catch (e) {
+      chat.error = String(e.message || e);
+      setStatus("无法连接客服：" + chat.error);
+    }
+  }
+
+  $("composer").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    input.value = "";
+    say({ text });
+  });
+  $("restart").addEventListener("click", begin);
+  window.addEventListener("pagehide", () => {
+    if (chat.sessionId && !chat.closed) {
+      fetch("/api/chat/sessions/" + chat.sessionId, { method: "DELETE", keepalive: true,
+        headers: { "X-Chat-Token": token || "" } });
+    }
+  });
+  begin();
+})();

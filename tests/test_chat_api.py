@@ -1,0 +1,139 @@
+"""The web chat API (/api/chat/...) on the real app, the real dialogue engine and the seeded SQLite demo shop:
+verification before any order detail, text-suited replies (no keypad talk, quick replies, order cards), the
+per-conversation token, the CSRF rules, the WebSocket, and the conversation stored as a record (channel webchat)."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from ivr.config import load_settings
+from ivr.services.records import RecordStore
+from ivr.services.shop.seed import FIXED_ORDERS
+from ivr.web.app import create_app
+
+ORDER = "100000000001"  # in transit (FIXED_ORDERS)
+KEYPAD_WORDS = ("请按", "按键", "井号", "星号", "按1", "按2")
+
+
+@pytest.fixture
+def client(tmp_path):
+    settings = load_settings({"data_dir": str(tmp_path / "data"), "demo_data": True})
+    app = create_app(settings)
+    with TestClient(app, base_url="http://testserver") as c:  # lifespan: the real call manager and its shop
+        c.app_ = app
+        yield c
+
+
+def _phone_tail(client) -> str:
+    shop = client.app_.state.calls.parts.shop
+    return shop.get_order(ORDER).phone[-4:]
+
+
+def _new(client) -> dict:
+    r = client.post("/api/chat/sessions", json={}, headers={"Origin": "http://testserver"})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _say(client, s: dict, **body) -> dict:
+    r = client.post(f"/api/chat/sessions/{s['session_id']}/messages", json=body,
+                    headers={"X-Chat-Token": s["chat_token"], "Origin": "http://testserver"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_check_an_order_after_verification_with_text_replies(client) -> None:
+    assert ORDER in FIXED_ORDERS
+    s = _new(client)
+    greeting = s["messages"][0]
+    assert greeting["role"] == "bot" and "欢迎" in greeting["text"]
+    assert {q["label"] for q in greeting["quick_replies"]} >= {"查订单", "查物流", "退货", "人工服务"}
+    r = _say(client, s, key="1", label="查订单")  # the quick reply sends its key
+    assert [m["role"] for m in r["messages"]] == ["customer", "bot"]
+    assert r["messages"][0]["text"] == "查订单"
+    ask = r["messages"][1]
+    assert "订单号" in ask["text"] and not any(w in ask["text"] for w in KEYPAD_WORDS), ask["text"]
+    r = _say(client, s, text=ORDER)
+    bot = r["messages"][1]
+    assert "后四位" in bot["text"] and bot["cards"] == []  # nothing about the order before verification
+    assert "华为" not in bot["text"]
+    r = _say(client, s, text=_phone_tail(client))
+    assert r["messages"][0]["text"] == "****"  # the answer to the verification question is masked in the chat
+    bot = r["messages"][1]
+    assert "核实通过" in bot["text"] and ORDER in bot["text"], bot["text"]  # digits, not 幺零零…
+    (card,) = bot["cards"]
+    assert card["order_id"] == ORDER and card["status"] == "in_transit" and card["shipment"]["tracking_no"]
+    r = _say(client, s, text="没有了，谢谢")
+    bot = r["messages"][1]
+    assert bot["state"] == "csat" and [q["key"] for q in bot["quick_replies"]] == ["5", "4", "3", "2", "1"]
+    assert not any(w in bot["text"] for w in KEYPAD_WORDS), bot["text"]
+    r = _say(client, s, key="5", label="5分")
+    assert r["closed"] is True and r["messages"][1]["end"] is True
+    gone = client.post(f"/api/chat/sessions/{s['session_id']}/messages", json={"text": "还在吗"},
+                       headers={"X-Chat-Token": s["chat_token"]})
+    assert gone.status_code == 410
+    rec = RecordStore(client.app_.state.settings.database_url).get(s["session_id"])
+    assert rec is not None and rec.channel == "webchat" and rec.csat == 5 and rec.outcome == "self_served"
+    said = [t.caller_text for t in rec.turns]
+    assert ORDER in said and _phone_tail(client) not in said  # the phone tail is stored masked
+    assert any("order_read" in t.actions for t in rec.turns)
+
+
+def test_token_and_csrf_rules(client) -> None:
+    s = _new(client)
+    url = f"/api/chat/sessions/{s['session_id']}/messages"
+    assert client.post(url, json={"text": "查订单"}).status_code == 401
+    assert client.post(url, json={"text": "查订单"}, headers={"X-Chat-Token": "x" * 43}).status_code == 403
+    other = _new(client)  # one conversation's token does not open another
+    assert client.post(url, json={"text": "hi"}, headers={"X-Chat-Token": other["chat_token"]}).status_code == 403
+    assert client.get(f"/api/chat/sessions/{s['session_id']}").status_code == 401
+    cross = client.post(url, json={"text": "查订单"},
+                        headers={"X-Chat-Token": s["chat_token"], "Origin": "https://evil.example"})
+    assert cross.status_code == 403
+    form = client.post(url, content="text=hi", headers={"X-Chat-Token": s["chat_token"],
+                                                         "Content-Type": "application/x-www-form-urlencoded"})
+    assert form.status_code == 415
+    assert client.post("/api/chat/sessions", json={}, headers={"Origin": "https://evil.example"}).status_code == 403
+    bad = client.post(url, json={"key": "12"}, headers={"X-Chat-Token": s["chat_token"]})
+    assert bad.status_code == 400 and "key" in bad.json()["error"]
+    hist = client.get(f"/api/chat/sessions/{s['session_id']}", headers={"X-Chat-Token": s["chat_token"]}).json()
+    assert len(hist["messages"]) == 1  # refused requests added nothing
+    assert client.delete(f"/api/chat/sessions/{s['session_id']}",
+                         headers={"X-Chat-Token": s["chat_token"]}).status_code == 204
+    rec = RecordStore(client.app_.state.settings.database_url).get(s["session_id"])
+    assert rec is not None and rec.end_reason == "caller_hangup"
+
+
+def test_websocket_pushes_both_sides_and_refuses_strangers(client) -> None:
+    s = _new(client)
+    path = f"/api/chat/sessions/{s['session_id']}/ws"
+    with client.websocket_connect(path, headers={"Origin": "http://testserver"}) as ws:
+        ws.send_json({"type": "auth", "token": s["chat_token"]})
+        hist = ws.receive_json()
+        assert hist["type"] == "history" and hist["messages"][0]["role"] == "bot"
+        ws.send_json({"type": "message", "text": "我要查物流"})
+        mine, bot = ws.receive_json(), ws.receive_json()
+        assert mine["message"]["role"] == "customer" and mine["message"]["text"] == "我要查物流"
+        assert bot["message"]["role"] == "bot" and "订单号" in bot["message"]["text"]
+        ws.send_json({"type": "message"})
+        assert ws.receive_json()["type"] == "error"
+    with client.websocket_connect(path) as ws:
+        ws.send_json({"type": "auth", "token": "wrong"})
+        with pytest.raises(WebSocketDisconnect) as e:
+            ws.receive_json()
+        assert e.value.code == 4403
+    with pytest.raises(WebSocketDisconnect) as e, \
+            client.websocket_connect(path, headers={"Origin": "https://evil.example"}) as ws:
+        ws.receive_json()
+    assert e.value.code == 4403
+
+
+def test_chat_page_has_no_inline_code(client) -> None:
+    r = client.get("/chat")
+    assert r.status_code == 200 and "在线客服" in r.text
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    assert "<script>" not in r.text and "style=" not in r.text and "<style" not in r.text
+    assert '<script src="/static/chat.js">' in r.text
+    assert client.get("/static/chat.js").status_code == 200
