@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
                               "demo_data": True if args.demo else None})
     if args.fetch_model:
         _fetch_model(settings)
+    _load_overrides(settings)
     removed = purge_recordings(settings.data_dir / "recordings", settings.retention_days)
     if removed:
         logging.getLogger("ivr.serve").info("removed %d recordings older than %d days", removed, settings.retention_days)
@@ -53,6 +54,39 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UserError(f"cannot listen on {settings.host}:{settings.port}: {e.strerror or e}") from None
     return 0
+
+
+def _load_overrides(settings) -> None:
+    """Check <data_dir>/custom/ (one clear line per problem) and reload it on SIGHUP (ivr.lang.custom)."""
+    import logging
+    import signal
+    import threading
+
+    from ivr.cli import UserError
+    from ivr.lang import get_pack
+    from ivr.lang.custom import check, set_custom_dir
+
+    folder = settings.data_dir / "custom"
+    set_custom_dir(folder)
+    pack = get_pack(settings.language)
+    problems = check(pack, folder)
+    if problems:
+        raise UserError(f"{len(problems)} problem(s) in the override folder {folder}:\n  " + "\n  ".join(problems))
+
+    def reload() -> None:
+        from ivr.dialog.nlu import _shared_nlu, get_nlu
+
+        bad = check(pack, folder)
+        if bad:
+            logging.getLogger("ivr.serve").error("SIGHUP: overrides not reloaded: %s", "; ".join(bad))
+            return
+        set_custom_dir(folder)
+        pack.reload()
+        _shared_nlu.cache_clear()
+        get_nlu(settings.language)  # retrain with the new phrasings now, not on the next caller
+        logging.getLogger("ivr.serve").warning("SIGHUP: overrides in %s reloaded", folder)
+
+    signal.signal(signal.SIGHUP, lambda _s, _f: threading.Thread(target=reload, daemon=True).start())
 
 
 def _fetch_model(settings) -> None:

@@ -1,4 +1,5 @@
-"""Product and policy knowledge base that operators edit without code (``<pack>/kb/*.yaml`` or ``*.md``).
+"""Product and policy knowledge base that operators edit without code (``<pack>/kb/*.yaml`` or ``*.md``, and
+the shop's own ``<data_dir>/custom/kb/`` files: an entry with a pack entry's id replaces it; see ivr.lang.custom).
 
 YAML files hold ``entries: [{id, keywords, answer, dtmf}]``. Markdown files hold one entry per ``## heading``:
 the heading is the id, a line ``keywords: a, b, c`` lists the keywords, the rest of the section is the answer.
@@ -7,11 +8,14 @@ Lookup scores each entry by the keywords found in the caller's text (longer keyw
 
 from __future__ import annotations
 
+import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +67,36 @@ class KnowledgeBase:
         return sorted(p for p in self.dir.iterdir()
                       if p.suffix in (".yaml", ".yml", ".md") and p.stem != "options")
 
+    def _pack(self):
+        """The language pack this kb/ folder belongs to (for the shop's overrides), or None."""
+        if not (self.dir.parent / "pack.yaml").is_file():
+            return None
+        from ivr.lang import get_pack
+
+        return get_pack(self.dir.parent.name.replace("_", "-"))
+
     @property
     def entries(self) -> list[KbEntry]:
-        files = self._files()
-        stamp = tuple((str(p), p.stat().st_mtime) for p in files)
+        """The pack's entries, then ``<data_dir>/custom/kb/`` ones (same id replaces), shop name applied."""
+        from ivr.lang.custom import kb_files, rename_shop, shop_stamp
+
+        pack = self._pack()
+        custom = kb_files() if pack is not None else []
+        files = self._files() + custom
+        stamp = (tuple((str(p), p.stat().st_mtime_ns) for p in files), shop_stamp())
         if stamp != self._stamp:
-            entries: list[KbEntry] = []
-            for p in files:
-                entries.extend(_from_markdown(p) if p.suffix == ".md" else _from_yaml(p))
-            self._entries, self._stamp = entries, stamp
+            by_id: dict[str, KbEntry] = {}
+            try:
+                for p in files:
+                    for e in _from_markdown(p) if p.suffix == ".md" else _from_yaml(p):
+                        by_id.pop(e.id, None)
+                        by_id[e.id] = e if pack is None else replace(e, answer=rename_shop(e.answer, pack))
+            except (yaml.YAMLError, KeyError, TypeError, AttributeError) as e:
+                if not custom or not self._stamp:
+                    raise
+                log.error("knowledge base not reloaded, keeping the previous answers: %s", e)
+                return self._entries
+            self._entries, self._stamp = list(by_id.values()), stamp
         return self._entries
 
     def lookup(self, text: str) -> KbEntry | None:

@@ -84,25 +84,39 @@ class LanguagePack:
         return self.dir / "lexicon.yaml"
 
     @property
-    def train_path(self) -> Path:
-        """Intent training phrases (``nlu/train.yaml``)."""
+    def base_train_path(self) -> Path:
+        """The pack's own intent training phrases (``nlu/train.yaml``)."""
         return self.dir / "nlu" / "train.yaml"
+
+    @property
+    def train_path(self) -> Path:
+        """Intent training phrases: the pack's, plus ``<data_dir>/custom/nlu/train.yaml`` (``ivr.lang.custom``)."""
+        from ivr.lang.custom import train_path
+
+        return train_path(self)
 
     @property
     def prompts_path(self) -> Path:
         return self.dir / "prompts.yaml"
 
     @cached_property
-    def prompts(self) -> dict[str, str | list[str]]:
-        """prompt_id -> template or list of variants (``prompts.yaml``)."""
+    def base_prompts(self) -> dict[str, str | list[str]]:
+        """The pack's own prompt_id -> template or list of variants (``prompts.yaml``)."""
         data = _load_yaml(self.prompts_path) or {}
         if not isinstance(data, dict):
             raise PromptError(f"{self.prompts_path}: expected a mapping prompt_id -> template")
         return data
 
+    @property
+    def prompts(self) -> dict[str, str | list[str]]:
+        """The pack's prompts with the shop's overrides (``<data_dir>/custom/``, see ``ivr.lang.custom``)."""
+        from ivr.lang.custom import overlay_prompts
+
+        return overlay_prompts(self, self.base_prompts)
+
     def reload(self) -> None:
         """Forget cached data files (after an operator edited them)."""
-        for name in ("lexicon", "prompts"):
+        for name in ("lexicon", "base_prompts"):
             self.__dict__.pop(name, None)
 
     # --- prompts ------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ native voices only). See docs/tts.md.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ivr.tts.base import TtsBackend, TtsEngine, TtsError
@@ -46,8 +47,9 @@ def get_tts(settings: Settings | None = None) -> TtsEngine:
         from ivr.config import get_settings
 
         settings = get_settings()
-    key = (settings.tts_backend, settings.tts_voice, settings.tts_speed,
-           str(settings.prompts_dir) if settings.prompts_dir else None)
+    custom = Path(settings.data_dir) / "custom" / "prompts"  # the shop's recordings (ivr.lang.custom)
+    prompts_dir = settings.prompts_dir or (custom if custom.is_dir() else None)
+    key = (settings.tts_backend, settings.tts_voice, settings.tts_speed, str(prompts_dir) if prompts_dir else None)
     with _lock:
         engine = _engines.get(key)
         if engine is None:
@@ -59,7 +61,7 @@ def get_tts(settings: Settings | None = None) -> TtsEngine:
                 backend,
                 voice=settings.tts_voice,
                 speed=settings.tts_speed,
-                recorded=RecordedPrompts(settings.prompts_dir),
+                recorded=RecordedPrompts(prompts_dir),
                 cache=_cache,
                 executor=shared_executor(settings.asr_workers),
             )
