@@ -49,7 +49,7 @@ def salvage_reply(data: bytes, status: int, reason: str) -> SipResponse | None:
     for line in lines[1:]:
         name, sep, value = line.partition(":")
         key = name.strip().lower()
-        if sep and key in _ROUTING and len(value) <= MAX_HEADER_LINE:
+        if sep and key in _ROUTING and len(value) <= MAX_HEADER_LINE and "\r" not in value.strip():  # bare CR: unsafe
             key = {"v": "via", "f": "from", "t": "to", "i": "call-id"}.get(key, key)
             found.setdefault(key, []).append(value.strip())
     if not {"via", "call-id", "cseq", "from", "to"} <= found.keys():

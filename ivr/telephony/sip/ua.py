@@ -87,7 +87,8 @@ class GatewayUAS(SipUAS):
             cseq = request.cseq
         except Exception:
             cseq = None
-        if request.headers.get("cseq") and (cseq is None or cseq.method.upper() != request.method.upper()):
+        if request.headers.get("cseq") and (cseq is None or cseq.method.upper() != request.method.upper()
+                                            or not 0 <= cseq.seq < 2**32):  # a 32-bit unsigned number
             self._send_error(request, 400, "Bad CSeq")
             return
         method = request.method.upper()
