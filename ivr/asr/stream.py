@@ -104,10 +104,14 @@ class AsrStream:
         self._job = fut
         self._job_done.clear()
         self.jobs += 1
-        fut.add_done_callback(self._on_job_done)
+        fut.add_done_callback(self._on_batch_done if priority == FEED else self._on_final_done)
         return fut
 
-    def _on_job_done(self, fut: asyncio.Future) -> None:
+    def _on_final_done(self, _fut: asyncio.Future) -> None:
+        self._job = None  # the result is finish()'s
+        self._job_done.set()
+
+    def _on_batch_done(self, fut: asyncio.Future) -> None:
         self._job = None
         self._job_done.set()
         if fut.cancelled():
@@ -115,12 +119,10 @@ class AsrStream:
         if fut.exception() is not None:
             self._error = fut.exception()
             return
-        res = fut.result()
-        if isinstance(res, tuple) and len(res) == 2 and isinstance(res[0], list):
-            results, partial = res
-            self._committed += results
-            if partial is not None:
-                self._partial = partial
+        results, partial = fut.result()
+        self._committed += results
+        if partial is not None:
+            self._partial = partial
         self._kick()
 
     def _raise_error(self) -> None:
