@@ -10,6 +10,7 @@ import time
 from collections import deque
 from dataclasses import replace
 
+from ivr.asr.endpoint import EndpointPolicy, Expectation
 from ivr.asr.engine import AsrEngine, AsrStream
 from ivr.asr.vad import Segmenter, VadOptions
 from ivr.audio.frames import AudioFrame
@@ -45,6 +46,9 @@ class Listener:
         self._feeding = False
         self._utt_audio_start = 0.0  # call pts of the first sample fed for the current utterance
         self._clock: float | None = None  # pts of the next input sample (first frame's pts + samples seen)
+        # What the dialogue expects next (set by the call per reply) and how that moves the endpoint (asr/endpoint.py)
+        self.expectation = Expectation()
+        self.endpointing = EndpointPolicy(base_ms=options.trailing_silence_ms)
 
     @property
     def bot_speaking(self) -> bool:
@@ -117,10 +121,14 @@ class Listener:
     async def _feed(self, frame: AudioFrame) -> list[ListenerEvent]:
         assert self._stream is not None
         partial = await self._stream.feed(frame)
-        return [partial] if partial is not None else []
+        if partial is None:
+            return []
+        self.segmenter.end_silence_ms = self.endpointing.trailing_ms(self.expectation, partial.text)
+        return [partial]
 
     async def _finish(self) -> Transcript:
         self._feeding = False
+        self.segmenter.end_silence_ms = None
         assert self._stream is not None
         t = await self._stream.finish()
         offset = self._utt_audio_start

@@ -109,6 +109,7 @@ class Segmenter:
         self.options = options
         self.vad_rate = sample_rate if sample_rate in VAD_RATES else 16000
         self.bot_speaking = False
+        self.end_silence_ms: int | None = None  # this utterance's trailing silence, when endpointing moved it
         self._vad = webrtcvad.Vad(options.aggressiveness)
         self._frame_bytes = self.vad_rate * options.frame_ms // 1000 * 2
         self._frame_s = options.frame_ms / 1000.0
@@ -220,7 +221,7 @@ class Segmenter:
             if self.bot_speaking and not self._barged and speech_ms >= o.barge_in_min_ms:
                 self._barged = True
                 events.append(BargeIn(pts=self._start, at=at, speech_ms=speech_ms))
-            if self._gap_ms + self._gap_hang_ms() >= o.trailing_silence_ms:
+            if self._gap_ms + self._gap_hang_ms() >= (self.end_silence_ms or o.trailing_silence_ms):
                 events.append(self._end(at, truncated=False))
             elif (index + 1 - self._start_index) * o.frame_ms >= o.max_utterance_ms:
                 self._last_voiced_end = end
@@ -243,6 +244,7 @@ class Segmenter:
         ev = SpeechEnded(start_pts=self._start, end_pts=self._last_voiced_end, at=at, audio=audio, truncated=truncated)
         self._state = "idle"
         self._voiced_ms = self._gap_ms = 0
+        self.end_silence_ms = None
         return ev
 
     def _slice(self, t_from: float, t_to: float) -> AudioFrame:

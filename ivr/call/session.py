@@ -22,6 +22,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from ivr.asr.endpoint import Expectation
 from ivr.audio.frames import AudioFrame
 from ivr.audio.resample import RateConverter
 from ivr.call.metrics import CallMetrics
@@ -201,8 +202,7 @@ class CallSession:
             self.caller_tap(frame)
             return
         self.listener.bot_speaking = self.voice.talking()  # the one place the listener learns it
-        received = self.clock()
-        rx = frame.meta.get("rx_at")
+        received, rx = self.clock(), frame.meta.get("rx_at")
         frame = self._to_listener(frame)
         self._arrivals.add(frame, received if rx is None else rx, received, self.clock())
         for ev in await self.listener.push(frame):
@@ -335,6 +335,7 @@ class CallSession:
             return
         turn = self.turns.write(inp, reply)
         self._expect = reply.expect
+        self.listener.expectation = Expectation.for_reply(reply.expect, reply.state)  # endpointing (issue 13)
         if reply.segments:
             self._notify(TranscriptNotice("bot", reply.text, True, reply.intent))
         await self.speak(reply, kind=inp.kind, timing=timing, turn=turn,
