@@ -1,0 +1,1 @@
+"""Storage of the text channels: message ids of signed webhooks (replay protection)."""

@@ -1,0 +1,105 @@
+"""Messaging webhooks: ``POST /api/webhook/{adapter}`` (docs/chat.md).
+
+The body is the platform's JSON, signed (:mod:`ivr.channels.webhook`). The answer is the bot's reply in the
+adapter's format, signed the same way (``X-Ivr-Timestamp`` / ``X-Ivr-Signature``), status 200. Refusals are JSON
+``{"error", "code"}``: 404 ``unknown_adapter`` (no such adapter or no secret for it), 401 ``unsigned`` /
+``bad_signature`` / ``bad_timestamp`` / ``stale_timestamp``, 400 ``bad_payload``, 409 ``replayed`` (the message
+id was already accepted), 503 ``busy``. Nothing is stored for a refused message. One conversation per
+(adapter, ``conversation_id``) while it is open; it is recorded with channel ``messaging``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from ivr.channels.session import ChatClosed, ChatSession
+from ivr.channels.webhook import WebhookRefused, get_adapter, signed_headers, verify
+from ivr.web.chat import chat_hub, parse_message
+
+router = APIRouter()
+CHANNEL = "messaging"
+_threads_lock = threading.Lock()
+
+
+def _refuse(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": message, "code": code}, status_code=status)
+
+
+def _seen(app: Any) -> Any:
+    from ivr.services.channels.replay import SeenMessages
+    from ivr.web.stores import app_store
+
+    hours = app.state.settings.webhook_retention_h
+    return app_store(app.state, "webhook_seen", lambda url: SeenMessages(url, timedelta(hours=hours)))
+
+
+def _conversation(app: Any, adapter: str, conversation_id: str) -> tuple[ChatSession, list[dict[str, Any]]]:
+    """The open conversation for this thread, or a new one (and its greeting)."""
+    hub = chat_hub(app)
+    threads = _threads(app)
+    with _threads_lock:
+        sid = threads.get((adapter, conversation_id))
+        s = hub.get(sid) if sid else None
+        if s is not None and not s.closed:
+            return s, []
+        s = hub.create(CHANNEL, prefix="msg")
+        threads[(adapter, conversation_id)] = s.session_id
+        return s, list(s.messages)
+
+
+def _threads(app: Any) -> dict[tuple[str, str], str]:
+    threads = getattr(app.state, "webhook_threads", None)
+    if threads is None:
+        threads = app.state.webhook_threads = {}
+    return threads
+
+
+def _handle(app: Any, adapter_name: str, inbound: Any, kwargs: dict[str, str]) -> tuple[list[dict], bool]:
+    s, greeting = _conversation(app, adapter_name, inbound.conversation_id)
+    try:
+        new = s.send(**kwargs)
+    except ChatClosed:  # ended between lookup and send: start again
+        s, greeting = _conversation(app, adapter_name, inbound.conversation_id)
+        new = s.send(**kwargs)
+    return greeting + new, s.closed
+
+
+@router.post("/api/webhook/{adapter_name}")
+async def webhook(adapter_name: str, request: Request) -> Response:
+    settings = request.app.state.settings
+    secret = settings.webhook_secrets.get(adapter_name)
+    adapter = get_adapter(adapter_name) if secret else None
+    if adapter is None or not secret:
+        return _refuse(404, "unknown_adapter", f"未知的消息通道 {adapter_name!r}（未配置适配器或密钥）")
+    body = await request.body()
+    try:
+        verify(secret, request.headers, body, max_skew_s=settings.webhook_max_skew_s)
+    except WebhookRefused as e:
+        return _refuse(e.status, e.code, str(e))
+    try:
+        payload = json.loads(body or b"null")
+        if not isinstance(payload, dict):
+            raise ValueError("body must be a JSON object")
+        inbound = adapter.parse(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        return _refuse(400, "bad_payload", f"消息格式错误：{e}")
+    kwargs, why = parse_message({"key": inbound.key, "label": inbound.label} if inbound.key
+                                else {"text": inbound.text})
+    if kwargs is None:
+        return _refuse(400, "bad_payload", f"消息格式错误：{why}")
+    claimed = await asyncio.to_thread(_seen(request.app).claim, adapter_name, inbound.message_id)
+    if not claimed:
+        return _refuse(409, "replayed", f"重复的消息 id {inbound.message_id!r}：已处理过，拒绝重放")
+    try:
+        messages, closed = await asyncio.to_thread(_handle, request.app, adapter_name, inbound, kwargs)
+    except OverflowError as e:
+        return _refuse(503, "busy", f"客服繁忙，请稍后再试（{e}）")
+    out = json.dumps(adapter.render(inbound, messages, closed), ensure_ascii=False).encode()
+    return Response(out, status_code=200, headers=signed_headers(secret, out), media_type="application/json")
