@@ -107,6 +107,13 @@ class Settings(BaseModel):
     agent_ring_timeout_s: float = Field(20.0, gt=0, le=300, description="An unanswered offer goes to the next agent after this; the silent agent is set away.")
     whisper_summary: bool = Field(True, description="The agent hears the bot's one-line summary before the caller is connected.")
 
+    # --- supervision (cost view and live wall, docs/analytics.md) ---------------------------------------------
+    agent_cost_per_hour: float = Field(60.0, ge=0, le=100000, description="What one agent hour costs (CNY, wages and overhead); the dashboard's cost view.")
+    bot_cost_per_call: float = Field(0.5, ge=0, le=10000, description="What one call with the bot costs (CNY: lines, compute).")
+    agent_handle_time_s: float = Field(0.0, ge=0, le=86400, description="Agent time one contained call saves, seconds; 0 = the mean handle time of the period's agent-handled calls (300 s when there are none).")
+    service_level_s: float = Field(20.0, gt=0, le=3600, description="Service level on the supervisor wall: share of queued callers answered by an agent within this many seconds.")
+    wall_queue_alert: int = Field(3, ge=1, le=1000, description="The supervisor wall raises an alert when this many callers (or more) wait for an agent.")
+
     # --- text channels: web chat and messaging webhooks (docs/chat.md) ----------------------------------
     chat_idle_timeout_s: float = Field(1800.0, gt=0, le=86400, description="A web chat or messaging conversation idle this long is closed (its record saved); the next message starts a new one.")
     chat_max_sessions: int = Field(500, ge=1, le=100000, description="Open text conversations at once; more get 503.")

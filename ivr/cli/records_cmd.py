@@ -3,7 +3,8 @@
 * ``purge [--older-than-days N] [--dry-run] [--json]``: delete records (and their recording files) of calls that
   started more than N days ago (default: settings ``retention_days``).
 * ``export --csv [-o FILE] [--period all] [--from D] [--to D] [--channel C]``: one CSV row per call (masked texts).
-* ``stats [--period 7d] [--channel C] [--json]``: the dashboard's KPIs on the terminal.
+* ``stats [--period 7d] [--channel C] [--json]``: the dashboard's KPIs on the terminal; ``--cost``: the cost and
+  value view (``ivr.services.records.value``) as CSV, or JSON with ``--json``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _window_args(sp, "all")
     sp = add("stats", "KPIs of a period", _stats)
     sp.add_argument("--json", action="store_true", help="the whole /api/stats report as JSON")
+    sp.add_argument("--cost", action="store_true",
+                    help="the cost and value view instead (CSV, or JSON with --json; rates from the settings)")
     _window_args(sp, "7d")
 
 
@@ -112,6 +115,8 @@ def _export(args: argparse.Namespace) -> int:
 def _stats(args: argparse.Namespace) -> int:
     from ivr.services.records.stats import Stats
 
+    if args.cost:
+        return _cost(args)
     report = Stats(_url(args)).report(_filters(args))
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
@@ -129,4 +134,16 @@ def _stats(args: argparse.Namespace) -> int:
     print(f"AHT {num(k['aht_s'])} s, CSAT {num(k['csat_avg'], '.2f')} ({k['csat_count']}), latency p50/p95 "
           f"{num(k['latency_p50_ms'], '.0f')}/{num(k['latency_p95_ms'], '.0f')} ms, ASR confidence "
           f"{num(k['asr_confidence_avg'], '.2f')}")
+    return 0
+
+
+def _cost(args: argparse.Namespace) -> int:
+    from ivr.config import get_settings
+    from ivr.services.records.value import CostRates, ValueView, csv_lines
+
+    report = ValueView(_url(args)).report(_filters(args), CostRates.from_settings(get_settings()))
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        sys.stdout.writelines(csv_lines(report))
     return 0

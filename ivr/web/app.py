@@ -32,9 +32,9 @@ log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent
 # Feature routers in mount order: logins (/login), softphone + call API, agent desktop (/agent), dashboard (/dashboard),
-# web chat (/chat) and messaging webhooks (/api/webhook/...).
+# web chat (/chat), messaging webhooks (/api/webhook/...), the dashboard's cost view and the supervisor wall (/wall).
 DEFAULT_ROUTERS = ["ivr.web.auth", "ivr.web.phone", "ivr.web.agent", "ivr.web.dashboard", "ivr.web.chat",
-                   "ivr.web.webhook"]
+                   "ivr.web.webhook", "ivr.web.value", "ivr.web.wall"]
 
 
 def load_router_modules(names: Sequence[str]) -> list[ModuleType]:

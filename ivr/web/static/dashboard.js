@@ -219,6 +219,7 @@ async function load() {
     renderCharts(s);
     renderUnrecognised(s.unrecognised);
     renderLocks(s.self_service_locks);
+    document.dispatchEvent(new CustomEvent("ivr:stats", { detail: { stats: s, query: p.toString() } }));
     const from = s.period.from ? when(s.period.from) : "最早";
     status.textContent = `${from} 至 ${when(s.period.to)}（北京时间），` +
       `${s.channel || "全部渠道"}，共 ${s.kpis.calls} 通已结束的通话`;
