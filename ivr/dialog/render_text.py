@@ -141,4 +141,5 @@ def render(manager: Any, reply: Any) -> dict[str, Any]:
         cards.append(card)
     return {"role": "bot", "text": text, "quick_replies": quick, "cards": cards, "state": reply.state,
             "intent": reply.intent, "actions": list(reply.actions), "end": bool(reply.end_call),
-            "transfer": None if reply.transfer is None else {"reason": reply.transfer.reason}}
+            "transfer": None if reply.transfer is None else {"reason": reply.transfer.reason,
+                                                                "priority": reply.transfer.priority}}
