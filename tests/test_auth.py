@@ -17,14 +17,22 @@ from ivr.services.migrate import ensure_schema
 pytestmark = pytest.mark.timeout(180)
 
 
-def test_agents_cli_add_list_passwd(tmp_path, capsys):
+def _with_pw(monkeypatch, password: str, argv: list[str]) -> int:
+    """`ivr ARGV` with the password as one line on standard input (never on the command line)."""
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(password + "\n"))
+    return main(argv)
+
+
+def test_agents_cli_add_list_passwd(tmp_path, capsys, monkeypatch):
     db = f"sqlite:///{tmp_path / 'a.db'}"
-    assert main(["agents", "add", "li.na", "--role", "supervisor", "--password", "s3cret-pass", "--skills",
+    assert _with_pw(monkeypatch, "s3cret-pass", ["agents", "add", "li.na", "--role", "supervisor", "--skills",
                  "orders,vip", "--db", db]) == 0
-    assert main(["agents", "add", "li.na", "--password", "another-pass", "--db", db]) == 2  # name taken
-    assert main(["agents", "add", "x", "--password", "short", "--db", db]) == 2
+    assert _with_pw(monkeypatch, "another-pass", ["agents", "add", "li.na", "--db", db]) == 2  # name taken
+    assert _with_pw(monkeypatch, "short", ["agents", "add", "x", "--db", db]) == 2
     with pytest.raises(SystemExit):  # argparse refuses an unknown role with a usage line
-        main(["agents", "add", "wang", "--role", "boss", "--password", "long-enough", "--db", db])
+        _with_pw(monkeypatch, "long-enough", ["agents", "add", "wang", "--role", "boss", "--db", db])
     capsys.readouterr()
     assert main(["agents", "list", "--json", "--db", db]) == 0
     out = capsys.readouterr().out
@@ -32,10 +40,10 @@ def test_agents_cli_add_list_passwd(tmp_path, capsys):
     assert "s3cret" not in out
     store = AccountStore(db)
     assert store.authenticate("li.na", "s3cret-pass") is not None
-    assert main(["agents", "passwd", "li.na", "--password", "brand-new-pass", "--db", db]) == 0
+    assert _with_pw(monkeypatch, "brand-new-pass", ["agents", "passwd", "li.na", "--db", db]) == 0
     assert store.authenticate("li.na", "s3cret-pass") is None
     assert store.authenticate("li.na", "brand-new-pass") is not None
-    assert main(["agents", "passwd", "nobody", "--password", "whatever123", "--db", db]) == 2
+    assert _with_pw(monkeypatch, "whatever123", ["agents", "passwd", "nobody", "--db", db]) == 2
     assert main(["agents", "phone", "li.na", "sip:1001@127.0.0.1:5070", "--db", db]) == 0
     assert store.by_name("li.na").sip_uri == "sip:1001@127.0.0.1:5070"
     assert main(["agents", "phone", "li.na", "not a uri", "--db", db]) == 2

@@ -45,9 +45,23 @@ def test_seed_refuses_to_wipe_without_replace_and_reseeds_with_it():
     assert r.returncode == 0
 
 
-def test_orders_seeds_a_fresh_shop_on_first_use():
+def test_reading_never_creates_a_database_and_demo_data_comes_only_when_asked(tmp_path):
+    typo = tmp_path / "shpo.db"
+    for args in (["db", "orders"], ["db", "show", "100000000007"], ["agents", "list"], ["records", "stats"]):
+        r = ivr(*args, "--db", f"sqlite:///{typo}")
+        assert r.returncode == 2 and f"no database at {typo}" in r.stderr and "ivr db init" in r.stderr, r.stderr
+        assert r.stderr.count("\n") == 1 and not typo.exists()
     r = ivr("db", "orders", "--json", "--limit", "3")
-    assert r.returncode == 0 and len(r.stdout.splitlines()) == 3 and "seeded" in r.stderr
+    assert r.returncode == 2 and "no database" in r.stderr and not (tmp_path / "data" / "ivr.db").exists()
+    plain = ivr("db", "init", env={"IVR_DEMO_DATA": "0"})
+    assert plain.returncode == 0 and "seeded" not in plain.stdout
+    r = ivr("db", "orders", "--json")
+    assert r.returncode == 0 and r.stdout == ""  # an empty shop: no demo orders slipped in
+    r = ivr("db", "init", "--demo")
+    assert r.returncode == 0 and "seeded the demo shop" in r.stdout and "1200 orders" in r.stdout, r.stdout
+    r = ivr("db", "orders", "--json", "--limit", "3")
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 3
+    assert "orders already" in ivr("db", "init", "--demo").stdout  # never a second helping
 
 
 def test_user_errors_are_one_line_without_traceback():

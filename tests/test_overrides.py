@@ -44,7 +44,7 @@ def _fixture(tmp_path: Path) -> Path:
 
 def _replay(fixture: Path, data: Path, out: Path) -> tuple[int, dict]:
     env = {**os.environ, "IVR_DATA_DIR": str(data)}
-    r = subprocess.run([sys.executable, "-m", "ivr", "replay", str(fixture), "--json", str(out), "--no-progress"],
+    r = subprocess.run([sys.executable, "-m", "ivr", "replay", str(fixture), "--output", str(out), "--no-progress"],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode in (0, 1), r.stderr
     return r.returncode, json.loads(out.read_text(encoding="utf-8"))

@@ -74,7 +74,7 @@ def test_wrong_expectation_names_the_turn_and_why(tmp_path):
     (tmp_path / "wrong.yaml").write_text(bad.replace("../audio", str(audio)).replace(
         "name: promotions", "name: wrong_promotions"), encoding="utf-8")
     r = subprocess.run([sys.executable, "-m", "ivr", "replay", str(tmp_path / "wrong.yaml"), "--speed", CI_SPEED,
-                        "--json", str(tmp_path / "out.json"), "--no-progress"],
+                        "--output", str(tmp_path / "out.json"), "--no-progress"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 1, r.stdout + r.stderr
     first = ("wrong_promotions: turns[0] (say '最近 有 什么 优惠 活动 吗'): intent: expected order_status, "

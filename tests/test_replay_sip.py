@@ -57,7 +57,7 @@ def test_cli_replay_via_sip_against_a_running_server(tmp_path):
     with serve_in_thread(settings, sip=True) as (url, app):
         out = tmp_path / "sip.json"
         r = subprocess.run([sys.executable, "-m", "ivr", "replay", str(FIXTURE), "--via", "sip", "--server", url,
-                            "--sip", f"127.0.0.1:{app.state.sip.port}", "--sip-codec", "PCMU", "--json", str(out), "--no-progress"],
+                            "--sip", f"127.0.0.1:{app.state.sip.port}", "--sip-codec", "PCMU", "--output", str(out), "--no-progress"],
                            capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stdout + r.stderr
     data = json.loads(out.read_text(encoding="utf-8"))

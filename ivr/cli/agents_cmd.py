@@ -1,8 +1,11 @@
-"""`ivr agents add | list | passwd`: accounts for the agent desktop (/agent) and the dashboard (/dashboard).
+"""`ivr agents add | list | phone | passwd | disable | enable | role | skills`: accounts for the agent desktop
+(/agent) and the dashboard (/dashboard).
 
 Roles: ``agent`` and ``supervisor`` take calls; ``supervisor`` and ``admin`` see the dashboard (see
-``ivr.services.agents.accounts``). Without ``--password`` the password is asked for twice on the terminal
-(or read from one line of standard input when that is not a terminal), so it never lands in shell history.
+``ivr.services.agents.accounts``). Passwords are asked for twice on the terminal, or read from one line of
+standard input when that is not a terminal (``printf '%s\\n' "$PW" | ivr agents add NAME``), never from the
+command line, where they would land in shell history and the process list. A disabled account cannot log in;
+disabling or a new role ends its current logins.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp = add("add", "create an account", _add)
     sp.add_argument("name", help="login name (letters, digits, . _ -)")
     sp.add_argument("--role", choices=["agent", "supervisor", "admin"], default="agent")
-    sp.add_argument("--password", help="password (default: prompt)")
+    sp.add_argument("--password", help=argparse.SUPPRESS)  # removed: a deprecation error says how instead
     sp.add_argument("--display-name", default="", help="name shown to colleagues (default: the login name)")
     sp.add_argument("--skills", default="", help="comma list: orders,returns,complaints,vip,zh-CN,en-US")
     sp.add_argument("--sip-uri", default="", help="desk phone the bot dials when this agent accepts by phone")
@@ -39,23 +42,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     sp.add_argument("sip_uri", nargs="?", default="")
     sp = add("passwd", "set a new password (ends the account's current logins)", _passwd)
     sp.add_argument("name")
-    sp.add_argument("--password", help="new password (default: prompt)")
+    sp.add_argument("--password", help=argparse.SUPPRESS)
+    sp = add("disable", "stop an account from logging in (ends its current logins)", _update)
+    sp.add_argument("name")
+    sp = add("enable", "let a disabled account log in again", _update)
+    sp.add_argument("name")
+    sp = add("role", "change an account's role (ends its current logins)", _update)
+    sp.add_argument("name")
+    sp.add_argument("role", choices=["agent", "supervisor", "admin"])
+    sp = add("skills", "set an account's skills (comma list; empty string clears)", _update)
+    sp.add_argument("name")
+    sp.add_argument("skills", help="comma list: orders,returns,complaints,vip,zh-CN,en-US")
 
 
-def _store(args: argparse.Namespace):
+def _store(args: argparse.Namespace, *, create: bool = False):
     from ivr.cli.db_cmd import _ensure, _url
     from ivr.services.agents import AccountStore
 
     url = _url(args)
-    _ensure(url)
+    _ensure(url, create=create)
     return AccountStore(url)
 
 
-def _ask_password() -> str:
+def _ask_password(args: argparse.Namespace) -> str:
+    if getattr(args, "password", None) is not None:
+        raise UserError("--password is no longer accepted (it lands in shell history): type the password at the "
+                        "prompt, or pipe it on standard input: printf '%s\\n' \"$PW\" | ivr agents "
+                        f"{args.agents_command} {args.name}")
     if not sys.stdin.isatty():
-        line = sys.stdin.readline().rstrip("\n")
+        line = sys.stdin.readline().rstrip("\r\n")
         if not line:
-            raise UserError("no password given (use --password, or type it at the prompt)")
+            raise UserError("no password given: type it at the prompt, or give it as one line on standard input")
         return line
     first = getpass.getpass("password: ")
     if first != getpass.getpass("again: "):
@@ -66,10 +83,10 @@ def _ask_password() -> str:
 def _add(args: argparse.Namespace) -> int:
     from ivr.services.agents import AccountError
 
-    password = args.password if args.password is not None else _ask_password()
+    password = _ask_password(args)
     skills = [s.strip() for s in args.skills.split(",") if s.strip()]
     try:
-        acc = _store(args).add(args.name, role=args.role, password=password, display_name=args.display_name,
+        acc = _store(args, create=True).add(args.name, role=args.role, password=password, display_name=args.display_name,
                                skills=skills, sip_uri=args.sip_uri)
     except AccountError as e:
         raise UserError(str(e)) from None
@@ -112,10 +129,28 @@ def _phone(args: argparse.Namespace) -> int:
 def _passwd(args: argparse.Namespace) -> int:
     from ivr.services.agents import AccountError
 
-    password = args.password if args.password is not None else _ask_password()
+    password = _ask_password(args)
     try:
         acc = _store(args).set_password(args.name, password)
     except AccountError as e:
         raise UserError(str(e)) from None
     print(f"password of {acc.username} changed; its earlier logins have ended")
+    return 0
+
+
+def _update(args: argparse.Namespace) -> int:
+    from ivr.services.agents import AccountError
+
+    action = args.agents_command
+    change: dict = {"disable": {"active": False}, "enable": {"active": True}}.get(action, {})
+    if action == "role":
+        change = {"role": args.role}
+    elif action == "skills":
+        change = {"skills": [x.strip() for x in args.skills.split(",") if x.strip()]}
+    try:
+        acc = _store(args).update(args.name, **change)
+    except AccountError as e:
+        raise UserError(str(e)) from None
+    state = "active" if acc.active else "disabled (cannot log in)"
+    print(f"{acc.username}: {acc.role}, {state}, skills {','.join(acc.skills) or 'none'}")
     return 0

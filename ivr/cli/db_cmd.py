@@ -1,4 +1,7 @@
-"""`ivr db init | seed | orders | show`: the shop database (schema, demo data, listings for testers).
+"""`ivr db init [--demo] | seed | orders | show`: the shop database (schema, demo data, listings for testers).
+
+Only `init` and `seed` create a database; commands that read refuse a SQLite file that does not exist (a
+mistyped `--db` or data dir gives a clear error instead of a new, empty shop).
 
 `ivr db orders --json` prints one JSON object per line (JSON Lines), newest order first:
   {"order_id", "phone", "phone_tail", "customer_phone", "status", "total_cents", "created_at", "item", "fixed"}
@@ -12,6 +15,7 @@ import argparse
 import json
 import sys
 from datetime import date
+from pathlib import Path
 
 from ivr.cli import UserError
 from ivr.services.shop.api import OrderStatus
@@ -29,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         sp.set_defaults(func=func)
         return sp
 
-    add("init", "create or upgrade the schema to the newest revision", _init)
+    sp = add("init", "create or upgrade the schema to the newest revision", _init)
+    sp.add_argument("--demo", action="store_true", help="also seed the demo shop when the shop has no orders")
     sp = add("seed", "fill the shop with the deterministic demo shop", _seed)
     sp.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     sp.add_argument("--today", help="YYYY-MM-DD the demo dates are relative to (default: today)")
@@ -51,11 +56,22 @@ def _url(args: argparse.Namespace) -> str:
     return get_settings().database_url
 
 
-def _ensure(url: str) -> str:
+def _ensure(url: str, *, create: bool = False) -> str:
+    """Schema at head; unless ``create``, a SQLite database must exist already (reading never creates one)."""
+    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
     from ivr.services.migrate import SchemaError, ensure_schema
 
+    if not create:
+        try:
+            u = make_url(url)
+        except Exception:
+            raise UserError(f"not a database URL: {_safe(url)}") from None
+        if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:") \
+                and not Path(u.database).is_file():
+            raise UserError(f"no database at {u.database} (mistyped --db or data_dir?); "
+                            "create one with `ivr db init` (add --demo for the demo shop)")
     try:
         return ensure_schema(url)
     except SchemaError as e:
@@ -76,8 +92,14 @@ def _safe(url: str) -> str:
 
 def _init(args: argparse.Namespace) -> int:
     url = _url(args)
-    rev = _ensure(url)
+    rev = _ensure(url, create=True)
     print(f"database ready: {_safe(url)} (schema revision {rev})")
+    if args.demo:
+        from ivr.services.shop import seed_if_empty
+
+        counts = seed_if_empty(url)
+        print("seeded the demo shop: " + ", ".join(f"{n} {t}" for t, n in counts.items()) if counts
+              else "the shop has orders already: demo data not added")
     return 0
 
 
@@ -91,7 +113,7 @@ def _seed(args: argparse.Namespace) -> int:
         except ValueError:
             raise UserError(f"--today must be YYYY-MM-DD, got {args.today!r}") from None
     url = _url(args)
-    _ensure(url)
+    _ensure(url, create=True)
     existing = SqlShop(url).count_orders()
     if existing and not args.replace:
         raise UserError(f"the shop already has {existing} orders; add --replace to wipe them and reseed")
@@ -105,7 +127,6 @@ def _orders(args: argparse.Namespace) -> int:
     from sqlalchemy import or_, select
 
     from ivr.services.db import session_factory
-    from ivr.services.shop import seed_if_empty
     from ivr.services.shop.models import Customer, Order, OrderItemRow
     from ivr.services.shop.seed import FIXED_ORDERS, SHOP_TZ
     from ivr.services.shop.store import normalize_phone
@@ -114,8 +135,6 @@ def _orders(args: argparse.Namespace) -> int:
         raise UserError("--limit must be 0 (all) or more")
     url = _url(args)
     _ensure(url)
-    if seed_if_empty(url):
-        print("(first run: seeded the demo shop)", file=sys.stderr)
     stmt = (select(Order.order_id, Order.phone, Customer.phone, Order.status, Order.total_cents, Order.created_at)
             .join(Customer).order_by(Order.created_at.desc(), Order.order_id))
     if args.status:

@@ -61,7 +61,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="calls per concurrency level (default: the suite size, or N when N is larger); the suite "
                         "is cycled to fill them")
     p.add_argument("--report", type=Path, help="write the HTML report here (and the JSON next to it)")
-    p.add_argument("--json", type=Path, help="write the JSON report here")
+    p.add_argument("--json", action="store_true",
+                   help="print the JSON report on standard output (the summary then goes to standard error)")
+    p.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the JSON report to this file")
     p.add_argument("--bench", action="store_true", help="write the concurrency table into docs/benchmarks.md")
     p.add_argument("--validate", action="store_true", help="only check the fixtures (keys, audio, transcripts); no calls")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs, CI)")
@@ -85,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from ivr.replay.runner import RunOptions, run_suite
     from ivr.replay.schema import ReplayUnavailable
 
-    console = Console(stderr=False)
+    console = Console(stderr=bool(args.json))
     if args.speed != 1 and args.via != "direct":
         raise UserError("--speed works only with --via direct (a server keeps its own real-time clock)")
     try:
@@ -142,9 +144,13 @@ def run(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.stop()
     print_summary(suite, console)
-    json_path = args.json or (args.report.with_suffix(".json") if args.report else None)
+    json_path = args.output or (args.report.with_suffix(".json") if args.report else None)
     if json_path is not None:
         console.print(f"JSON report: {write_json(suite, json_path)}")
+    if args.json:
+        import json
+
+        print(json.dumps(suite.as_dict(), ensure_ascii=False, default=str))
     if args.report is not None:
         console.print(f"HTML report: {write_html(suite, args.report)}")
     if args.bench:

@@ -137,6 +137,28 @@ class AccountStore:
             row.sip_uri = sip_uri
             return _account(row)
 
+    def update(self, username: str, *, active: bool | None = None, role: str | None = None,
+               skills: list[str] | tuple[str, ...] | None = None) -> Account:
+        """Enable/disable, re-role or re-skill an account. Disabling or a new role ends its current logins."""
+        if role is not None and role not in ROLES:
+            raise AccountError(f"role must be one of {', '.join(ROLES)}")
+        bad = [x for x in skills or () if x not in SKILLS]
+        if bad:
+            raise AccountError(f"unknown skill {bad[0]!r}; known: {', '.join(SKILLS)}")
+        with transaction(self.url) as s:
+            row = s.execute(select(AgentRow).where(AgentRow.username == username)).scalar_one_or_none()
+            if row is None:
+                raise AccountError(f"no account named {username!r}")
+            if (active is False and row.active) or (role is not None and role != row.role):
+                row.session_version = int(row.session_version) + 1
+            if active is not None:
+                row.active = active
+            if role is not None:
+                row.role = role
+            if skills is not None:
+                row.skills = list(skills)
+            return _account(row)
+
     def authenticate(self, username: str, password: str) -> Account | None:
         """The account if the password is right (and the account active), else None. Constant-ish time."""
         with transaction(self.url) as s:
