@@ -79,6 +79,13 @@ def test_check_an_order_after_verification_with_text_replies(client) -> None:
     said = [t.caller_text for t in rec.turns]
     assert ORDER in said and _phone_tail(client) not in said  # the phone tail is stored masked
     assert any("order_read" in t.actions for t in rec.turns)
+    from ivr.services.records.period import parse_window
+    from ivr.services.records.stats import Filters, Stats
+
+    stats = Stats(client.app_.state.settings.database_url)
+    chat_only = stats.report(Filters(parse_window("7d"), "webchat"))
+    assert "webchat" in chat_only["channels"] and chat_only["kpis"]["calls"] == 1  # the dashboard's channel filter
+    assert stats.report(Filters(parse_window("7d"), "webrtc"))["kpis"]["calls"] == 0
 
 
 def test_token_and_csrf_rules(client) -> None:
