@@ -102,9 +102,13 @@ class WallState:
             pass
         self._db_at = time.monotonic()
 
-    def _service_level(self, sessions: dict[str, Any], waiting: dict[str, float]) -> dict[str, Any]:
-        if time.monotonic() - self._db_at > DB_CACHE_S and (self._db_task is None or self._db_task.done()):
+    async def _ensure_db(self) -> None:
+        if not self._db_at:  # the first snapshot waits for the records; later ones refresh them in the background
+            await self._refresh_db()
+        elif time.monotonic() - self._db_at > DB_CACHE_S and (self._db_task is None or self._db_task.done()):
             self._db_task = asyncio.get_running_loop().create_task(self._refresh_db())
+
+    def _service_level(self, sessions: dict[str, Any], waiting: dict[str, float]) -> dict[str, Any]:
         entries = dict(self._db)
         for call_id, session in sessions.items():
             rec = getattr(session, "record", None)
@@ -122,6 +126,7 @@ class WallState:
     # --- the snapshot ---------------------------------------------------------------------------------------
     async def snapshot(self) -> dict[str, Any]:
         """``{"type": "wall", "at", "calls", "live", "queue", "agents", "service_level", "alerts"}``."""
+        await self._ensure_db()
         sessions, desk, bridges = self._parts()
         order = desk.ordered() if desk is not None else []
         queued = {w.call_id: (i + 1, w) for i, w in enumerate(order)}
