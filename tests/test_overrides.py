@@ -101,6 +101,7 @@ def test_serve_refuses_a_bad_override_folder_with_clear_errors(tmp_path):
     (c / "shop.yaml").write_text("name: [\n", encoding="utf-8")
     (c / "nlu").mkdir()
     (c / "nlu" / "train.yaml").write_text("intents:\n  no_such_intent: [你好]\n", encoding="utf-8")
+    (c / "kb" / "broken.yaml").write_text("entries:\n  - {id: x, keywords: [y]}\n", encoding="utf-8")
     env = {**os.environ, "IVR_DATA_DIR": str(tmp_path / "data")}
     r = subprocess.run([sys.executable, "-m", "ivr", "serve", "--port", "0", "--sip-port", "0"],
                        capture_output=True, text=True, env=env, timeout=120)
@@ -111,3 +112,4 @@ def test_serve_refuses_a_bad_override_folder_with_clear_errors(tmp_path):
     assert "prompt 'greeting' uses {order_id}" in err
     assert "shop.yaml: line" in err and "not valid YAML" in err
     assert "unknown intent 'no_such_intent'" in err
+    assert "broken.yaml: no entries" in err

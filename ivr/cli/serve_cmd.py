@@ -63,20 +63,21 @@ def _load_overrides(settings) -> None:
     import threading
 
     from ivr.cli import UserError
+    from ivr.dialog.kb import check_files
     from ivr.lang import get_pack
-    from ivr.lang.custom import check, set_custom_dir
+    from ivr.lang.custom import check, kb_files, set_custom_dir
 
     folder = settings.data_dir / "custom"
     set_custom_dir(folder)
     pack = get_pack(settings.language)
-    problems = check(pack, folder)
+    problems = check(pack, folder) + check_files(kb_files())
     if problems:
         raise UserError(f"{len(problems)} problem(s) in the override folder {folder}:\n  " + "\n  ".join(problems))
 
     def reload() -> None:
         from ivr.dialog.nlu import _shared_nlu, get_nlu
 
-        bad = check(pack, folder)
+        bad = check(pack, folder) + check_files(kb_files())
         if bad:
             logging.getLogger("ivr.serve").error("SIGHUP: overrides not reloaded: %s", "; ".join(bad))
             return

@@ -53,6 +53,21 @@ def _from_markdown(path: Path) -> list[KbEntry]:
     return out
 
 
+def check_files(paths: list[Path]) -> list[str]:
+    """Problems of knowledge-base files (the shop's ``custom/kb/``), one line each."""
+    errors: list[str] = []
+    for p in paths:
+        try:
+            entries = _from_markdown(p) if p.suffix == ".md" else _from_yaml(p)
+        except (yaml.YAMLError, KeyError, TypeError, AttributeError, OSError, UnicodeDecodeError) as e:
+            errors.append(f"{p}: bad knowledge-base file ({type(e).__name__}: {' '.join(str(e).split())[:200]})")
+            continue
+        if not entries:
+            errors.append(f"{p}: no entries (YAML needs `entries: [{{id, keywords, answer}}]`)")
+        errors += [f"{p}: entry {e.id!r} has no keywords" for e in entries if not e.keywords]
+    return errors
+
+
 class KnowledgeBase:
     """All entries of a pack's ``kb/`` folder (``options.yaml`` excluded), re-read when a file changes."""
 

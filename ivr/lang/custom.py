@@ -73,7 +73,8 @@ def _fields(template: str) -> set[str]:
 
 # --- validation ----------------------------------------------------------------------------------------
 def check(pack: Any, folder: Path | None = None, *, audio: bool = True) -> list[str]:
-    """Problems of the override folder for ``pack`` (empty list: fine, or no folder)."""
+    """Problems of the override folder for ``pack`` (empty list: fine, or no folder). The KB files are checked by
+    ``ivr.dialog.kb.check_files(kb_files())``, which knows their format."""
     folder = folder if folder is not None else custom_dir()
     if folder is None or not folder.is_dir():
         return []
@@ -90,20 +91,6 @@ def check(pack: Any, folder: Path | None = None, *, audio: bool = True) -> list[
     prompts = folder / "prompts.yaml"
     if prompts.is_file():
         errors += _check_prompts(prompts, pack)
-    kb = folder / "kb"
-    if kb.is_dir():
-        from ivr.dialog.kb import _from_markdown, _from_yaml
-
-        for p in sorted(kb.iterdir()):
-            if p.suffix not in (".yaml", ".yml", ".md"):
-                continue
-            try:
-                entries = _from_markdown(p) if p.suffix == ".md" else _from_yaml(p)
-                if not entries:
-                    errors.append(f"{p}: no entries (YAML needs `entries: [{{id, keywords, answer}}]`)")
-                errors += [f"{p}: entry {e.id!r} has no keywords" for e in entries if not e.keywords]
-            except (yaml.YAMLError, KeyError, TypeError, AttributeError) as e:
-                errors.append(f"{p}: bad knowledge-base file ({type(e).__name__}: {e})")
     train = folder / "nlu" / "train.yaml"
     if train.is_file():
         errors += _check_train(train, pack)
