@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from test_shop_helpers import pg_server  # noqa: F401  (fixture)
 
 
 def _ivr(*args: str, data: Path, stdin: str = "") -> subprocess.CompletedProcess:
@@ -106,3 +107,25 @@ def test_restore_refuses_a_damaged_backup(tmp_path):
     assert not (tmp_path / "b" / "ivr.db").exists()
     r = _ivr("backup", str(saved), data=a)
     assert r.returncode == 2 and "not an empty folder" in r.stderr
+
+
+def test_postgresql_backup_with_pg_dump_restores_into_a_new_database(tmp_path, pg_server):  # noqa: F811
+    from test_shop_helpers import new_pg_database
+
+    from ivr.config import Settings
+    from ivr.services.agents import AccountStore
+    from ivr.services.backup import backup, restore
+    from ivr.services.migrate import ensure_schema
+    from ivr.services.shop import SqlShop, seed_demo
+
+    src = Settings(data_dir=tmp_path / "a", db_url=new_pg_database(pg_server))
+    ensure_schema(src.database_url)
+    seed_demo(src.database_url, seed=3)
+    AccountStore(src.database_url).add("alice", password="s3cret-alice")
+    manifest = backup(src, tmp_path / "saved")
+    assert manifest["database"] == "postgresql" and (tmp_path / "saved" / "db.pgdump").is_file()
+    assert "s3cret" not in (tmp_path / "saved" / "db.pgdump").read_bytes().decode("latin-1")  # hashes only
+    dst = Settings(data_dir=tmp_path / "b", db_url=new_pg_database(pg_server))
+    restore(dst, tmp_path / "saved")
+    assert SqlShop(dst.database_url).count_orders() == SqlShop(src.database_url).count_orders() >= 1000
+    assert AccountStore(dst.database_url).authenticate("alice", "s3cret-alice") is not None
