@@ -1,0 +1,147 @@
+"""`ivr bench calls --asr real`: N concurrent talking callers through real sessions with real Vosk, caller-heard.
+
+Each caller is an in-process line (:class:`~ivr.call.local.LocalPort`: no transport, so the load generator costs
+almost nothing next to the server side) into the real CallManager: webrtcvad, the pooled Vosk engine (Korean model
+from PyPI; the recorded Korean clips from ``../shared`` when present, else espeak-ng Mandarin), the real dialogue,
+espeak-ng and the paced playout. A caller talks continuously: once the bot's reply starts it listens ``--pause``
+seconds and says the next clip (over the reply when that is longer: barge-in). Caller-heard latency is measured on the caller's side of the line: from the caller's last loud
+frame of an utterance to the first loud bot frame after it.
+
+Per level: calls, utterances, heard p50/p95/max, lost utterances (no bot audio within 6 s), no-input prompts
+while the caller was speaking, playout stalls, CPU (share of the 2 cores), RSS per call, and whether the level
+holds the issue-13 targets (heard p95 <= endpoint + 400 ms, nothing lost, no no-input, no stalls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import time
+from pathlib import Path
+
+from ivr.audio.frames import AudioFrame
+from ivr.call.local import LocalPort
+
+LOUD_DBFS = -40.0
+LOST_AFTER_S = 6.0
+
+
+class _Caller(LocalPort):
+    """A LocalPort that remembers when each caller frame left and how loud it was."""
+
+    def __init__(self) -> None:
+        super().__init__(keep_audio=True)
+        self.caller_sent: list[tuple[float, float]] = []
+
+    async def _to_bot(self, frame: AudioFrame) -> None:
+        self.caller_sent.append((time.monotonic(), frame.rms_dbfs()))
+        await super()._to_bot(frame)
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def _talking_call(manager, clips: list[AudioFrame], seconds: float, pause_s: float, offset: int) -> dict:
+    port = _Caller()
+    port.start()
+    task = manager.start_call(port, manager.reserve(port.info.call_id))
+    out: dict = {"heard": [], "lost": 0, "utterances": 0, "no_input": 0, "stalls": 0, "stages": []}
+    ends: list[float] = []
+    try:
+        await port.wait_bot(1, timeout=30)
+        await asyncio.sleep(pause_s)
+        deadline = time.monotonic() + seconds  # talking time, after the greeting
+        i = offset
+        while time.monotonic() < deadline and port.hung_up is None:
+            port.say(clips[i % len(clips)])
+            i += 1
+            await port.finish_saying()
+            end = time.monotonic()
+            ends.append(end)
+            out["utterances"] += 1
+            while not any(t > end and f.rms_dbfs() > LOUD_DBFS for t, f in port.sent[-100:]):
+                if time.monotonic() - end > LOST_AFTER_S or port.hung_up is not None:
+                    out["lost"] += port.hung_up is None
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(pause_s)  # hears the start of the reply, then talks again (over it if it is long)
+    except TimeoutError:
+        pass
+    port.caller_hangup()
+    record = await task
+    await port.close()
+    for end in ends:  # the caller's last loud frame before `end`, then the bot's first loud frame after it
+        last = max((t for t, db in port.caller_sent if t <= end and db > LOUD_DBFS), default=None)
+        if last is None:
+            continue
+        first = next((t for t, f in port.sent if t > last and f.rms_dbfs() > LOUD_DBFS), None)
+        if first is not None and first - last < LOST_AFTER_S:
+            out["heard"].append((first - last) * 1000)
+    if record is not None:
+        out["stalls"] = int(record.extra.get("playout_stalls", 0))
+        out["no_input"] = sum(1 for t in record.turns if t.kind == "no_input")
+        marks = ["speech_end", "received", "resampled", "vad_end", "asr_final", "dialog_decision",
+                 "tts_first_audio_queued", "first_audio_sent"]
+        for t in record.turns:  # the server's own trace of each spoken turn, stage by stage (ms)
+            tm = t.timing or {}
+            if t.kind == "speech" and all(tm.get(k) is not None for k in marks):
+                out["stages"].append({b: tm[b] - tm[a] for a, b in zip(marks, marks[1:], strict=False)})
+    return out
+
+
+async def bench_real(levels: list[int], seconds: float, pause_s: float, model: str) -> tuple[list[list], str]:
+    from ivr.asr.engine import AsrEngine
+    from ivr.bench.asr import speech_clips
+    from ivr.bench.report import percentiles
+    from ivr.call.manager import CallManager
+    from ivr.call.parts import LISTENER_RATE
+    from ivr.config import load_settings
+    from ivr.wiring import build_parts
+
+    settings = load_settings()
+    base = await asyncio.to_thread(build_parts, settings)
+    clips, source = speech_clips(LISTENER_RATE)
+    clips = [c for c in clips if c.duration <= 8.0] or clips  # a caller's turn, not a lecture
+    endpoint_ms = settings.vad_trailing_silence_ms
+    rows: list[list] = []
+    for n in levels:
+        engine = AsrEngine.for_model(model, LISTENER_RATE, pool_size=n, max_workers=settings.asr_workers,
+                                     recycle_speech_s=settings.asr_recycle_speech_s)
+        parts = dataclasses.replace(base, asr_engine=engine)
+        manager = CallManager(settings.model_copy(update={"max_calls": max(n, settings.max_calls)}), parts)
+        await manager.start()
+        rss0, cpu0, wall0 = rss_mb(), time.process_time(), time.perf_counter()
+        results = await asyncio.gather(*(_talking_call(manager, clips, seconds, pause_s, k) for k in range(n)))
+        cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0) / (os.cpu_count() or 1)
+        rss_per_call = (rss_mb() - rss0) / n
+        await manager.shutdown(grace_s=2)
+        await engine.close()
+        heard = [x for r in results for x in r["heard"]]
+        p = percentiles(heard or [0.0])
+        stages = [st for r in results for st in r["stages"]]
+        if stages:
+            print(f"{n} call(s), server trace medians (ms): " + ", ".join(
+                f"{k} {percentiles([st[k] for st in stages])['p50']:.0f}" for k in stages[0]), flush=True)
+        lost, no_input, stalls = (sum(r[k] for r in results) for k in ("lost", "no_input", "stalls"))
+        ok = bool(heard) and p["p95"] <= endpoint_ms + 400 and lost == 0 and no_input == 0 and stalls == 0
+        rows.append([n, sum(r["utterances"] for r in results), round(p["p50"]), round(p["p95"]), round(p["max"]),
+                     lost, no_input, stalls, f"{100 * cpu:.0f} %", round(rss_per_call), "yes" if ok else "no"])
+        print(rows[-1], flush=True)
+    best = 0
+    for r in rows:
+        if r[-1] != "yes":
+            break
+        best = r[0]
+    summary = (f"Capacity: **{best}** concurrent talking callers hold heard p95 <= endpoint + 400 ms "
+               f"({endpoint_ms + 400} ms) with nothing lost, no no-input prompt while speaking and no playout stall "
+               f"(speech: {source}; model {model}; each caller talks for {seconds:.0f} s with {pause_s:.1f} s pauses).")
+    return rows, summary
+
+
+HEADERS = ["calls", "utterances", "heard p50 ms", "heard p95 ms", "heard max ms", "lost utterances",
+           "no-input while speaking", "stalls", "CPU (of 2 cores)", "RSS per call MB", "holds targets"]
