@@ -113,3 +113,58 @@ def test_serve_refuses_a_bad_override_folder_with_clear_errors(tmp_path):
     assert "shop.yaml: line" in err and "not valid YAML" in err
     assert "unknown intent 'no_such_intent'" in err
     assert "broken.yaml: no entries" in err
+
+
+def test_training_phrasings_are_added_and_sighup_reloads_a_running_service(tmp_path):
+    import signal
+    import socket
+
+    import httpx
+
+    from ivr.lang import get_pack
+    from ivr.lang.custom import set_custom_dir
+
+    c = _custom(tmp_path / "data")
+    (c / "nlu").mkdir()
+    (c / "nlu" / "train.yaml").write_text("intents:\n  logistics: [我的宝贝走到哪儿了]\n", encoding="utf-8")
+    set_custom_dir(c)
+    try:
+        merged = yaml.safe_load(get_pack("zh-CN").train_path.read_text(encoding="utf-8"))
+        assert "我的宝贝走到哪儿了" in merged["intents"]["logistics"] and len(merged["intents"]["logistics"]) > 1
+    finally:
+        set_custom_dir(None)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    err = tmp_path / "err.txt"
+    env = {**os.environ, "IVR_DATA_DIR": str(tmp_path / "data")}
+    with err.open("w") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "ivr", "serve", "--port", str(port), "--sip-port", "0"],
+                                stdout=subprocess.DEVNULL, stderr=f, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, err.read_text()
+            time.sleep(0.3)
+        (c / "nlu" / "train.yaml").write_text("intents:\n  logistics: [宝贝到哪了]\n", encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while "reloaded" not in err.read_text():
+            assert time.monotonic() < deadline, err.read_text()
+            time.sleep(0.3)
+        (c / "nlu" / "train.yaml").write_text("intents:\n  nonsense: [x]\n", encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while "not reloaded" not in err.read_text():
+            assert time.monotonic() < deadline, err.read_text()
+            time.sleep(0.3)
+        assert "unknown intent 'nonsense'" in err.read_text()
+        assert proc.poll() is None  # still serving
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
