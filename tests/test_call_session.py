@@ -27,7 +27,7 @@ PACK = get_pack("zh-CN")
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory) -> tuple:
     """Shop, TTS and record store built once (the NLU trains once per process)."""
-    settings = load_settings({"data_dir": str(tmp_path_factory.mktemp("calls"))})
+    settings = load_settings({"data_dir": str(tmp_path_factory.mktemp("calls")), "demo_data": True})
     return settings, build_parts(settings)
 
 

@@ -30,7 +30,7 @@ ORDER, TAIL = "100000000002", "8000"  # fixed demo order of 张伟 (docs/oms.md)
 
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory) -> tuple:
-    settings = load_settings({"data_dir": str(tmp_path_factory.mktemp("warm"))})
+    settings = load_settings({"data_dir": str(tmp_path_factory.mktemp("warm")), "demo_data": True})
     return settings, build_parts(settings)
 
 

@@ -31,6 +31,7 @@ from ivr.call.prompts import system_line
 from ivr.call.session import CallSession
 from ivr.call.transfer import TransferHook
 from ivr.call.turns import RecordStoreLike
+from ivr.call.warm_transfer import WarmTransfer
 from ivr.config import Settings
 from ivr.services.records import CallRecord
 from ivr.services.shop.api import ShopService
@@ -106,7 +107,8 @@ class CallManager:
     @property
     def desk(self) -> AgentDesk | None:
         """The agents' presence and queue when calls go to humans by warm transfer (else None)."""
-        return getattr(self.transfer_hook, "desk", None)
+        hook = self.transfer_hook
+        return hook.desk if isinstance(hook, WarmTransfer) else None
 
     @property
     def asr_available(self) -> bool:

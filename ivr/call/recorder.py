@@ -16,7 +16,7 @@ import numpy as np
 import soundfile as sf
 
 from ivr.audio.frames import AudioFrame
-from ivr.audio.resample import Resampler
+from ivr.audio.resample import RateConverter
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class StereoRecorder:
         self._file = sf.SoundFile(str(path), mode="w", samplerate=rate, channels=2, subtype="PCM_16", format="WAV")
         self._buf = [bytearray(), bytearray()]  # per channel, s16 bytes not yet written
         self._written = 0  # samples per channel already on disk
-        self._resamplers: dict[tuple[int, int], Resampler] = {}
+        self._to_rate = (RateConverter(rate), RateConverter(rate))  # caller, bot channel
         self.closed = False
 
     def caller(self, frame: AudioFrame) -> None:
@@ -48,10 +48,7 @@ class StereoRecorder:
     def _add(self, ch: int, frame: AudioFrame) -> None:
         if self.closed:
             return
-        if frame.sample_rate != self.rate:
-            key = (ch, frame.sample_rate)
-            rs = self._resamplers.get(key) or self._resamplers.setdefault(key, Resampler(frame.sample_rate, self.rate))
-            frame = rs.process(frame)
+        frame = self._to_rate[ch](frame)
         # Place by arrival time: pad with silence if this channel fell behind the clock (a gap in the stream).
         now_pos = int((self._clock() - self._t0) * self.rate) - frame.samples
         have = self._written + len(self._buf[ch]) // 2

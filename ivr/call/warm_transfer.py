@@ -28,17 +28,21 @@ from typing import TYPE_CHECKING, Any
 from ivr.audio.frames import AudioFrame
 from ivr.audio.resample import RateConverter
 from ivr.call.hold import hold_audio
-from ivr.call.parts import LISTENER_RATE, ListenerEvent
+from ivr.call.parts import LISTENER_RATE, ListenerEvent, TtsLike
 from ivr.call.playout import Playout
+from ivr.call.ports import CallPort
 from ivr.call.prompts import system_line
 from ivr.call.transfer import CallControl, book_callback
 from ivr.dialog.types import TransferRequest
 from ivr.events import Hangup, SpeechEnded, Transcript
 from ivr.privacy import mask_text
 from ivr.services.agents.desk import AgentDesk, AgentState, Waiting
+from ivr.services.shop.api import ShopService
 
 if TYPE_CHECKING:
+    from ivr.asr.engine import AsrEngine
     from ivr.asr.listener import Listener
+    from ivr.asr.vad import VadOptions
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +63,7 @@ class Bridge:
 
     call_id: str
     agent_id: str
-    leg: Any
+    leg: CallPort  # the agent's audio connection
     context: dict[str, Any] = field(default_factory=dict)  # the hand-off card the agent accepted
     started: float = field(default_factory=time.monotonic)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
@@ -91,8 +95,9 @@ class _Ear:
 class WarmTransfer:
     """A ``TransferHook`` for :class:`~ivr.call.manager.CallManager` (see the module docstring)."""
 
-    def __init__(self, desk: AgentDesk, *, tts: Any, asr_engine: Any = None, vad_options: Any = None,
-                 shop: Any = None, options: WarmTransferOptions | None = None) -> None:
+    def __init__(self, desk: AgentDesk, *, tts: TtsLike, asr_engine: AsrEngine | None = None,
+                 vad_options: VadOptions | None = None, shop: ShopService | None = None,
+                 options: WarmTransferOptions | None = None) -> None:
         self.desk = desk
         self.tts = tts
         self.asr_engine = asr_engine
@@ -139,7 +144,7 @@ class WarmTransfer:
             self.desk.leave(w)
 
     # --- waiting -------------------------------------------------------------------------------------------
-    async def _wait(self, control: CallControl, w: Waiting) -> tuple[AgentState, Any] | None:
+    async def _wait(self, control: CallControl, w: Waiting) -> tuple[AgentState, CallPort] | None:
         """Announce the place in the queue, play hold audio; the agent and its leg, or None after max_wait_s."""
         assert w.assigned is not None
         if not w.assigned.done():
@@ -172,7 +177,7 @@ class WarmTransfer:
         return w.assigned.result()
 
     # --- connected -----------------------------------------------------------------------------------------
-    async def _bridge(self, control: CallControl, w: Waiting, agent: AgentState, leg: Any, lang: str) -> str:
+    async def _bridge(self, control: CallControl, w: Waiting, agent: AgentState, leg: CallPort, lang: str) -> str:
         """Whisper, connect, relay audio both ways until one side ends; "agent_hangup", "caller_hangup" or
         "agent_dropped"."""
         bridge = Bridge(control.call_id, agent.agent_id, leg, context=w.handoff)
@@ -232,7 +237,7 @@ class WarmTransfer:
             with contextlib.suppress(Exception):
                 await leg.hangup(result)
 
-    async def _agent_side(self, control: CallControl, bridge: Bridge, leg: Any, lang: str) -> None:
+    async def _agent_side(self, control: CallControl, bridge: Bridge, leg: CallPort, lang: str) -> None:
         """Agent audio -> caller (resampled to the call rate) and -> the agent-side listener."""
         to_caller = RateConverter(control.rate)
         listener = self._listener()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from aiosipua.incoming_call import IncomingCall
 
 from ivr.audio.frames import AudioFrame
-from ivr.audio.resample import Resampler
+from ivr.audio.resample import RateConverter, Resampler
 from ivr.call.ports import CallInfo, CallPort, InboundEvent
 from ivr.events import DtmfDigits, Hangup
 from ivr.telephony.adapters import aiosipua_private as sip_private
@@ -45,7 +45,7 @@ class SipCall(CallPort):
         self._on_closed = on_closed
         self._events: asyncio.Queue[InboundEvent] = asyncio.Queue()
         self._up = Resampler(G711_RATE, PORT_RATE)
-        self._down: dict[int, Resampler] = {}
+        self._down = RateConverter(G711_RATE)
         self._in_samples = 0
         self._hangup: Hangup | None = None
         self._transfer: asyncio.Future[int] | None = None
@@ -64,11 +64,7 @@ class SipCall(CallPort):
     async def send_audio(self, frame: AudioFrame) -> None:
         if self._hangup is not None:
             return
-        if frame.sample_rate != G711_RATE:
-            rs = self._down.get(frame.sample_rate)
-            if rs is None:
-                rs = self._down[frame.sample_rate] = Resampler(frame.sample_rate, G711_RATE)
-            frame = rs.process(frame)
+        frame = self._down(frame)
         if frame.pcm:
             await self.stream.send_pcm(frame.pcm)
 
