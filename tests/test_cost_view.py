@@ -155,3 +155,33 @@ def test_dashboard_api_csv_and_cli(tmp_path, capsys):
     assert main(["records", "stats", "--cost", "--channel", "sip", "--db", url]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("group,key,calls") and lines[1].startswith("total,total,2,0,1,2,15.0,")
+
+
+async def test_dashboard_page_shows_the_cost_section(tmp_path):
+    """Real Chromium: the dashboard's cost tiles and tables show the hand-computed figures (default rates)."""
+    from browser.chromium import chromium_page, wait_js
+
+    from ivr.audio.files import write_wav
+    from ivr.audio.frames import AudioFrame
+
+    settings = load_settings({"data_dir": str(tmp_path / "d")})  # 60 CNY per agent hour, 0.5 per bot call
+    seed(settings.database_url, datetime.now(UTC))
+    AccountStore(settings.database_url).add("lead", role="supervisor", password="lead-pass-1")
+    silence = write_wav(tmp_path / "s.wav", AudioFrame(b"\x00\x00" * 16000, 16000))
+    with serve_in_thread(settings) as (url, _app):
+        async with chromium_page(silence, tmp_path / "p") as page:
+            await page.goto(f"{url}/dashboard")
+            await page.fill("input[name=username]", "lead")
+            await page.fill("input[name=password]", "lead-pass-1")
+            await page.click("button[type=submit]")
+            await page.wait_for_url(f"{url}/dashboard")
+            await wait_js(page, "document.querySelector('#cost-intent tbody tr')", 20000)
+            # saved: 2 x (450 / 3600 x 60 - 0.5) = 14.00; per resolved: (6 x 0.5 + 900 / 3600 x 60) / 3 = 6.00
+            assert await page.text_content("#cost-saved .value") == "¥14.00"
+            assert await page.text_content("#cost-per-resolved .value") == "¥6.00"
+            assert await page.text_content("#cost-minutes .value") == "15.0分钟"
+            assert await page.text_content("#cost-contained .value") == "2"
+            sip = await page.text_content("#cost-channel tr[data-key=sip]")
+            assert "¥16.00" in sip and "电话" in sip
+            assert "查订单" in await page.text_content("#cost-intent tr[data-key=order_status]")
+            assert await page.get_attribute("#cost-export", "href") == "/api/stats/cost.csv?period=7d"
