@@ -70,11 +70,19 @@ class Bridge:
     end_reason: str = ""
     transcript: list[dict[str, Any]] = field(default_factory=list)
     relaying: bool = False  # agent audio goes to the caller (after the whisper); before, it is read and dropped
+    held: bool = False  # on hold: the caller hears hold audio, neither side hears the other
+    hold_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def hangup(self, reason: str = "agent_hangup") -> None:
         if not self.ended.is_set():
             self.end_reason = reason
             self.ended.set()
+
+    def hold(self, held: bool) -> None:
+        """Put the caller on hold (hold audio) or take them off it."""
+        if held != self.held:
+            self.held = held
+            self.hold_changed.set()
 
 
 class _Ear:
@@ -205,6 +213,8 @@ class WarmTransfer:
                     await asyncio.wait_for(agent_out.wait_idle(), self.options.whisper_max_s)
 
             def on_caller(frame: AudioFrame) -> None:
+                if bridge.held:  # the agent does not hear a caller on hold
+                    return
                 if agent_out.queued_seconds < 1.0:  # a stalled leg must not build up delay
                     agent_out.enqueue(to_agent(frame))
                 if not caller_frames.full():
@@ -214,7 +224,7 @@ class WarmTransfer:
             tasks.append(asyncio.create_task(self._caller_side(control, bridge, caller_frames, lang)))
             await self._say(control, "transfer_connected")  # the agent already hears the caller meanwhile
             bridge.relaying = True
-            await bridge.ended.wait()
+            await self._connected(control, bridge)
             result = bridge.end_reason or "agent_hangup"
             return result
         finally:
@@ -248,7 +258,7 @@ class WarmTransfer:
                     deliberate = ev.reason in ("caller_hangup", "agent_hangup")  # the agent page's hang-up
                     bridge.hangup("agent_hangup" if deliberate else "agent_dropped")
                     return
-                if not isinstance(ev, AudioFrame) or not bridge.relaying:
+                if not isinstance(ev, AudioFrame) or not bridge.relaying or bridge.held:
                     continue
                 if control.queued_seconds < 1.0:
                     control.play(to_caller(ev))
@@ -258,6 +268,24 @@ class WarmTransfer:
             if listener is not None:
                 with contextlib.suppress(Exception):
                     await listener.close()
+
+    async def _connected(self, control: CallControl, bridge: Bridge) -> None:
+        """Until one side ends: while the agent holds the call, the caller hears hold audio."""
+        music: AudioFrame | None = None
+        while not bridge.ended.is_set():
+            if bridge.hold_changed.is_set():
+                bridge.hold_changed.clear()
+                control.flush()  # hold audio starts (or stops) at once
+                if bridge.held:
+                    control.record.extra["holds"] = control.record.extra.get("holds", 0) + 1
+            if bridge.held:
+                music = music or hold_audio(control.rate)
+                if control.queued_seconds < 1.0:
+                    control.play(music)
+            waits = [asyncio.ensure_future(bridge.ended.wait()), asyncio.ensure_future(bridge.hold_changed.wait())]
+            await asyncio.wait(waits, timeout=0.5 if bridge.held else None, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
 
     async def _caller_side(self, control: CallControl, bridge: Bridge, frames: asyncio.Queue, lang: str) -> None:
         listener = self._listener()

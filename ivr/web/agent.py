@@ -13,6 +13,8 @@
   ``{"via": "sip"}`` -> ``{"call_id", "via": "sip"}``: the bot dials the agent's desk phone (``ivr agents phone``)
   through the SIP gateway and bridges that leg (502 if the phone does not answer: the call goes to the next agent).
 * ``POST /api/agent/offers/{offer_id}/decline`` -> 204: the call goes to the next agent.
+* ``POST /api/agent/calls/{call_id}/hold`` ``{"hold": true|false}`` -> ``{"call_id", "held"}``: on hold the caller
+  hears hold audio and neither side hears the other (409 before the caller is connected); event ``hold``.
 * ``POST /api/agent/calls/{call_id}/hangup`` -> 204; ``POST /api/agent/calls/{call_id}/wrapup``
   ``{"disposition", "note"}`` -> 204 (the agent is available again).
 * ``GET /api/agent/calls/{call_id}``: the context card and the live transcript (the agent on the call, or a
@@ -76,8 +78,12 @@ async def _json(request: Request) -> dict | None:
 
 @router.get("/agent", response_class=HTMLResponse, include_in_schema=False)
 def agent_page(request: Request, acc: Account = DESK) -> HTMLResponse:
+    from ivr.lang import get_pack
+
+    prompts = get_pack(request.app.state.settings.language).prompts
+    terms = {k[len("term."):]: v for k, v in prompts.items() if k.startswith("term.") and isinstance(v, str)}
     return request.app.state.templates.TemplateResponse(
-        request, "agent.html", {"agent": acc, "dispositions": DISPOSITIONS})
+        request, "agent.html", {"agent": acc, "dispositions": DISPOSITIONS, "terms": terms})
 
 
 @router.get("/api/agent/state")
@@ -177,6 +183,7 @@ async def accept(offer_id: str, request: Request, acc: Account = DESK) -> Respon
             body["sdp"], body["type"], call_id=f"{call_id}-agent", language=settings.language,
             ice_hosts=ice_hosts_for(settings.host, settings.public_ip), extra={"agent_id": acc.agent_id},
             settings=settings,
+            settings=settings,
         )
     except OfferError as e:
         return _error(e.status, str(e))
@@ -229,6 +236,22 @@ def agent_hangup(call_id: str, request: Request, acc: Account = DESK) -> Respons
         return _error(404, f"you are not on call {call_id}")
     bridge.hangup("agent_hangup")
     return Response(status_code=204)
+
+
+@router.post("/api/agent/calls/{call_id}/hold")
+async def agent_hold(call_id: str, request: Request, acc: Account = DESK) -> Response:
+    """``{"hold": true|false}``: the caller hears hold audio (and neither side hears the other) until taken off."""
+    body = await _json(request)
+    if body is None or not isinstance(body.get("hold"), bool):
+        return _error(400, 'body must be {"hold": true} or {"hold": false}')
+    bridge = getattr(_warm(request), "bridges", {}).get(call_id)
+    if bridge is None or bridge.agent_id != acc.agent_id:
+        return _error(404, f"you are not on call {call_id}")
+    if not bridge.relaying:
+        return _error(409, "the caller is not connected yet")
+    bridge.hold(body["hold"])
+    _desk(request).publish(acc.agent_id, {"type": "hold", "call_id": call_id, "held": bridge.held})
+    return JSONResponse({"call_id": call_id, "held": bridge.held})
 
 
 @router.post("/api/agent/calls/{call_id}/wrapup")

@@ -1,4 +1,5 @@
-// Agent desktop: presence, ringing with the context card, the agent's WebRTC leg, live transcript, wrap-up.
+// Agent desktop: presence, ringing (tone + desktop notification) with the context card, the agent's WebRTC leg
+// (mute, hold, call timer), live transcript, wrap-up.
 // Events come from /api/agent/events (Server-Sent Events); actions are JSON POSTs under /api/agent/.
 (function () {
   "use strict";
@@ -7,9 +8,13 @@
   const WHO = { caller: "客户", bot: "机器人", agent: "客服" };
   const MOOD = { calm: "平静", frustrated: "不耐烦", angry: "愤怒" };
   // Exposed for tests and debugging.
+  const TERMS = JSON.parse(($("terms") || {}).textContent || "{}");  // language pack words (term.*)
+  const T = (word) => (word === undefined || word === null ? word : TERMS[word] || word);
   const desk = (window.ivrDesk = { presence: "offline", offer: null, callId: null, context: null, lines: [],
-    maxLevel: 0, heardMs: 0, error: null, events: 0, legClosed: null });
-  let pc = null, mic = null, meter = null, ringTimer = null;
+    maxLevel: 0, heardMs: 0, error: null, events: 0, legClosed: null, ringing: false, ringBursts: 0,
+    ringPeak: 0, notified: 0, muted: false, held: false, talkSeconds: 0 });
+  let pc = null, mic = null, meter = null, ringTimer = null, talkTimer = null;
+  const ringer = window.ivrRinger(desk);
 
   async function post(path, body) {
     const res = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" },
@@ -59,22 +64,22 @@
     const s = ctx.sentiment || {};
     fact(dl, "情绪", (labels.mood || MOOD[s.level] || s.level || "") + (s.score !== undefined ? "（" + s.score + "）" : ""));
     const slots = ctx.slots || {};
-    Object.keys(slots).forEach((k) => fact(dl, k, String(slots[k])));
+    Object.keys(slots).forEach((k) => fact(dl, T(k), T(String(slots[k]))));
     fact(dl, "转人工原因", labels.reason || ctx.reason);
     if (s.level) dl.lastChild && (dl.className = "mood-" + s.level);
     const o = ctx.order, od = $("order"); od.innerHTML = "";
     if (o) {
       const h = document.createElement("h3"); h.textContent = "订单 " + o.order_id; od.appendChild(h);
       const odl = document.createElement("dl"); od.appendChild(odl);
-      fact(odl, "状态", o.status);
+      fact(odl, "状态", T(o.status));
       fact(odl, "商品", (o.items || []).map((i) => i.name + " ×" + i.quantity).join("；"));
       if (o.total_cents !== undefined) fact(odl, "金额", (o.total_cents / 100).toFixed(2) + " 元");
       fact(odl, "收货人", o.customer); fact(odl, "电话", o.phone); fact(odl, "地址", o.address);
       fact(odl, "物流", [o.carrier, o.tracking_no, o.latest_event].filter(Boolean).join(" "));
       fact(odl, "承诺送达", o.promised_date);
       if (o.vip) fact(odl, "会员", "VIP");
-      (o.returns || []).forEach((r) => fact(odl, "售后", r.rma_id + " " + r.kind + " " + r.status));
-      (o.refunds || []).forEach((r) => fact(odl, "退款", r.refund_id + " " + r.status));
+      (o.returns || []).forEach((r) => fact(odl, "售后", r.rma_id + " " + T(r.kind) + " " + T(r.status)));
+      (o.refunds || []).forEach((r) => fact(odl, "退款", r.refund_id + " " + T(r.status)));
     }
     $("lines").innerHTML = ""; desk.lines = [];
     (ctx.transcript || []).forEach((t) => addLine(t.who, t.text));
@@ -96,12 +101,14 @@
     else if (ev.type === "queue") showQueue(ev.waiting || []);
     else if (ev.type === "offer") {
       desk.offer = ev; desk.callId = ev.call_id; showCard(ev.context); setPresence("ringing");
+      ringer.start("来电转接", (ev.context && ev.context.summary) || "有客户等待接听");
       let left = Math.round(ev.ring_timeout_s || 20);
       clearInterval(ringTimer);
       $("countdown").textContent = left + "秒";
       ringTimer = setInterval(() => { left -= 1; $("countdown").textContent = Math.max(0, left) + "秒"; }, 1000);
-    } else if (ev.type === "offer_cancelled") { desk.offer = null; clearInterval(ringTimer); showCard(null); }
-    else if (ev.type === "connected") { $("callstate").textContent = "通话中（已播报摘要）"; }
+    } else if (ev.type === "offer_cancelled") { desk.offer = null; clearInterval(ringTimer); ringer.stop(); showCard(null); }
+    else if (ev.type === "connected") { $("callstate").textContent = "通话中（已播报摘要）"; startTimer(); }
+    else if (ev.type === "hold") showHold(ev.held);
     else if (ev.type === "transcript") addLine(ev.who, ev.text);
     else if (ev.type === "caller_hangup") { addLine("bot", "客户已挂机"); teardown(); }
     else if (ev.type === "call_ended") teardown();
@@ -117,9 +124,48 @@
 
   const waitIce = window.ivrWaitIce;
 
+  function startTimer() {
+    clearInterval(talkTimer);
+    const t0 = Date.now();
+    const show = () => {
+      desk.talkSeconds = Math.floor((Date.now() - t0) / 1000);
+      const m = Math.floor(desk.talkSeconds / 60), s = desk.talkSeconds % 60;
+      $("timer").textContent = String(m).padStart(2, "0") + ":" + String(s).padStart(2, "0");
+    };
+    show(); talkTimer = setInterval(show, 1000);
+  }
+
+  function stopTimer() { clearInterval(talkTimer); talkTimer = null; }
+
+  function setMuted(muted) {  // the caller stops hearing the agent's microphone (nothing leaves the browser)
+    desk.muted = muted;
+    if (mic) mic.getAudioTracks().forEach((t) => { t.enabled = !muted; });
+    if (pc) {  // and stop sending at all: a disabled track alone may still carry audio on some devices
+      const track = mic && mic.getAudioTracks()[0];
+      pc.getSenders().forEach((s) => { if (!s.track || s.track.kind === "audio") s.replaceTrack(muted ? null : track).catch(() => {}); });
+    }
+    $("mute").textContent = muted ? "取消静音" : "静音";
+    $("mute").setAttribute("aria-pressed", String(muted));
+  }
+
+  function showHold(held) {
+    desk.held = held;
+    $("hold").textContent = held ? "恢复通话" : "保持";
+    $("hold").setAttribute("aria-pressed", String(held));
+    $("callstate").textContent = held ? "保持中（客户在听等待音乐）" : "通话中";
+  }
+
+  async function toggleHold() {
+    if (!desk.callId) return;
+    const res = await post("/api/agent/calls/" + desk.callId + "/hold", { hold: !desk.held });
+    const body = await res.json().catch(() => ({}));
+    if (res.ok) showHold(body.held);
+    else addLine("bot", "保持失败：" + (body.error || res.status));
+  }
+
   async function accept() {
     const offer = desk.offer; if (!offer) return;
-    clearInterval(ringTimer);
+    clearInterval(ringTimer); ringer.stop();
     desk.maxLevel = 0; desk.heardMs = 0; desk.error = null; desk.legClosed = false;
     try {
       mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
@@ -143,7 +189,7 @@
 
   async function acceptOnPhone() {
     const offer = desk.offer; if (!offer) return;
-    clearInterval(ringTimer);
+    clearInterval(ringTimer); ringer.stop();
     addLine("bot", "正在呼叫您的座机…");
     const res = await post("/api/agent/offers/" + offer.offer_id + "/accept", { via: "sip" });
     const body = await res.json().catch(() => ({}));
@@ -153,7 +199,7 @@
 
   async function decline() {
     const offer = desk.offer; if (!offer) return;
-    clearInterval(ringTimer); desk.offer = null;
+    clearInterval(ringTimer); ringer.stop(); desk.offer = null;
     await post("/api/agent/offers/" + offer.offer_id + "/decline");
   }
 
@@ -163,6 +209,7 @@
   }
 
   function teardown() {
+    stopTimer(); ringer.stop(); setMuted(false); showHold(false);
     if (meter) { meter.stop(); meter = null; }
     if (mic) { mic.getTracks().forEach((t) => t.stop()); mic = null; }
     if (pc) { const p = pc; pc = null; setTimeout(() => { p.close(); desk.legClosed = true; }, 300); }
@@ -184,17 +231,20 @@
     $("accept-phone").hidden = !st.agent.desk_phone;
     if (st.offer) onEvent({ type: "offer", ...st.offer });
     if (st.call) { desk.callId = st.call.call_id; showCard(st.call.context); (st.call.transcript || []).forEach((t) => addLine(t.who, t.text)); }
+    if (st.call && st.call.live) startTimer();
     const es = new EventSource("/api/agent/events");
     es.onmessage = (m) => { try { onEvent(JSON.parse(m.data)); } catch (err) { console.warn(err); } };
     desk.eventSource = es;
   }
 
-  $("available").addEventListener("click", () => post("/api/agent/presence", { state: "available" }));
+  $("available").addEventListener("click", () => { ringer.unlock(); post("/api/agent/presence", { state: "available" }); });
   $("away").addEventListener("click", () => post("/api/agent/presence", { state: "away" }));
   $("accept").addEventListener("click", accept);
   $("decline").addEventListener("click", decline);
   $("accept-phone").addEventListener("click", acceptOnPhone);
   $("hangup").addEventListener("click", hangup);
+  $("mute").addEventListener("click", () => setMuted(!desk.muted));
+  $("hold").addEventListener("click", toggleHold);
   $("wrapup").addEventListener("submit", wrapup);
   setPresence("offline");
   start();
