@@ -37,6 +37,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
+    if isinstance(value, dict):  # an inline table
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }" if value else "{}"
     if isinstance(value, list):
         return "[" + ", ".join("{ " + ", ".join(f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in item.items())
                                + " }" if isinstance(item, dict) else json.dumps(item) for item in value) + "]"
