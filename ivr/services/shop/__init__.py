@@ -1,6 +1,6 @@
 """Shop services: the OMS boundary (``api``), the embedded SQL store, the demo shop and the HTTP adapter.
 
-    shop = open_shop(get_settings())      # embedded SQL shop (schema ensured, demo seeded if empty) or HTTP OMS
+    shop = open_shop(get_settings())      # embedded SQL shop (schema ensured; demo seeded if empty with demo_data) or HTTP OMS
     shop.get_order("100000000002")
 """
 
