@@ -178,3 +178,40 @@ def test_serve_first_start_refuses_a_wrong_model_file(server, tmp_path):
     assert "does not match" in err and "keypad mode" in err, err
     assert server.ranges == [""]
     assert not any((tmp_path / "models").iterdir()), "nothing half-installed, no partial file kept"
+
+
+def test_run_serve_offline_starts_in_keypad_mode_with_one_line(tmp_path):
+    """`./run serve` itself (setup already done by ./run test: it installs nothing) with the network off."""
+    root = Path(__file__).resolve().parent.parent
+    venv = Path(os.environ.get("IVR_VENV", root / ".venv"))
+    stamp = (venv / ".ivr-installed").read_text().split()
+    want = hashlib.sha256((root / "pyproject.toml").read_bytes()).hexdigest()[:16]
+    assert stamp and stamp[0] == want, "run `./run setup` first: this test must not install anything"
+    port, closed = _free_port(), _free_port()
+    err_path = tmp_path / "run.err"
+    env = {**os.environ, "IVR_VENV": str(venv), "IVR_DATA_DIR": str(tmp_path / "data"),
+           "IVR_MODELS_DIR": str(tmp_path / "models"), "IVR_MODEL_BASE_URL": f"http://127.0.0.1:{closed}/",
+           "IVR_DEMO_DATA": "0"}
+    with err_path.open("w") as err:
+        proc = subprocess.Popen([str(root / "run"), "serve", "--port", str(port), "--sip-port", "0"],
+                                stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, err_path.read_text()
+            assert time.monotonic() < deadline, "./run serve did not start"
+            time.sleep(0.3)
+        orders = _ivr("db", "orders", "--json", "--limit", "1", env={"IVR_DATA_DIR": str(tmp_path / "data")})
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    err = err_path.read_text()
+    assert "[setup]" not in err, err  # nothing installed
+    lines = [ln for ln in err.splitlines() if ln.startswith("ivr serve:")]
+    assert len(lines) == 1 and "offline" in lines[0] and "ivr models pull zh-CN-small" in lines[0], err
+    assert orders.returncode == 0 and len(orders.stdout.splitlines()) == 1  # first start: the demo shop
