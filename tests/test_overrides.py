@@ -168,3 +168,27 @@ def test_training_phrasings_are_added_and_sighup_reloads_a_running_service(tmp_p
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+async def test_recorded_prompt_in_the_custom_folder_replaces_tts(tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from ivr.config import load_settings
+    from ivr.tts import get_tts
+
+    data = tmp_path / "data"
+    (data / "custom" / "prompts").mkdir(parents=True)
+    t = np.arange(16000) / 16000
+    sf.write(str(data / "custom" / "prompts" / "greeting.wav"), 0.5 * np.sin(2 * np.pi * 440 * t), 16000)
+    tts = get_tts(load_settings({"data_dir": str(data)}))
+    frame = await tts.synthesize("您好", 8000, prompt_id="greeting")
+    spec = np.abs(np.fft.rfft(frame.to_float()))
+    assert frame.duration == 1.0 and abs(np.fft.rfftfreq(frame.samples, 1 / 8000)[spec.argmax()] - 440) < 3
+    other = await tts.synthesize("您好", 8000, prompt_id="goodbye")  # no recording: espeak-ng speaks it
+    assert other.duration != 1.0
+    (data / "custom" / "prompts" / "nosuch.wav").write_bytes(b"RIFF")
+    from ivr.lang import get_pack
+    from ivr.lang.custom import check
+
+    assert any("nosuch.wav: no prompt called 'nosuch'" in p for p in check(get_pack("zh-CN"), data / "custom"))
