@@ -144,3 +144,24 @@ def test_chat_page_has_no_inline_code(client) -> None:
     assert "<script>" not in r.text and "style=" not in r.text and "<style" not in r.text
     assert '<script src="/static/chat.js">' in r.text
     assert client.get("/static/chat.js").status_code == 200
+
+
+def test_idle_conversations_are_closed_and_recorded(client) -> None:
+    import time
+
+    from ivr.web.chat import chat_hub
+
+    hub = chat_hub(client.app_)
+    s = _new(client)
+    thread, new = hub.thread(("reference", "idle-1"), "messaging")
+    assert new and hub.thread(("reference", "idle-1"), "messaging") == (thread, False)
+    assert hub.sweep(now=time.monotonic() + hub.idle_timeout_s - 5) == 0  # not idle long enough
+    assert hub.sweep(now=time.monotonic() + hub.idle_timeout_s + 5) >= 2
+    assert hub.get(s["session_id"]) is None and hub.thread_session(("reference", "idle-1")) is None
+    r = client.post(f"/api/chat/sessions/{s['session_id']}/messages", json={"text": "在吗"},
+                    headers={"X-Chat-Token": s["chat_token"]})
+    assert r.status_code == 403  # gone: the page starts a new conversation
+    store = RecordStore(client.app_.state.settings.database_url)
+    for sid, channel in ((s["session_id"], "webchat"), (thread.session_id, "messaging")):
+        rec = store.get(sid)
+        assert rec is not None and rec.channel == channel and rec.end_reason == "timeout"

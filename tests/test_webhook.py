@@ -104,7 +104,7 @@ def test_wrong_signature_old_timestamp_and_replay_are_refused_and_nothing_is_sto
     assert ok.headers["X-Ivr-Signature"] == signature(SECRET, ts, ok.content)  # the reply is signed too
     after_first = _counts(app)
     assert after_first[0] == before[0] + 1 and after_first[2] == before[2] + 1
-    session = app.state.chat_hub.get(app.state.webhook_threads[("reference", "wx-2")])
+    session = app.state.chat_hub.thread_session(("reference", "wx-2"))
     turns = len(session.messages)
     replay = _post(url, msg)  # the same message id again, freshly signed
     assert replay.status_code == 409 and replay.json()["code"] == "replayed" and "m-refuse-1" in replay.json()["error"]

@@ -103,7 +103,9 @@ class ChatHub:
         self.idle_timeout_s, self.max_sessions = idle_timeout_s, max_sessions
         self.dialog_factory = dialog_factory
         self._sessions: dict[str, ChatSession] = {}
+        self._threads: dict[tuple[str, str], str] = {}  # (adapter, platform conversation id) -> session id
         self._lock = threading.Lock()
+        self._thread_lock = threading.Lock()  # held while a thread's conversation is looked up or opened
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -131,6 +133,24 @@ class ChatHub:
     def get(self, session_id: str) -> ChatSession | None:
         return self._sessions.get(session_id)
 
+    def thread(self, key: tuple[str, str], channel: str, *, prefix: str = "msg") -> tuple[ChatSession, bool]:
+        """The open conversation of a messaging thread (``key``: adapter, conversation id), or a new one
+        (then True: its greeting is not delivered yet). Two messages of a new thread at once open one."""
+        with self._thread_lock:
+            with self._lock:
+                sid = self._threads.get(key)
+                s = self._sessions.get(sid) if sid else None
+            if s is not None and not s.closed:
+                return s, False
+            s = self.create(channel, prefix=prefix)
+            with self._lock:
+                self._threads[key] = s.session_id
+            return s, True
+
+    def thread_session(self, key: tuple[str, str]) -> ChatSession | None:
+        sid = self._threads.get(key)
+        return self._sessions.get(sid) if sid else None
+
     def check(self, session_id: str, token: str | None) -> tuple[int, ChatSession | None]:
         """(0, session) when ``token`` is this session's, else (401 no token | 403 wrong/unknown, None)."""
         import hmac
@@ -149,12 +169,13 @@ class ChatHub:
             gone = [s for s in self._sessions.values() if now - s.last_active > self.idle_timeout_s]
             for s in gone:
                 self._sessions.pop(s.session_id, None)
+            self._threads = {k: v for k, v in self._threads.items() if v in self._sessions}
         for s in gone:
             s.close("timeout", "system")
         return len(gone)
 
     def close_all(self, reason: str = "shutdown") -> None:
         with self._lock:
-            live, self._sessions = list(self._sessions.values()), {}
+            live, self._sessions, self._threads = list(self._sessions.values()), {}, {}
         for s in live:
             s.close(reason, "system")

@@ -32,6 +32,7 @@ TOKEN_HEADER = "X-Chat-Token"
 CHANNEL = "webchat"
 MAX_TEXT = 500
 AUTH_TIMEOUT_S = 10.0
+SWEEP_S = 60.0
 
 
 def chat_hub(app: Any) -> ChatHub:
@@ -57,7 +58,24 @@ def chat_hub(app: Any) -> ChatHub:
     return hub
 
 
+async def startup(app: Any) -> None:
+    """Close idle conversations (and save their records) once a minute."""
+
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            hub = getattr(app.state, "chat_hub", None)
+            if hub is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(hub.sweep)
+
+    app.state.chat_sweeper = asyncio.create_task(sweep())
+
+
 async def shutdown(app: Any) -> None:
+    task = getattr(app.state, "chat_sweeper", None)
+    if task is not None:
+        task.cancel()
     hub = getattr(app.state, "chat_hub", None)
     if hub is not None:
         await asyncio.to_thread(hub.close_all)

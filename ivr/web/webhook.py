@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from ivr.channels.session import ChatClosed, ChatSession
+from ivr.channels.session import ChatClosed
 from ivr.channels.webhook import WebhookRefused, get_adapter, signed_headers, verify
 from ivr.web.chat import chat_hub, parse_message
 
 router = APIRouter()
 CHANNEL = "messaging"
-_threads_lock = threading.Lock()
 
 
 def _refuse(status: int, code: str, message: str) -> JSONResponse:
@@ -40,35 +38,18 @@ def _seen(app: Any) -> Any:
     return app_store(app.state, "webhook_seen", lambda url: SeenMessages(url, timedelta(hours=hours)))
 
 
-def _conversation(app: Any, adapter: str, conversation_id: str) -> tuple[ChatSession, list[dict[str, Any]]]:
-    """The open conversation for this thread, or a new one (and its greeting)."""
-    hub = chat_hub(app)
-    threads = _threads(app)
-    with _threads_lock:
-        sid = threads.get((adapter, conversation_id))
-        s = hub.get(sid) if sid else None
-        if s is not None and not s.closed:
-            return s, []
-        s = hub.create(CHANNEL, prefix="msg")
-        threads[(adapter, conversation_id)] = s.session_id
-        return s, list(s.messages)
-
-
-def _threads(app: Any) -> dict[tuple[str, str], str]:
-    threads = getattr(app.state, "webhook_threads", None)
-    if threads is None:
-        threads = app.state.webhook_threads = {}
-    return threads
-
-
 def _handle(app: Any, adapter_name: str, inbound: Any, kwargs: dict[str, str]) -> tuple[list[dict], bool]:
-    s, greeting = _conversation(app, adapter_name, inbound.conversation_id)
+    """The customer message into its thread's conversation (a new one greets first); (bot messages, closed)."""
+    hub = chat_hub(app)
+    key = (adapter_name, inbound.conversation_id)
+    s, new = hub.thread(key, CHANNEL)
+    greeting = list(s.messages) if new else []
     try:
-        new = s.send(**kwargs)
-    except ChatClosed:  # ended between lookup and send: start again
-        s, greeting = _conversation(app, adapter_name, inbound.conversation_id)
-        new = s.send(**kwargs)
-    return greeting + new, s.closed
+        sent = s.send(**kwargs)
+    except ChatClosed:  # ended between lookup and send (idle timeout): start again
+        s, _ = hub.thread(key, CHANNEL)
+        greeting, sent = list(s.messages), s.send(**kwargs)
+    return greeting + sent, s.closed
 
 
 @router.post("/api/webhook/{adapter_name}")
