@@ -32,9 +32,10 @@ log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent
 # Feature routers in mount order: logins (/login), softphone + call API, agent desktop (/agent), dashboard (/dashboard),
-# web chat (/chat), messaging webhooks (/api/webhook/...), the dashboard's cost view and the supervisor wall (/wall).
+# web chat (/chat), messaging webhooks (/api/webhook/...), the dashboard's cost view, the supervisor
+# wall (/wall) and agent assist.
 DEFAULT_ROUTERS = ["ivr.web.auth", "ivr.web.phone", "ivr.web.agent", "ivr.web.dashboard", "ivr.web.chat",
-                   "ivr.web.webhook", "ivr.web.value", "ivr.web.wall"]
+                   "ivr.web.webhook", "ivr.web.value", "ivr.web.wall", "ivr.web.assist"]
 
 
 def load_router_modules(names: Sequence[str]) -> list[ModuleType]:
@@ -73,7 +74,7 @@ def create_app(settings: Settings, *, manager: Any = None, routers: Sequence[str
             app.state.sip = await start_sip(settings, app.state.calls)
         log.info("ivr serving on http://%s:%s (softphone at /phone; %s%s)", settings.host, settings.port,
                  "speech recognition on" if app.state.calls.asr_available else "keypad (DTMF) mode",
-                 f"; SIP on {settings.host}:{app.state.sip.port}" if app.state.sip is not None else "")
+                 f"; SIP on {settings.sip_host or settings.host}:{app.state.sip.port}" if app.state.sip is not None else "")
         try:
             yield
         finally:

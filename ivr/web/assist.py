@@ -1,0 +1,215 @@
+"""Agent assist: suggestions on the agent desktop during a human call, driven by the live transcript.
+
+* ``kb``: the knowledge-base answer (the dialogue's own ``kb/`` entries and the shop's custom ones) for each caller
+  line that matches one, newest first.
+* ``order``: the facts of the order on the hand-off card (only an order the caller proved), read fresh from the
+  shop: status, carrier and tracking number, latest tracking event, the no-reason and quality return windows (open
+  or closed, until when) and the amount still refundable (total minus refunds not rejected).
+
+A watcher (started with the service) looks at every live bridge every ``POLL_S``; when a call's suggestions change
+it sends ``{"type": "assist", "call_id", "suggestions"}`` on that agent's desktop event stream
+(``/api/agent/events``) and counts them in the call record (``extra.assist``: ``shown`` ids, ``used`` ids).
+
+* ``GET /api/agent/calls/{call_id}/assist`` -> ``{"call_id", "suggestions"}`` (the agent on the call, or a
+  supervisor).
+* ``POST /api/agent/calls/{call_id}/assist/{suggestion_id}/used`` -> 204: the agent used it (counted once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from ivr.services.agents import Account
+from ivr.web.auth import DESK
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+POLL_S = 0.25
+STATUS = {"unpaid": "待付款", "paid": "已付款，待发货", "shipped": "已发货", "in_transit": "运输中",
+          "delivered": "已签收", "returned": "已退货", "refunded": "已退款", "cancelled": "已取消"}
+
+
+def _yuan(cents: int) -> str:
+    return f"{cents / 100:.2f}元"
+
+
+def order_facts(shop: Any, policy: Any, order_id: str, today: Any = None) -> dict[str, Any] | None:
+    """The order suggestion (blocking: a shop read); None if the shop does not know the order."""
+    from ivr.services.shop.rules import return_deadline
+
+    o = shop.get_order(order_id)
+    if o is None:
+        return None
+    today = today or policy.local_date(datetime.now(UTC))
+    sh = o.shipment
+    lines = [f"状态：{STATUS.get(o.status, o.status)}"]
+    if sh is not None:
+        lines.append(f"物流：{sh.carrier} {sh.tracking_no}" + (f"，{sh.latest.description}" if sh.latest else ""))
+    delivered = sh.delivered_at if sh is not None else None
+    windows: dict[str, Any] = {}
+    if delivered is None:
+        lines.append("退货期：未签收，签收后起算")
+    else:
+        for key, quality, label in (("no_reason", False, "七天无理由"), ("quality", True, "质量问题")):
+            end = return_deadline(policy, delivered, quality)
+            windows[key] = {"until": end.isoformat(), "open": today <= end}
+            lines.append(f"{label}退货：{'可办理' if today <= end else '已过期'}（截至{end:%m月%d日}）")
+    refunded = sum(r.amount_cents for r in o.refunds if r.status != "rejected")
+    refundable = max(0, o.total_cents - refunded)
+    lines.append(f"可退金额：{_yuan(refundable)}（订单{_yuan(o.total_cents)}，已退{_yuan(refunded)}）")
+    return {"id": "order", "kind": "order", "title": f"订单 {o.order_id}", "text": "；".join(lines),
+            "order_id": o.order_id, "status": o.status, "tracking_no": sh.tracking_no if sh else None,
+            "return_windows": windows, "refundable_cents": refundable}
+
+
+def kb_suggestions(kb: Any, transcript: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One suggestion per knowledge-base entry a caller line matches, newest line first."""
+    out: dict[str, dict[str, Any]] = {}
+    for line in reversed(transcript):
+        if line.get("who") != "caller":
+            continue
+        e = kb.lookup(str(line.get("text", "")))
+        if e is not None and f"kb:{e.id}" not in out:
+            topic = e.keywords[0] if e.keywords else e.id
+            out[f"kb:{e.id}"] = {"id": f"kb:{e.id}", "kind": "kb", "title": f"知识库：{topic}", "text": e.answer,
+                                 "heard": line.get("text", "")}
+    return list(out.values())
+
+
+class Assistant:
+    """Suggestions per live call (see the module docstring); one per app, on the event loop."""
+
+    def __init__(self, app_state: Any) -> None:
+        self.state = app_state
+        self._kb: Any = None
+        self._orders: dict[str, dict[str, Any] | None] = {}  # call_id -> order suggestion (read once per call)
+        self._seen: dict[str, tuple[int, tuple[str, ...]]] = {}  # call_id -> (transcript length, published ids)
+        self.current: dict[str, list[dict[str, Any]]] = {}
+
+    def kb(self) -> Any:
+        if self._kb is None:
+            from ivr.dialog.kb import KnowledgeBase
+            from ivr.lang import get_pack
+
+            self._kb = KnowledgeBase(get_pack(self.state.settings.language).dir / "kb")
+        return self._kb
+
+    def _warm(self) -> Any:
+        return getattr(getattr(self.state, "calls", None), "transfer_hook", None)
+
+    async def _order(self, call_id: str, context: dict[str, Any]) -> dict[str, Any] | None:
+        if call_id not in self._orders:
+            order = context.get("order") or {}
+            shop = getattr(self._warm(), "shop", None)
+            facts = None
+            if order.get("order_id") and order.get("verified", True) is not False and shop is not None:
+                from ivr.services.shop import policy_from_settings
+
+                try:
+                    facts = await asyncio.to_thread(order_facts, shop, policy_from_settings(self.state.settings),
+                                                    order["order_id"])
+                except Exception as e:  # the shop being down must not break the call
+                    log.warning("assist: order %s unreadable: %s", order.get("order_id"), e)
+            self._orders[call_id] = facts
+        return self._orders[call_id]
+
+    async def suggestions(self, call_id: str, bridge: Any) -> list[dict[str, Any]]:
+        order = await self._order(call_id, bridge.context or {})
+        kb = await asyncio.to_thread(kb_suggestions, self.kb(), list(bridge.transcript))
+        return kb + ([order] if order else [])
+
+    async def tick(self) -> None:
+        """Look at every live bridge once; publish changed suggestions to its agent."""
+        warm = self._warm()
+        bridges = dict(getattr(warm, "bridges", {}) or {})
+        for call_id in [c for c in self._seen if c not in bridges]:
+            self._seen.pop(call_id, None)
+            self._orders.pop(call_id, None)
+            self.current.pop(call_id, None)
+        for call_id, bridge in bridges.items():
+            n = len(bridge.transcript)
+            if call_id in self._seen and self._seen[call_id][0] == n:
+                continue
+            sugg = await self.suggestions(call_id, bridge)
+            ids = tuple(s["id"] for s in sugg)
+            if call_id in self._seen and self._seen[call_id][1] == ids:
+                self._seen[call_id] = (n, ids)
+                continue
+            self._seen[call_id] = (n, ids)
+            self.current[call_id] = sugg
+            warm.desk.publish(bridge.agent_id, {"type": "assist", "call_id": call_id, "suggestions": sugg})
+            rec = self._record(call_id)
+            if rec is not None:
+                shown = rec.extra.setdefault("assist", {"shown": [], "used": []})["shown"]
+                shown.extend(i for i in ids if i not in shown)
+
+    def _record(self, call_id: str) -> Any:
+        session = getattr(self.state.calls, "sessions", {}).get(call_id)
+        return getattr(session, "record", None)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception as e:  # assist is a help, never a reason to stop
+                log.error("agent assist failed: %s", e)
+            await asyncio.sleep(POLL_S)
+
+
+def _assistant(request: Request) -> Assistant:
+    st = request.app.state
+    if getattr(st, "assistant", None) is None:
+        st.assistant = Assistant(st)
+    return st.assistant
+
+
+def _on_call(request: Request, acc: Account, call_id: str) -> Any:
+    """The live bridge of ``call_id`` if ``acc`` may see it (its agent, or a supervisor), else None."""
+    warm = getattr(request.app.state.calls, "transfer_hook", None)
+    bridge = getattr(warm, "bridges", {}).get(call_id)
+    if bridge is None or (acc.role != "supervisor" and bridge.agent_id != acc.agent_id):
+        return None
+    return bridge
+
+
+@router.get("/api/agent/calls/{call_id}/assist")
+async def assist_api(call_id: str, request: Request, acc: Account = DESK) -> Response:
+    bridge = _on_call(request, acc, call_id)
+    if bridge is None:
+        return JSONResponse({"error": f"you are not on call {call_id}"}, status_code=404)
+    return JSONResponse({"call_id": call_id, "suggestions": await _assistant(request).suggestions(call_id, bridge)})
+
+
+@router.post("/api/agent/calls/{call_id}/assist/{suggestion_id}/used")
+def assist_used(call_id: str, suggestion_id: str, request: Request, acc: Account = DESK) -> Response:
+    if _on_call(request, acc, call_id) is None:
+        return JSONResponse({"error": f"you are not on call {call_id}"}, status_code=404)
+    rec = _assistant(request)._record(call_id)
+    if rec is not None:
+        used = rec.extra.setdefault("assist", {"shown": [], "used": []})["used"]
+        if suggestion_id not in used:
+            used.append(suggestion_id)
+    return Response(status_code=204)
+
+
+async def startup(app: Any) -> None:
+    if getattr(app.state.calls, "desk", None) is None:
+        return
+    if getattr(app.state, "assistant", None) is None:
+        app.state.assistant = Assistant(app.state)
+    app.state.assist_task = asyncio.create_task(app.state.assistant.run(), name="agent-assist")
+
+
+async def shutdown(app: Any) -> None:
+    task = getattr(app.state, "assist_task", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
