@@ -30,7 +30,9 @@ ORDER, TAIL = "100000000002", "8000"  # fixed demo order of 张伟 (docs/oms.md)
 
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory) -> tuple:
-    settings = load_settings({"data_dir": str(tmp_path_factory.mktemp("warm")), "demo_data": True})
+    # the bot speaks at espeak-ng's fastest: the callers here wait through every prompt before the transfer, and
+    # these tests are about the queue, the desk and the legs, not the speech rate
+    settings = load_settings({"data_dir": str(tmp_path_factory.mktemp("warm")), "tts_speed": 450, "demo_data": True})
     return settings, build_parts(settings)
 
 
