@@ -47,3 +47,26 @@ def test_systemd_unit_runs_ivr_serve_with_the_example_config():
     assert "Environment=IVR_CONFIG=/etc/ivr/ivr.toml" in lines  # (configparser keeps only the last Environment=)
     assert svc["User"] == "ivr" and svc["ReadWritePaths"] == DEPLOY_VALUES["data_dir"]
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_ice_and_port_settings_are_validated_with_one_clear_line(monkeypatch):
+    import pytest
+
+    from ivr.config import ConfigError
+    from ivr.telephony.webrtc.ice import ice_config
+
+    monkeypatch.setenv("IVR_ICE_SERVERS", '[{"urls": "http://turn.example"}]')
+    with pytest.raises(ConfigError, match="ice_servers.*(IVR_ICE_SERVERS).*stun:, turn:"):
+        load_settings()
+    monkeypatch.setenv("IVR_ICE_SERVERS", '[{"urls": ["stun:s.example:3478"]}, '
+                                          '{"urls": "turn:t.example:3478", "username": "u", "credential": "p"}]')
+    s = load_settings()
+    cfg = ice_config(s.model_copy(update={"turn_secret": "x"}))  # static credentials are kept as given
+    assert cfg == {"iceServers": [{"urls": ["stun:s.example:3478"]},
+                                  {"urls": "turn:t.example:3478", "username": "u", "credential": "p"}],
+                   "iceTransportPolicy": "all"}
+    with pytest.raises(ConfigError, match="rtp_port_max.*set both"):
+        load_settings({"rtp_port_min": 40000})
+    with pytest.raises(ConfigError, match="rtp_port_max.*set both"):
+        load_settings({"rtp_port_min": 41000, "rtp_port_max": 40000})
+    assert load_settings({"rtp_port_min": 40000, "rtp_port_max": 40999}).rtp_port_max == 40999

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -71,3 +72,17 @@ async def test_call_through_record_routing_proxy(tmp_path, scenario, who_hangs_u
         assert "BYE" in caller_side, text[-2000:]
     else:
         assert "BYE" in bot_side, text[-2000:]
+
+
+async def test_sip_binds_its_own_address(tmp_path):
+    """sip_host: SIP (and its RTP) on another address than HTTP; a call to that address is answered."""
+    settings = load_settings({"data_dir": str(tmp_path / "data"), "sip_host": "127.0.0.2"})
+    with serve_in_thread(settings, sip=True) as (url, app):
+        port = app.state.sip.port
+        assert url.startswith("http://127.0.0.1:")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", port))  # free on HTTP's address: SIP is not there
+        res = await run_sipp(f"127.0.0.2:{port}", scenario="uac_alaw.xml", workdir=tmp_path, timeout=30,
+                             local_ip="127.0.0.3", extra=["-s", "ivr"])
+        assert res.successful == 1, str(res)
+        assert app.state.sip.counters["answered"] == 1
