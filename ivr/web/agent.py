@@ -183,7 +183,6 @@ async def accept(offer_id: str, request: Request, acc: Account = DESK) -> Respon
             body["sdp"], body["type"], call_id=f"{call_id}-agent", language=settings.language,
             ice_hosts=ice_hosts_for(settings.host, settings.public_ip), extra={"agent_id": acc.agent_id},
             settings=settings,
-            settings=settings,
         )
     except OfferError as e:
         return _error(e.status, str(e))
