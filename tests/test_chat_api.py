@@ -165,3 +165,14 @@ def test_idle_conversations_are_closed_and_recorded(client) -> None:
     for sid, channel in ((s["session_id"], "webchat"), (thread.session_id, "messaging")):
         rec = store.get(sid)
         assert rec is not None and rec.channel == channel and rec.end_reason == "timeout"
+
+
+def test_at_capacity_new_conversations_get_503_until_one_ends(tmp_path) -> None:
+    app = create_app(load_settings({"data_dir": str(tmp_path / "cap"), "demo_data": True, "chat_max_sessions": 2}))
+    with TestClient(app, base_url="http://testserver") as c:
+        first, _second = _new(c), _new(c)
+        r = c.post("/api/chat/sessions", json={})
+        assert r.status_code == 503 and r.headers["Retry-After"] and "繁忙" in r.json()["error"]
+        assert c.delete(f"/api/chat/sessions/{first['session_id']}",
+                        headers={"X-Chat-Token": first["chat_token"]}).status_code == 204
+        assert c.post("/api/chat/sessions", json={}).status_code == 201  # an ended conversation frees its slot

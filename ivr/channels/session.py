@@ -21,6 +21,7 @@ from ivr.dialog.render_text import render
 from ivr.privacy import mask_secret
 
 Listener = Callable[[dict[str, Any]], None]
+CLOSED_KEEP_S = 300.0  # an ended conversation stays readable this long
 
 
 class ChatClosed(Exception):
@@ -94,7 +95,8 @@ class ChatSession:
 
 
 class ChatHub:
-    """Live text conversations by id; idle ones are closed (record saved) after ``idle_timeout_s``."""
+    """Live text conversations by id; idle ones are closed (record saved) after ``idle_timeout_s``; at most
+    ``max_sessions`` open at once."""
 
     def __init__(self, *, shop: Any, store: Any, secret: str, language: str = "zh-CN",
                  idle_timeout_s: float = 1800.0, max_sessions: int = 500,
@@ -118,7 +120,7 @@ class ChatHub:
 
         self.sweep()
         with self._lock:
-            if len(self._sessions) >= self.max_sessions:
+            if sum(not s.closed for s in self._sessions.values()) >= self.max_sessions:
                 raise OverflowError(f"{self.max_sessions} conversations are open")
             sid = f"{prefix}-{uuid.uuid4().hex[:16]}"
             info = CallInfo(sid, channel, caller_id, language=self.language)
@@ -163,10 +165,12 @@ class ChatHub:
         return 0, s
 
     def sweep(self, now: float | None = None) -> int:
-        """Close and forget conversations idle for ``idle_timeout_s`` (ended ones too); how many were dropped."""
+        """Close and forget conversations idle for ``idle_timeout_s`` (ended ones after ``CLOSED_KEEP_S``, so the page
+        can still read the last messages); how many were dropped."""
         now = time.monotonic() if now is None else now
         with self._lock:
-            gone = [s for s in self._sessions.values() if now - s.last_active > self.idle_timeout_s]
+            gone = [s for s in self._sessions.values() if now - s.last_active > self.idle_timeout_s
+                    or (s.closed and now - s.last_active > min(CLOSED_KEEP_S, self.idle_timeout_s))]
             for s in gone:
                 self._sessions.pop(s.session_id, None)
             self._threads = {k: v for k, v in self._threads.items() if v in self._sessions}

@@ -1,0 +1,61 @@
+"""Hypothesis-generated bodies to the chat and webhook APIs (real app, real dialogue, demo shop): never a 5xx, and a
+refused body leaves the conversation as it was."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ivr.channels.webhook import signature
+from ivr.config import load_settings
+from ivr.web.app import create_app
+
+SECRET = "fuzz-secret-0123456789abcdef"
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+                    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+                    max_leaves=12)
+BODIES = st.one_of(
+    JSON,
+    st.fixed_dictionaries({"text": st.text(max_size=600)}),
+    st.fixed_dictionaries({"key": st.text(max_size=3), "label": st.text(max_size=50) | st.integers()}),
+    st.fixed_dictionaries({"message_id": st.text(max_size=140), "conversation_id": st.text(max_size=140),
+                           "text": st.text(max_size=600) | st.integers()}),
+)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    data = tmp_path_factory.mktemp("chat-fuzz") / "data"
+    app = create_app(load_settings({"data_dir": str(data), "demo_data": True,
+                                    "webhook_secrets": {"reference": SECRET}}))
+    with TestClient(app, base_url="http://testserver", raise_server_exceptions=False) as c:
+        yield c
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=BODIES)
+def test_chat_messages_never_5xx(client, body) -> None:
+    s = client.post("/api/chat/sessions", json={}).json()
+    url = f"/api/chat/sessions/{s['session_id']}/messages"
+    r = client.post(url, content=json.dumps(body), headers={"X-Chat-Token": s["chat_token"],
+                                                             "Content-Type": "application/json"})
+    assert r.status_code in (200, 400), (r.status_code, r.text)
+    hist = client.get(f"/api/chat/sessions/{s['session_id']}", headers={"X-Chat-Token": s["chat_token"]}).json()
+    assert len(hist["messages"]) == (3 if r.status_code == 200 else 1)
+    client.delete(f"/api/chat/sessions/{s['session_id']}", headers={"X-Chat-Token": s["chat_token"]})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=BODIES, raw=st.binary(max_size=64))
+def test_signed_webhook_bodies_never_5xx(client, body, raw) -> None:
+    for data in (json.dumps(body).encode(), raw):
+        ts = str(int(time.time()))
+        r = client.post("/api/webhook/reference", content=data, headers={
+            "Content-Type": "application/json", "X-Ivr-Timestamp": ts, "X-Ivr-Signature": signature(SECRET, ts, data)})
+        assert r.status_code in (200, 400, 409), (r.status_code, r.text)
+        assert r.status_code != 200 or r.json()["messages"]
