@@ -126,6 +126,13 @@ def test_websocket_pushes_both_sides_and_refuses_strangers(client) -> None:
         assert bot["message"]["role"] == "bot" and "订单号" in bot["message"]["text"]
         ws.send_json({"type": "message"})
         assert ws.receive_json()["type"] == "error"
+        ws.send_text("{not json")
+        assert ws.receive_json()["type"] == "error"
+        ws.send_bytes(b"\x00\xff")
+        assert ws.receive_json()["type"] == "error"
+        ws.send_json({"type": "message", "key": "0", "label": "人工服务"})  # still served after bad frames
+        assert ws.receive_json()["message"]["text"] == "人工服务"
+        assert ws.receive_json()["message"]["role"] == "bot"
     with client.websocket_connect(path) as ws:
         ws.send_json({"type": "auth", "token": "wrong"})
         with pytest.raises(WebSocketDisconnect) as e:

@@ -172,8 +172,10 @@ async def chat_ws(ws: WebSocket, session_id: str) -> None:
         return
     await ws.accept()
     try:
-        first = await asyncio.wait_for(ws.receive_json(), AUTH_TIMEOUT_S)
-    except (TimeoutError, ValueError, WebSocketDisconnect):
+        first = await asyncio.wait_for(_frame(ws), AUTH_TIMEOUT_S)
+    except (TimeoutError, WebSocketDisconnect):
+        first = None
+    if first is None:
         await _close(ws, 4401, "auth frame required")
         return
     token = first.get("token") if isinstance(first, dict) and first.get("type") == "auth" else None
@@ -193,7 +195,7 @@ async def chat_ws(ws: WebSocket, session_id: str) -> None:
     try:
         await ws.send_json({"type": "history", "messages": list(s.messages), "closed": s.closed})
         while True:
-            frame = await ws.receive_json()
+            frame = await _frame(ws)
             kwargs, why = parse_message(frame if isinstance(frame, dict) and frame.get("type") == "message"
                                         else None)
             if kwargs is None:
@@ -203,12 +205,23 @@ async def chat_ws(ws: WebSocket, session_id: str) -> None:
                 await asyncio.to_thread(s.send, **kwargs)
             except ChatClosed:
                 await ws.send_json({"type": "error", "error": "会话已结束，请开始新的会话"})
-    except (WebSocketDisconnect, ValueError, RuntimeError):
+    except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
         with contextlib.suppress(ValueError):
             s.listeners.remove(listen)
         pusher.cancel()
+
+
+async def _frame(ws: WebSocket) -> Any:
+    """The next frame's JSON (None for binary or malformed frames); raises WebSocketDisconnect."""
+    msg = await ws.receive()
+    if msg["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(msg.get("code", 1000))
+    try:
+        return json.loads(msg["text"]) if msg.get("text") is not None else None
+    except (ValueError, RecursionError):
+        return None
 
 
 async def _push(ws: WebSocket, queue: asyncio.Queue[dict[str, Any]]) -> None:
