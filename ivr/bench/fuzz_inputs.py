@@ -10,7 +10,7 @@ never sends traffic off the machine. SIP messages are templates: ``{me}`` (our p
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
@@ -136,7 +136,6 @@ class SipCase:
     transport: str = "udp"
     in_dialog: bool = False
     raw: bytes | None = None  # random bytes instead of a message
-    tail: list[str] = field(default_factory=list)  # extra text after rendering (mutations)
 
     def render(self, **values: object) -> bytes:
         if self.raw is not None:

@@ -203,6 +203,10 @@ class WebRtcTarget(_HttpBase):
     async def _end(self, call_id: str) -> None:
         """The caller goes away before ICE completes: hang up, close the peer connection."""
         calls = self.app.state.calls
+        for _ in range(100):  # the session registers just after the answer went out
+            if call_id in calls.sessions:
+                break
+            await asyncio.sleep(0.01)
         session = calls.sessions.get(call_id)
         calls.hangup(call_id, "caller_hangup")
         if session is not None:
