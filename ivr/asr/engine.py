@@ -146,7 +146,7 @@ class AsrEngine:
         max_workers: int = 2,
         warmup_audio: AudioFrame | None = None,
         batch_ms: int = 160,
-        max_backlog_s: float = 1.0,
+        max_backlog_s: float = 4.0,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.sample_rate = sample_rate
@@ -186,7 +186,7 @@ class AsrEngine:
         max_workers: int = 2,
         warmup_audio: AudioFrame | None = None,
         batch_ms: int = 160,
-        max_backlog_s: float = 1.0,
+        max_backlog_s: float = 4.0,
     ) -> AsrEngine:
         """Engine for a model directory or a name known to ``ivr models`` (raises ModelError if unknown).
 

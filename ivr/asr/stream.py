@@ -38,7 +38,7 @@ class AsrStream:
     """
 
     def __init__(self, engine: AsrEngine, recognizer: _Recognizer | Future, *, batch_ms: int = 160,
-                 max_backlog_s: float = 1.0) -> None:
+                 max_backlog_s: float = 4.0) -> None:
         self.engine = engine
         self._r: _Recognizer | Future | None = recognizer
         self._batch_ms = max(_FEED_MS, batch_ms - batch_ms % _FEED_MS)
