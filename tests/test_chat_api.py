@@ -19,7 +19,7 @@ KEYPAD_WORDS = ("请按", "按键", "井号", "星号", "按1", "按2")
 
 @pytest.fixture
 def client(tmp_path):
-    settings = load_settings({"data_dir": str(tmp_path / "data"), "demo_data": True})
+    settings = load_settings({"data_dir": str(tmp_path / "data"), "demo_data": True, "sip_port": 0})
     app = create_app(settings)
     with TestClient(app, base_url="http://testserver") as c:  # lifespan: the real call manager and its shop
         c.app_ = app
@@ -175,7 +175,7 @@ def test_idle_conversations_are_closed_and_recorded(client) -> None:
 
 
 def test_at_capacity_new_conversations_get_503_until_one_ends(tmp_path) -> None:
-    app = create_app(load_settings({"data_dir": str(tmp_path / "cap"), "demo_data": True, "chat_max_sessions": 2}))
+    app = create_app(load_settings({"data_dir": str(tmp_path / "cap"), "demo_data": True, "sip_port": 0, "chat_max_sessions": 2}))
     with TestClient(app, base_url="http://testserver") as c:
         first, _second = _new(c), _new(c)
         r = c.post("/api/chat/sessions", json={})
@@ -183,3 +183,24 @@ def test_at_capacity_new_conversations_get_503_until_one_ends(tmp_path) -> None:
         assert c.delete(f"/api/chat/sessions/{first['session_id']}",
                         headers={"X-Chat-Token": first["chat_token"]}).status_code == 204
         assert c.post("/api/chat/sessions", json={}).status_code == 201  # an ended conversation frees its slot
+
+
+def test_asking_for_a_person_books_a_callback_with_the_transcript(client) -> None:
+    from sqlalchemy import select
+
+    from ivr.services.db import transaction
+    from ivr.services.shop.models import TicketRow
+
+    s = _new(client)
+    _say(client, s, text=ORDER)
+    _say(client, s, text=_phone_tail(client))
+    r = _say(client, s, text="转人工")
+    transfer, booked = r["messages"][1:]  # the bot's answer, then the callback notice
+    assert transfer["transfer"] and "转接人工客服" in transfer["text"] and "请稍候" not in transfer["text"]
+    assert booked["ticket"] and booked["ticket"] in booked["text"] and "手机号" in booked["text"]
+    assert r["closed"] is True
+    rec = RecordStore(client.app_.state.settings.database_url).get(s["session_id"])
+    assert rec.outcome == "callback" and rec.extra["callback_ticket"] == booked["ticket"]
+    with transaction(client.app_.state.settings.database_url) as db:
+        t = db.scalars(select(TicketRow).where(TicketRow.ticket_id == booked["ticket"])).one()
+        assert t.kind == "callback" and t.order_id == ORDER and t.context["handoff"]["transcript"]

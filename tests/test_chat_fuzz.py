@@ -31,7 +31,7 @@ BODIES = st.one_of(
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     data = tmp_path_factory.mktemp("chat-fuzz") / "data"
-    app = create_app(load_settings({"data_dir": str(data), "demo_data": True,
+    app = create_app(load_settings({"data_dir": str(data), "demo_data": True, "sip_port": 0,
                                     "webhook_secrets": {"reference": SECRET}}))
     with TestClient(app, base_url="http://testserver", raise_server_exceptions=False) as c:
         yield c
@@ -46,7 +46,7 @@ def test_chat_messages_never_5xx(client, body) -> None:
                                                              "Content-Type": "application/json"})
     assert r.status_code in (200, 400), (r.status_code, r.text)
     hist = client.get(f"/api/chat/sessions/{s['session_id']}", headers={"X-Chat-Token": s["chat_token"]}).json()
-    assert len(hist["messages"]) == (3 if r.status_code == 200 else 1)
+    assert len(hist["messages"]) >= 3 if r.status_code == 200 else len(hist["messages"]) == 1
     client.delete(f"/api/chat/sessions/{s['session_id']}", headers={"X-Chat-Token": s["chat_token"]})
 
 

@@ -39,7 +39,7 @@ ORIGIN = {"Origin": "http://testserver"}
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     data = tmp_path_factory.mktemp("chat-scripts") / "data"
-    app = create_app(load_settings({"data_dir": str(data), "demo_data": True}))
+    app = create_app(load_settings({"data_dir": str(data), "demo_data": True, "sip_port": 0}))
     with TestClient(app, base_url="http://testserver") as c:
         c.app_ = app
         yield c
@@ -112,12 +112,14 @@ def test_script_on_the_chat_api(path: Path, client) -> None:
             body = {"key": digits} if len(digits) == 1 else {"text": digits}
         r = client.post(url, json=body, headers=headers)
         assert r.status_code == 200, f"turn {i}: {r.status_code} {r.text}"
-        customer, bot = r.json()["messages"]
+        bot = r.json()["messages"][1]  # (a transfer adds the callback notice after it)
         failures += _check(bot, turn.get("expect"), orders, tr, f"turn {i} ({body})")
     m = session.manager
     end = script.get("end") or {}
-    if "outcome" in end and m.outcome != end["outcome"]:
-        failures.append(f"end: outcome {m.outcome!r}, expected {end['outcome']!r}")
+    # a chat cannot reach the agent desk yet: a transfer books a callback ticket (docs/chat.md, Transfers)
+    want_outcome = {"transferred": "callback"}.get(end.get("outcome"), end.get("outcome"))
+    if "outcome" in end and m.outcome != want_outcome:
+        failures.append(f"end: outcome {m.outcome!r}, expected {want_outcome!r}")
     if "csat" in end and m.csat != end["csat"]:
         failures.append(f"end: csat {m.csat!r}, expected {end['csat']!r}")
     if "feedback" in end and len(m.feedback) != int(end["feedback"]):

@@ -9,6 +9,7 @@ a lock keeps one turn at a time per session.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -17,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ivr.dialog.render_text import render
+from ivr.dialog.render_text import render, rules
 from ivr.privacy import mask_secret
 
+log = logging.getLogger(__name__)
 Listener = Callable[[dict[str, Any]], None]
 CLOSED_KEEP_S = 300.0  # an ended conversation stays readable this long
 
@@ -55,7 +57,8 @@ class ChatSession:
 
     def start(self) -> list[dict[str, Any]]:
         with self.lock:
-            return [self._bot(self.call.start())]
+            self._bot(self.call.start())
+            return list(self.messages)
 
     def send(self, *, text: str = "", key: str = "", label: str = "") -> list[dict[str, Any]]:
         """A customer message (typed ``text``, or a quick reply: its keypad ``key`` and ``label``) and the bot's
@@ -66,16 +69,45 @@ class ChatSession:
             self.last_active = time.monotonic()
             secret = bool(getattr(self.manager, "expects_secret", False))
             shown = label or key if key else text
-            out = [self._add({"role": "customer", "text": mask_secret(shown) if secret else shown})]
-            reply = self.call.dtmf(key) if key else self.call.text(text)
-            out.append(self._bot(reply))
-            return out
+            first = len(self.messages)
+            self._add({"role": "customer", "text": mask_secret(shown) if secret else shown})
+            self._bot(self.call.dtmf(key) if key else self.call.text(text))
+            return self.messages[first:]
 
     def _bot(self, reply: Any) -> dict[str, Any]:
         msg = self._add(render(self.manager, reply))
+        if reply.transfer is not None:
+            self._book_callback(reply.transfer)
         if reply.end_call or reply.transfer is not None:
             self._finish("bot_hangup" if reply.end_call else "transferred", "bot")
         return msg
+
+    def _book_callback(self, transfer: Any) -> None:
+        """No agent desk takes text conversations yet: book a callback ticket with the hand-off (transcript
+        included; the verified order's phone as the contact) and tell the customer its number."""
+        m, lines = self.manager, rules(self.manager)
+        ctx = m.ctx
+        verified = ctx.order is not None and ctx.verification.verified
+        ticket_id = ""
+        try:
+            ticket = m.shop.create_ticket(
+                "callback", f"callback ({self.channel}, no_agent): {transfer.reason}",
+                ctx.order.phone if verified else "", ctx.order.order_id if verified else None,
+                {"call_id": self.session_id, "channel": self.channel, "why": "no_agent",
+                 "handoff": dict(transfer.handoff or {})}, f"{self.session_id}:transfer-callback")
+            ticket_id = getattr(ticket, "ticket_id", "") or ""
+        except Exception as e:  # the shop being down must not lose the customer's last message
+            log.warning("chat %s: callback ticket could not be created: %s", self.session_id, e)
+        if ticket_id:
+            m.outcome = "callback"
+            self.call.record.extra.update(callback_ticket=ticket_id, callback_why="no_agent")
+            text = lines.callback_phone if verified else lines.callback_no_phone
+            text = text.format(ticket=ticket_id)
+        else:
+            text = lines.callback_failed
+        self._add({"role": "bot", "text": text, "quick_replies": [], "cards": [], "state": "ended",
+                   "intent": "human_agent", "actions": ["callback_booked"] if ticket_id else [], "end": True,
+                   "transfer": None, "ticket": ticket_id or None})
 
     def close(self, reason: str = "caller_hangup", ended_by: str = "caller") -> None:
         with self.lock:

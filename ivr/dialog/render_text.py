@@ -34,6 +34,10 @@ class TextRules:
         self.rating = str(data.get("rating", "{n}"))
         self.empty_with_buttons = str(data.get("empty_with_buttons", ""))
         self.menu_prompt = str(data.get("menu_prompt", "menu.dtmf"))
+        callback = data.get("callback") or {}
+        self.callback_phone = str(callback.get("phone", "{ticket}"))
+        self.callback_no_phone = str(callback.get("no_phone", "{ticket}"))
+        self.callback_failed = str(callback.get("failed", ""))
         self.spoken_digits: dict[str, str] = {}
 
     def text(self, voice: str) -> str:

@@ -3,7 +3,7 @@
 * ``POST /api/chat/sessions`` ``{}`` -> 201 ``{"session_id", "chat_token", "messages"}`` (the greeting);
   503 when ``chat_max_sessions`` conversations are open.
 * ``POST /api/chat/sessions/{id}/messages`` ``{"text": "..."}`` or ``{"key": "1", "label": "查订单"}`` (a quick
-  reply) -> ``{"messages": [customer, bot], "closed"}``; 400 bad body, 410 the conversation has ended.
+  reply) -> ``{"messages": [customer, bot, ...], "closed"}``; 400 bad body, 410 the conversation has ended.
 * ``GET /api/chat/sessions/{id}`` -> ``{"session_id", "channel", "closed", "messages"}``;
   ``DELETE /api/chat/sessions/{id}`` -> 204 (the customer leaves; the record is saved).
   These need the ``chat_token`` in ``X-Chat-Token``: 401 without it, 403 wrong (or no such conversation).
