@@ -58,7 +58,7 @@ class Settings(BaseModel):
     turn_secret: str = Field("", description="coturn's static-auth-secret (use-auth-secret): TURN REST credentials are made per page load; empty = static username/credential only.")
     turn_ttl_s: int = Field(86400, ge=60, le=7 * 86400, description="Lifetime of TURN REST credentials made from turn_secret.")
     ice_transport_policy: Literal["all", "relay"] = Field("all", description="'relay' = pages and the bot use TURN relay candidates only (no host/STUN candidates).")
-    rtp_port_min: int = Field(0, ge=0, le=65535, description="Lowest UDP port of the bot's WebRTC ICE/RTP sockets (the firewall range; SIP RTP still uses ephemeral ports); 0 = any ephemeral port.")
+    rtp_port_min: int = Field(0, ge=0, le=65535, description="Lowest UDP port of the bot's media sockets, WebRTC ICE/RTP and SIP RTP/RTCP pairs (the firewall range); 0 = any ephemeral port.")
     rtp_port_max: int = Field(0, ge=0, le=65535, validate_default=True, description="Highest UDP port of that range (inclusive); 0 = any ephemeral port.")
     max_calls: int = Field(8, ge=1, le=1000, description="Concurrent calls before new ones are politely refused.")
     secret_key: str = Field("", description="Signs login cookies; empty = random per data_dir (stored there, 0600).")

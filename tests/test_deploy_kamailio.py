@@ -86,3 +86,21 @@ async def test_sip_binds_its_own_address(tmp_path):
                              local_ip="127.0.0.3", extra=["-s", "ivr"])
         assert res.successful == 1, str(res)
         assert app.state.sip.counters["answered"] == 1
+
+
+async def test_sip_rtp_stays_in_the_rtp_port_range(tmp_path):
+    """rtp_port_min..rtp_port_max: the bot's RTP/RTCP pair of a SIP call is inside the firewall range."""
+    low = 53000 + free_port() % 500 * 10
+    settings = load_settings({"data_dir": str(tmp_path / "data"), "rtp_port_min": low, "rtp_port_max": low + 9})
+    with serve_in_thread(settings, sip=True) as (_url, app):
+        gateway = app.state.sip
+        call = asyncio.create_task(run_sipp(f"127.0.0.1:{gateway.port}", scenario="uac_alaw.xml", workdir=tmp_path,
+                                            timeout=30, extra=["-s", "ivr"]))
+        seen: set[int] = set()
+        while not call.done():
+            for stream in list(gateway._streams):
+                seen.update((stream.local_port, stream.rtcp_port))
+            await asyncio.sleep(0.2)
+        res = call.result()
+    assert res.successful == 1, str(res)
+    assert seen and all(low <= p <= low + 9 for p in seen), (seen, low)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from aiortp import RTPSession
 from aiortp.dtmf import DTMF_EVENTS, DtmfEvent
+from aiortp.port_allocator import PortAllocator
 
 from ivr.telephony.adapters import aiortp_private as rtp_private
 from ivr.telephony.rtp.latch import SourceLatch, normalize_ip
@@ -83,8 +84,10 @@ class RtpStream:
     async def open(
         cls, bind_host: str, remote: tuple[str, int], codec: str, dtmf_pt: int | None = 101,
         config: StreamConfig | None = None, peer_ips: Iterable[str] = (), nat: bool = True,
+        ports: PortAllocator | None = None,
     ) -> RtpStream:
-        """Bind an ephemeral port on ``bind_host`` and start streaming to ``remote`` with ``codec``.
+        """Bind an ephemeral port (an RTP/RTCP pair from ``ports`` when given) on ``bind_host`` and start streaming
+        to ``remote`` with ``codec``.
 
         Packets are accepted from ``remote`` (the SDP address), its IP on another port, or ``peer_ips`` (the
         address that signalled the call); the first such packet latches the peer (module docstring). ``nat=False``:
@@ -100,6 +103,7 @@ class RtpStream:
             skip_audio_gaps=True,
             plc=True,
             symmetric_rtp=False,  # latching is ours (SourceLatch): aiortp's would follow any source
+            port_allocator=ports,
         )
         return cls(session, codec, cfg, peer_ips, nat)
 

@@ -12,6 +12,7 @@ import uuid
 import weakref
 from collections.abc import Awaitable, Callable
 
+from aiortp.port_allocator import PortAllocator
 from aiosipua import SipDigestAuth, SipRequest
 from aiosipua.incoming_call import IncomingCall
 from aiosipua.registration import Registration
@@ -63,6 +64,8 @@ class SipGateway:
                                    settings.sip_auth_password)
         self.trusted_peers = parse_networks(settings.sip_trusted_peers)
         self._streams: weakref.WeakSet[RtpStream] = weakref.WeakSet()  # our RTP streams (own ports for 488)
+        low, high = settings.rtp_port_min, settings.rtp_port_max  # RTP/RTCP pairs inside the firewall range
+        self._rtp_ports = PortAllocator((low, high)) if low and high else None
         self.calls: dict[str, SipCall] = {}  # answered calls by SIP Call-ID
         self._ringing: dict[str, asyncio.Task] = {}
         self._tasks: set[asyncio.Task] = set()
@@ -385,7 +388,7 @@ class SipGateway:
     async def _open_stream(self, remote: tuple[str, int], codec: str, dtmf_pt: int | None = 101,
                            peer_ips: tuple[str, ...] = ()) -> RtpStream:
         stream = await RtpStream.open(self._bind_host(), remote, codec, dtmf_pt, peer_ips=peer_ips,
-                                      nat=self.settings.sip_rtp_nat_latch)
+                                      nat=self.settings.sip_rtp_nat_latch, ports=self._rtp_ports)
         self._streams.add(stream)
         return stream
 
