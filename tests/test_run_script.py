@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "run"
 
 # programs that tests (or tests/sip/peers.py, tests/browser) start by name
-TEST_PROGRAMS = ["sipp", "baresip", "tshark", "sox", "chromium", "espeak-ng"]
+TEST_PROGRAMS = ["sipp", "baresip", "tshark", "sox", "chromium", "espeak-ng", "nginx", "turnserver", "kamailio", "openssl"]
 
 
 def _apt_lists() -> dict[str, list[str]]:
