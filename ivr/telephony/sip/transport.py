@@ -124,7 +124,8 @@ class GuardedTcpTransport(_GuardMixin, TcpSipTransport):
     """TCP SIP transport (Content-Length framing, 64 KB header cap from aiosipua).
 
     A reply made while a request is being handled goes back on that request's connection when its Via names no
-    open connection (RFC 3261 §18.2.2; aiosipua routes by Via alone and raised "No TCP connection": fuzz finding).
+    open connection (RFC 3261 §18.2.2); a later reply to a connection the caller closed is dropped (aiosipua
+    routes by Via alone and raised "No TCP connection" into the call flow: fuzz findings).
     """
 
     _source: tuple[str, int] | None = field(default=None, init=False, repr=False)
@@ -138,7 +139,10 @@ class GuardedTcpTransport(_GuardMixin, TcpSipTransport):
 
     def send_reply(self, response: SipResponse) -> None:
         dest = _response_destination(response)
-        if (dest is None or dest not in self._connections) and self._source in self._connections:
-            self.send(response, self._source)
+        if dest is None or dest not in self._connections:
+            if self._source in self._connections:
+                self.send(response, self._source)
+            else:  # the caller closed the connection (e.g. while we rang): nobody to tell; Timer H ends the call
+                log.info("SIP %d not sent: the TCP connection is gone", response.status_code)
             return
         super().send_reply(response)
