@@ -204,3 +204,19 @@ def test_asking_for_a_person_books_a_callback_with_the_transcript(client) -> Non
     with transaction(client.app_.state.settings.database_url) as db:
         t = db.scalars(select(TicketRow).where(TicketRow.ticket_id == booked["ticket"])).one()
         assert t.kind == "callback" and t.order_id == ORDER and t.context["handoff"]["transcript"]
+
+
+def test_confirmations_offer_yes_no_buttons_and_no_turn_is_silent(client) -> None:
+    s = _new(client)
+    r = _say(client, s, text="取消订单")
+    r = _say(client, s, key="1", label="1")  # a key where a number is expected is read as typed text
+    assert r["messages"][1]["text"] and r["messages"][1]["state"] == "ask_order"
+    _say(client, s, text="100000000004")  # paid, not shipped: cancellable (FIXED_ORDERS)
+    tail = client.app_.state.calls.parts.shop.get_order("100000000004").phone[-4:]
+    bot = _say(client, s, text=tail)["messages"][1]
+    assert bot["state"] == "cancel_order.confirm" and "100000000004" in bot["text"]
+    assert bot["quick_replies"] == [{"label": "是", "key": "1"}, {"label": "不是", "key": "2"}]
+    assert not any(w in bot["text"] for w in KEYPAD_WORDS), bot["text"]
+    bot = _say(client, s, key="2", label="不是")["messages"][1]  # declined: nothing written
+    assert "order_cancelled" not in bot["actions"]
+    assert client.app_.state.calls.parts.shop.get_order("100000000004").status == "paid"

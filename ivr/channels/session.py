@@ -23,6 +23,7 @@ from ivr.privacy import mask_secret
 
 log = logging.getLogger(__name__)
 Listener = Callable[[dict[str, Any]], None]
+TYPED_STATES = ("ask_order", "verify")  # the dialogue collects keypad digits here until '#'
 CLOSED_KEEP_S = 300.0  # an ended conversation stays readable this long
 
 
@@ -71,6 +72,8 @@ class ChatSession:
             shown = label or key if key else text
             first = len(self.messages)
             self._add({"role": "customer", "text": mask_secret(shown) if secret else shown})
+            if key and self.manager.ctx.state in TYPED_STATES:  # numbers are typed: a lone key is text there
+                key, text = "", key
             self._bot(self.call.dtmf(key) if key else self.call.text(text))
             return self.messages[first:]
 

@@ -138,8 +138,8 @@ def render(manager: Any, reply: Any) -> dict[str, Any]:
     r = rules(manager)
     text = r.text(reply.text)
     quick = _buttons(manager, reply, r)
-    if not text and quick:
-        text = r.empty_with_buttons
+    if not text:  # a silent turn (keys collected) or a question made only of keys: show the open question
+        text = r.text("".join(s.text for s in manager.ctx.question)) or (r.empty_with_buttons if quick else "")
     cards = []
     if CARD_ACTIONS.intersection(reply.actions) and (card := order_card(manager)) is not None:
         cards.append(card)
