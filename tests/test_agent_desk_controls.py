@@ -101,7 +101,7 @@ async def test_ring_notification_timer_mute_hold(tmp_path):
             # mute: the caller no longer hears the agent's microphone
             await agent.click("#mute")
             assert await agent.evaluate("window.ivrDesk.muted") is True
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.5)  # audio already on its way (the bridge queues up to 1 s) still arrives
             muted = await _hear(caller, AGENT_HZ)
             assert muted["hit"] == 0, muted
             await agent.click("#mute")
@@ -112,7 +112,7 @@ async def test_ring_notification_timer_mute_hold(tmp_path):
             await agent.click("#hold")
             await _until(agent, "window.ivrDesk.held === true", 5, "held", DESK)
             assert "保持中" in await agent.inner_text("#callstate")
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.5)
             on_hold, agent_hears = await asyncio.gather(_hear(caller, AGENT_HZ, 5000), _hear(agent, CALLER_HZ, 5000))
             assert on_hold["hit"] == 0 and _chimes(on_hold) >= 5, on_hold
             assert agent_hears["hit"] == 0, agent_hears
