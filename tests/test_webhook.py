@@ -140,3 +140,17 @@ def test_example_client_reports_a_refusal(server) -> None:
     url, _app = server
     r = _client(url, "--conversation", "wx-3", "--timestamp", str(int(time.time()) - 3600), "你好")
     assert r.returncode == 1 and "stale_timestamp" in r.stderr
+
+
+def test_an_ended_thread_starts_a_new_conversation(server) -> None:
+    url, app = server
+    status, first, signed = webhook_client.send(url, SECRET, {"message_id": "m-new-1", "conversation_id": "wx-4",
+                                                              "text": "你好"})
+    assert status == 200 and signed and "欢迎" in first["messages"][0]["text"]
+    old = app.state.chat_hub.thread_session(("reference", "wx-4"))
+    old.close()  # e.g. the customer rated the service and the bot said goodbye
+    status, again, _ = webhook_client.send(url, SECRET, {"message_id": "m-new-2", "conversation_id": "wx-4",
+                                                         "text": "查物流"})
+    assert status == 200 and "欢迎" in again["messages"][0]["text"] and "订单号" in again["messages"][-1]["text"]
+    new = app.state.chat_hub.thread_session(("reference", "wx-4"))
+    assert new.session_id != old.session_id and new.channel == "messaging"
