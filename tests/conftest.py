@@ -10,6 +10,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("IVR_SHARED_DIR", ROOT.parent / "shared"))
+# The suite's shop is the demo shop, also for module-scoped fixtures that run before _isolated_settings;
+# tests of the default (no demo data unless asked) unset it with monkeypatch.
+os.environ.setdefault("IVR_DEMO_DATA", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -254,6 +254,7 @@ def test_unrecognised_api(mix):
     with login(url, "sup1") as c:
         body = c.get("/api/stats/unrecognised", params={"period": "7d"}).json()
     texts = {g["text"]: g for g in body["groups"]}
-    assert set(texts) == {"阿巴阿巴", "今天天气不错", "咿咿呀呀", "说实话 你们的服务我很不满意"}
-    assert texts["阿巴阿巴"]["count"] == 2 and texts["说实话 你们的服务我很不满意"]["suggested_intent"] == "complaint"
+    # "说实话 你们的服务我很不满意" was unrecognised before issue 14's NLU work; it is understood as a complaint now
+    assert set(texts) == {"阿巴阿巴", "今天天气不错", "咿咿呀呀"}
+    assert texts["阿巴阿巴"]["count"] == 2
     assert texts["今天天气不错"]["prompts"]  # what the bot had just said, as context
