@@ -1,7 +1,7 @@
 """Text-channel rendering of the dialogue's replies (web chat, messaging webhooks): the same flows, other words.
 
 The flows speak; a text channel shows. :func:`render` turns one :class:`BotReply` (and the manager's state) into a
-chat message: the voice text without keypad instructions ("请按1" …), spelled-out numbers back as digits,
+chat message: the voice text without keypad instructions ("press 1" ...), spelled-out numbers back as digits,
 quick-reply buttons for the open menu / yes-no / rating question (each button sends its keypad key, so the
 flows see exactly the input they already handle) and an order card once the caller is verified.
 The wording rules live in the language pack (``ivr/lang/<pack>/text_channel.yaml``), not here.
@@ -53,7 +53,7 @@ class TextRules:
         return out.strip()
 
     def keypad_buttons(self, voice: str) -> list[dict[str, str]]:
-        """Quick replies named in a voice prompt ("查订单请按1" -> {"label": "查订单", "key": "1"})."""
+        """Quick replies named in a voice prompt ("for orders press 1" -> {"label": "<orders>", "key": "1"})."""
         seen: dict[str, dict[str, str]] = {}
         for pat in self.buttons:
             for m in pat.finditer(voice):
