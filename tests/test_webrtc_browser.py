@@ -16,7 +16,7 @@ from ivr.audio.frames import AudioFrame
 from ivr.config import load_settings
 from ivr.web.callaccess import record_headers
 
-pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
+pytestmark = [pytest.mark.timeout(240), pytest.mark.slow, pytest.mark.realtime]  # per-turn latencies of live audio
 
 
 async def _until(page, js: str, timeout_s: float, what: str) -> None:
