@@ -120,6 +120,7 @@ class Attacker:
         self.sock.close()
 
 
+@pytest.mark.realtime  # the bot heard ~4.7 s of live caller audio
 async def test_a_second_socket_cannot_inject_keys_or_draw_the_bots_audio(bot, tmp_path):
     """A-law call from sipp (speech for 4.7 s, then keys 1 and 2). Once the call is up two attackers, one on
     another host (127.0.0.3) and one on the caller's own IP but another port, send loud audio and key 9 to the
@@ -244,6 +245,7 @@ async def test_own_rtp_port_of_another_call_gets_488(bot, tmp_path):
     assert len(bot.calls) == 1 and gw.counters["answered"] == 1
 
 
+@pytest.mark.realtime  # the bot's RTP never stops for 300 ms
 async def test_reinvite_with_bad_c_or_our_own_port_gets_488_and_the_call_goes_on(bot, tmp_path):
     """Answered A-law call; a re-INVITE to a multicast c= gets 488, one pointing the media at the bot's own RTP
     port gets 488; the bot's audio keeps flowing to the caller's original address and sipp's BYE gets 200."""
