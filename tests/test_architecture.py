@@ -21,7 +21,6 @@ MAX_LINES = 450
 
 # package prefix -> why a cycle inside it is still there (each must still have one)
 KNOWN_CYCLES = {
-    "ivr.dialog": "issue 15: flows <-> manager (the dialogue manager split into a FlowHost protocol is in progress)",
     "ivr.asr": "issue 15: asr.stream names asr.engine's types under TYPE_CHECKING",
 }
 # module path -> why it is still over MAX_LINES (each must still be over)

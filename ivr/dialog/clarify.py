@@ -22,7 +22,7 @@ from ivr.dialog.policy import TASK_INTENTS
 from ivr.dialog.types import NluResult
 
 if TYPE_CHECKING:
-    from ivr.dialog.manager import DialogManager
+    from ivr.dialog.host import FlowHost
 
 MAX_CLARIFY_TRIES = 2  # unclear answers to the clarifying question before the open menu question again
 
@@ -38,7 +38,7 @@ class ClarifyState:
     offered: str | None = None
 
 
-def state_of(m: DialogManager) -> ClarifyState:
+def state_of(m: FlowHost) -> ClarifyState:
     st = m.__dict__.get("_clarify_state")
     if st is None:
         st = m.__dict__["_clarify_state"] = ClarifyState()
@@ -50,7 +50,7 @@ def unsure(inp: Input) -> bool:
     return inp.kind == "text" and inp.nlu is not None and bool(clarify_of(inp.nlu))
 
 
-def route(m: DialogManager, inp: Input) -> bool:
+def route(m: FlowHost, inp: Input) -> bool:
     """Handle the turn here (an answer to our question, or a new unclear request). False: the menu handles it."""
     st = state_of(m)
     if m.ctx.state == "clarify" and st.candidates:
@@ -69,23 +69,23 @@ def route(m: DialogManager, inp: Input) -> bool:
     return False
 
 
-def ask(m: DialogManager, candidates: list[str], origin: Input) -> None:
+def ask(m: FlowHost, candidates: list[str], origin: Input) -> None:
     st = state_of(m)
     st.candidates, st.origin, st.tries = list(candidates[:2]), origin, 0
     m.act("clarify")
     _ask(m, st, "clarify.ask")
 
 
-def _ask(m: DialogManager, st: ClarifyState, prompt_id: str) -> None:
+def _ask(m: FlowHost, st: ClarifyState, prompt_id: str) -> None:
     a, b = st.candidates
     m.ask("clarify", prompt_id, expect="speech", first=need_label(m, a), second=need_label(m, b))
 
 
-def need_label(m: DialogManager, intent: str) -> str:
+def need_label(m: FlowHost, intent: str) -> str:
     return m.text(f"need.{intent}")
 
 
-def _answer(m: DialogManager, st: ClarifyState, inp: Input) -> bool:
+def _answer(m: FlowHost, st: ClarifyState, inp: Input) -> bool:
     a, b = st.candidates
     pick = _pick(m, st, inp)
     if pick == "":  # neither
@@ -114,7 +114,7 @@ def _answer(m: DialogManager, st: ClarifyState, inp: Input) -> bool:
     return True
 
 
-def _pick(m: DialogManager, st: ClarifyState, inp: Input) -> str | None:
+def _pick(m: FlowHost, st: ClarifyState, inp: Input) -> str | None:
     """The chosen candidate, "" for neither, None when the answer is unclear."""
     a, b = st.candidates
     if inp.kind == "dtmf":
@@ -146,7 +146,7 @@ def _pick(m: DialogManager, st: ClarifyState, inp: Input) -> str | None:
     return None
 
 
-def offer_second(m: DialogManager) -> bool:
+def offer_second(m: FlowHost) -> bool:
     """After a finished task: offer the second need of the caller's utterance, once. True when asked."""
     st = state_of(m)
     need, st.second = st.second, None
@@ -159,7 +159,7 @@ def offer_second(m: DialogManager) -> bool:
     return True
 
 
-def _second_answer(m: DialogManager, st: ClarifyState, inp: Input) -> bool:
+def _second_answer(m: FlowHost, st: ClarifyState, inp: Input) -> bool:
     need, st.offered = st.offered, None
     yes = m.yes_no(inp)
     if yes is None and inp.kind == "text" and inp.intent == need:

@@ -18,7 +18,7 @@ from ivr.dialog.policy import TASK_INTENTS
 
 if TYPE_CHECKING:
     from ivr.dialog.context import Input
-    from ivr.dialog.manager import DialogManager
+    from ivr.dialog.host import FlowHost
     from ivr.services.shop.lockout import LockStatus
 
 
@@ -30,7 +30,7 @@ def phone_key(phone: str) -> str:
     return _digits(phone)[-11:]
 
 
-def with_order(m: DialogManager, continuation: str, inp: Input | None) -> None:
+def with_order(m: FlowHost, continuation: str, inp: Input | None) -> None:
     """Run the flow's ``continuation`` once an order is named and the caller verified for it."""
     m.ctx.after_order = continuation
     order_id = m.spoken_order_id(inp) if inp is not None and inp.kind == "text" else ""
@@ -38,17 +38,17 @@ def with_order(m: DialogManager, continuation: str, inp: Input | None) -> None:
         return lookup(m, order_id)
     if m.ctx.order is not None:
         m.refresh_order()
-        return m._continue_flow()
+        return m.continue_flow()
     ctx = m.ctx
     if ctx.caller_id and ctx.caller_id_trusted and not ctx.flow_data.get("offered_recent"):
         ctx.flow_data["offered_recent"] = True
         if m.shop_call(m.shop.orders_for_phone, ctx.caller_id, 1):
             m.say("order.recent_exists")  # that an order exists is all a trusted caller ID unlocks
             m.act("recent_order_hinted")
-    m._ask_order()
+    m.ask_order()
 
 
-def lookup(m: DialogManager, order_id: str) -> None:
+def lookup(m: FlowHost, order_id: str) -> None:
     order = m.shop_call(m.shop.get_order, order_id)
     if order is None:
         ctx = m.ctx
@@ -66,13 +66,13 @@ def lookup(m: DialogManager, order_id: str) -> None:
     verify_or_continue(m)
 
 
-def verify_or_continue(m: DialogManager) -> None:
+def verify_or_continue(m: FlowHost) -> None:
     """The caller named ``pending_order``: use it if this call already proved its phone, else ask the secret."""
     order = m.ctx.pending_order
     assert order is not None
     v = m.ctx.verification
     if phone_key(order.phone) in v.phones:
-        return m._use_order(order)
+        return m.use_order(order)
     if v.failed:
         m.say("verify.locked")
         return m.offer_human("verify_failed")
@@ -82,23 +82,23 @@ def verify_or_continue(m: DialogManager) -> None:
     ask_secret(m)
 
 
-def ask_secret(m: DialogManager) -> None:
+def ask_secret(m: FlowHost) -> None:
     n = m.policy.verify_tail_digits
     if n == 4:
         return m.ask("verify", "verify.ask", expect="digits", nlu_expected="phone_tail")
     m.ask("verify", "verify.ask_n", expect="digits", nlu_expected="phone_tail", n=m.number(n))
 
 
-def heard_secret(m: DialogManager, inp: Input) -> str:
+def heard_secret(m: FlowHost, inp: Input) -> str:
     """The digits the caller gave as the answer ('' when none)."""
     if inp.kind == "dtmf":
         return _digits(inp.digits)
     tail = _digits(str(inp.slots.get("phone_tail") or ""))
-    spoken = m._longest_digits(inp.raw or inp.text)
+    spoken = m.longest_digits(inp.raw or inp.text)
     return spoken if len(spoken) >= 4 and len(spoken) > len(tail) else tail
 
 
-def on_answer(m: DialogManager, inp: Input) -> None:
+def on_answer(m: FlowHost, inp: Input) -> None:
     """State ``verify``: the caller's answer to the verification question."""
     order = m.ctx.pending_order
     if order is None:
@@ -106,9 +106,9 @@ def on_answer(m: DialogManager, inp: Input) -> None:
     n = m.policy.verify_tail_digits
     tail = heard_secret(m, inp)
     if len(tail) < min(4, n):
-        if inp.kind == "text" and inp.intent in TASK_INTENTS and m._digression(inp):
+        if inp.kind == "text" and inp.intent in TASK_INTENTS and m.digression(inp):
             return
-        return m._no_match()
+        return m.no_match()
     v = m.ctx.verification
     expected = phone_key(order.phone)[-n:]
     if len(tail) >= n and tail[-n:] == expected:
@@ -116,7 +116,7 @@ def on_answer(m: DialogManager, inp: Input) -> None:
         v.phones.add(phone_key(order.phone))
         m.act("caller_verified")
         m.say("verify.ok")
-        return m._use_order(order)
+        return m.use_order(order)
     v.attempts += 1
     m.act("verification_failed")
     st = m.shop_call(m.lockout.record_failure, order.order_id, caller_id=m.ctx.caller_id, call_id=m.ctx.call_id)
@@ -131,7 +131,7 @@ def on_answer(m: DialogManager, inp: Input) -> None:
     ask_secret(m)
 
 
-def _locked(m: DialogManager, st: LockStatus) -> None:
+def _locked(m: FlowHost, st: LockStatus) -> None:
     """Self-service is locked for this order/caller: say so and offer a person (the agent card shows it)."""
     v = m.ctx.verification
     v.failed, v.locked = True, st.as_json()  # the order stays named (unproven) so the agent card shows the lock

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ivr.privacy import mask_address, mask_name, mask_phone, mask_secret, mask_text
 
 if TYPE_CHECKING:
-    from ivr.dialog.manager import DialogManager
+    from ivr.dialog.host import FlowHost
     from ivr.services.shop.api import OrderSnapshot
 
 
@@ -38,7 +38,7 @@ def order_snapshot(order: OrderSnapshot | None) -> dict[str, Any] | None:
     }
 
 
-def build(m: DialogManager, reason: str) -> dict[str, Any]:
+def build(m: FlowHost, reason: str) -> dict[str, Any]:
     """The hand-off dict (JSON-serialisable)."""
     ctx = m.ctx
     order = ctx.order or ctx.pending_order

@@ -410,9 +410,9 @@ class DialogManager:
         if frustrated:
             self.say("sentiment.apology")
             self.act("apology")
-        handler = getattr(self, f"_st_{ctx.state}", None)
+        handler = STATES.get(ctx.state)
         if handler is not None:
-            handler(inp)
+            handler(self, inp)
         elif ctx.flow and ctx.state.startswith(f"{ctx.flow}."):
             self._flow_step(inp)
         else:
@@ -466,11 +466,11 @@ class DialogManager:
             if inp.intent in TASK_INTENTS:
                 self._out.intent = flow.intent  # the answer to this step, whatever topic its words suggested
             return
-        if self._digression(inp):
+        if self.digression(inp):
             return
-        self._no_match()
+        self.no_match()
 
-    def _digression(self, inp: Input) -> bool:
+    def digression(self, inp: Input) -> bool:
         if inp.kind == "text" and inp.intent in TASK_INTENTS and inp.confidence >= self.policy.min_intent_confidence \
                 and not clarify.unsure(inp):
             self.start_flow(inp.intent, inp)
@@ -508,9 +508,9 @@ class DialogManager:
         entry = self.kb.lookup(inp.text) if inp.text else None
         if entry is not None:
             return self.start_flow("product_question", inp)
-        self._no_match()
+        self.no_match()
 
-    def _ask_order(self, prefix: str | None = None) -> None:
+    def ask_order(self, prefix: str | None = None) -> None:
         if prefix:
             self.say(prefix)
         self.ask("ask_order", "order.ask", expect="digits", nlu_expected="order_id")
@@ -518,7 +518,7 @@ class DialogManager:
     def _st_ask_order(self, inp: Input) -> None:
         order_id = _digits_only(inp.digits) if inp.kind == "dtmf" else self.spoken_order_id(inp, expected=True)
         if not order_id and inp.kind == "text":
-            if inp.intent in TASK_INTENTS and inp.intent != self.ctx.flow and self._digression(inp):
+            if inp.intent in TASK_INTENTS and inp.intent != self.ctx.flow and self.digression(inp):
                 return
             if inp.intent == "dont_know":
                 return self.offer_human("order_unknown")
@@ -526,7 +526,7 @@ class DialogManager:
                 self.say("ok")
                 return self.finish_without_service()
         if not order_id:
-            return self._no_match(first="order.no_digits")
+            return self.no_match(first="order.no_digits")
         self._lookup_order(order_id)
 
     def finish_without_service(self) -> None:
@@ -536,7 +536,7 @@ class DialogManager:
     def _lookup_order(self, order_id: str) -> None:
         gate.lookup(self, order_id)
 
-    def _longest_digits(self, text: str) -> str:
+    def longest_digits(self, text: str) -> str:
         """The longest number said digit by digit in the caller's own words (before any normalisation)."""
         spans = getattr(self.pack, "digit_spans", None)
         if spans is None:
@@ -547,19 +547,19 @@ class DialogManager:
     def spoken_order_id(self, inp: Input, expected: bool = False) -> str:
         """An order number the caller said: the NLU's slot, or a longer digit run in the raw text."""
         slot = _digits_only(str(inp.slots.get("order_id") or ""))
-        spoken = self._longest_digits(inp.raw or inp.text)
+        spoken = self.longest_digits(inp.raw or inp.text)
         min_len = 3 if expected else ORDER_MIN_DIGITS
         if len(spoken) >= min_len and len(spoken) > len(slot) and len(spoken) != 11:
             return spoken
         return slot
 
-    def _use_order(self, order: OrderSnapshot) -> None:
+    def use_order(self, order: OrderSnapshot) -> None:
         if self.ctx.order is None or self.ctx.order.order_id != order.order_id:
             self.act("order_selected")
         self.ctx.order, self.ctx.pending_order = order, None
-        self._continue_flow()
+        self.continue_flow()
 
-    def _continue_flow(self) -> None:
+    def continue_flow(self) -> None:
         cont, self.ctx.after_order = self.ctx.after_order, None
         if self.ctx.flow and cont:
             getattr(FLOWS[self.ctx.flow], cont)(self)
@@ -572,9 +572,9 @@ class DialogManager:
     def _st_offer_human(self, inp: Input) -> None:
         yn = self.yes_no(inp)
         if yn is None:
-            if self._digression(inp):
+            if self.digression(inp):
                 return
-            return self._no_match()
+            return self.no_match()
         if yn:
             return self.transfer(self.ctx.transfer_reason or "human_request")
         self.ctx.transfer_reason = None
@@ -601,7 +601,7 @@ class DialogManager:
             self.say("oms.callback_done")
             self.outcome = "callback"
             return self._end_call()
-        self._no_match()
+        self.no_match()
 
     def _st_csat(self, inp: Input) -> None:
         rating = None
@@ -625,7 +625,7 @@ class DialogManager:
             self.say("csat.thanks")
             self.outcome = self.outcome or "resolved"
             return self._end_call()
-        if self._digression(inp):
+        if self.digression(inp):
             return
         self.ctx.csat_retries += 1
         if self.ctx.csat_retries <= 1:
@@ -647,7 +647,7 @@ class DialogManager:
         self.say("no_input.2")
         self._keypad_help()
 
-    def _no_match(self, first: str = "no_match.1") -> None:
+    def no_match(self, first: str = "no_match.1") -> None:
         self.ctx.no_match += 1
         n = self.ctx.no_match
         self.act("no_match")
@@ -775,6 +775,16 @@ class DialogManager:
             turn["dtmf"] = inp.digits
         self.turns.append(turn)
 
+
+# state -> its handler (task steps '<flow>.<step>' go to the flow; any other state is the main menu)
+STATES: dict[str, Callable[[DialogManager, Input], None]] = {
+    "main_menu": DialogManager._st_main_menu,
+    "ask_order": DialogManager._st_ask_order,
+    "verify": DialogManager._st_verify,
+    "offer_human": DialogManager._st_offer_human,
+    "oms_choice": DialogManager._st_oms_choice,
+    "csat": DialogManager._st_csat,
+}
 
 _NLU_EXPECTATIONS = {"yesno", "digits", "order_id", "phone_tail", "phone", "rating", "date", "speech"}
 

@@ -4,13 +4,14 @@ continuations named in ``m.with_order(...)`` run once the order is known and the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ivr.services.shop.api import NotAllowed
 
 if TYPE_CHECKING:
     from ivr.dialog.context import Input
-    from ivr.dialog.manager import DialogManager
+    from ivr.dialog.host import FlowHost
 
 BEFORE_SHIPMENT = ("unpaid", "paid")
 IN_DELIVERY = ("shipped", "in_transit")
@@ -22,18 +23,18 @@ class Flow:
     skill: str = "general"  # which human team gets a transfer from this flow
     prefer: tuple[str, ...] = ()  # order statuses this task is usually about (picks the caller's recent order)
 
-    def begin(self, m: DialogManager, inp: Input) -> None:
+    def begin(self, m: FlowHost, inp: Input) -> None:
         m.with_order("answer", inp)
 
-    def answer(self, m: DialogManager) -> None:
+    def answer(self, m: FlowHost) -> None:
         raise NotImplementedError
 
-    def on_step(self, m: DialogManager, step: str, inp: Input) -> bool:
+    def on_step(self, m: FlowHost, step: str, inp: Input) -> bool:
         """Handle input in ``step``; False when the input does not answer the step (manager reprompts)."""
         handler = getattr(self, f"step_{step}", None)
         return bool(handler(m, inp)) if handler else False
 
-    def confirm_write(self, m: DialogManager, inp: Input, write, aborted_prompt: str) -> bool:
+    def confirm_write(self, m: FlowHost, inp: Input, write: Callable[[FlowHost], None], aborted_prompt: str) -> bool:
         """Common yes/no handling of a confirmation step: yes -> ``write(m)``, no -> polite abort."""
         yn = m.yes_no(inp)
         if yn is None:
@@ -49,7 +50,7 @@ class Flow:
             self.not_allowed(m, e.code)
         return True
 
-    def not_allowed(self, m: DialogManager, code: str) -> None:
+    def not_allowed(self, m: FlowHost, code: str) -> None:
         """Explain a refused write (shop's NotAllowed code) and close the task."""
         m.act(f"not_allowed:{code}")
         m.say(NOT_ALLOWED_PROMPTS.get(code, "not_allowed.generic"))

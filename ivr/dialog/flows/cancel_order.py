@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ivr.dialog.flows.base import BEFORE_SHIPMENT, FINAL, Flow
+
+if TYPE_CHECKING:
+    from ivr.dialog.context import Input
+    from ivr.dialog.host import FlowHost
 
 
 class CancelOrderFlow(Flow):
     intent = "cancel_order"
     prefer = ("paid", "unpaid")
 
-    def answer(self, m) -> None:
+    def answer(self, m: FlowHost) -> None:
         o = m.ctx.order
         if o.status == "cancelled":
             return self.not_allowed(m, "already_cancelled")
@@ -19,10 +25,10 @@ class CancelOrderFlow(Flow):
             return self.not_allowed(m, "already_shipped")
         m.confirm("confirm", "cancel.confirm", order_id=m.digits(o.order_id))
 
-    def step_confirm(self, m, inp) -> bool:
+    def step_confirm(self, m: FlowHost, inp: Input) -> bool:
         return self.confirm_write(m, inp, self._cancel, "cancel.aborted")
 
-    def _cancel(self, m) -> None:
+    def _cancel(self, m: FlowHost) -> None:
         o = m.ctx.order
         was_paid = o.status == "paid"
         m.ctx.order = m.shop_call(m.shop.cancel_order, o.order_id, "caller_request", m.key("cancel"))

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ivr.dialog.flows.base import Flow
 from ivr.privacy import mask_text
+
+if TYPE_CHECKING:
+    from ivr.dialog.context import Input
+    from ivr.dialog.host import FlowHost
 
 MIN_DETAIL_CHARS = 8  # an utterance this long already says what the complaint is about
 
@@ -12,27 +18,27 @@ class ComplaintFlow(Flow):
     intent = "complaint"
     skill = "complaints"
 
-    def begin(self, m, inp) -> None:
+    def begin(self, m: FlowHost, inp: Input) -> None:
         text = inp.text.replace(" ", "") if inp.kind == "text" else ""
         if len(text) >= MIN_DETAIL_CHARS:
             return self._confirm(m, text)
         m.ask_step("detail", "complaint.ask", nlu_expected="free_text")
 
-    def step_detail(self, m, inp) -> bool:
+    def step_detail(self, m: FlowHost, inp: Input) -> bool:
         if inp.kind != "text" or len(inp.text.replace(" ", "")) < 2:
             return False
         self._confirm(m, inp.text.replace(" ", ""))
         return True
 
-    def _confirm(self, m, text: str) -> None:
+    def _confirm(self, m: FlowHost, text: str) -> None:
         summary = text[: m.policy.summary_chars]
         m.ctx.flow_data["summary"] = summary
         m.confirm("confirm", "complaint.confirm", summary=summary)
 
-    def step_confirm(self, m, inp) -> bool:
+    def step_confirm(self, m: FlowHost, inp: Input) -> bool:
         return self.confirm_write(m, inp, self._ticket, "complaint.aborted")
 
-    def _ticket(self, m) -> None:
+    def _ticket(self, m: FlowHost) -> None:
         summary = m.ctx.flow_data["summary"]
         order = m.ctx.order
         context = {"call_id": m.ctx.call_id, "intents": list(m.ctx.intents), "mood": m.ctx.mood_level}

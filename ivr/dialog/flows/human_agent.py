@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ivr.dialog.flows.base import Flow
+
+if TYPE_CHECKING:
+    from ivr.dialog.context import Input
+    from ivr.dialog.host import FlowHost
 
 
 class HumanAgentFlow(Flow):
     intent = "human_agent"
 
-    def begin(self, m, inp) -> None:
+    def begin(self, m: FlowHost, inp: Input) -> None:
         m.transfer("human_request")

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from ivr.dialog.flows.base import Flow
+
+if TYPE_CHECKING:
+    from ivr.dialog.context import Input
+    from ivr.dialog.host import FlowHost
 
 
 class InvoiceFlow(Flow):
     intent = "invoice"
     skill = "finance"
 
-    def begin(self, m, inp) -> None:
+    def begin(self, m: FlowHost, inp: Input) -> None:
         what = m.options.match("invoice_what", inp.text) if inp.kind == "text" else None
         if what:
             m.ctx.flow_data["what"] = what
         m.with_order("check", inp)
 
-    def check(self, m) -> None:
+    def check(self, m: FlowHost) -> None:
         if m.ctx.order.status in ("unpaid", "cancelled"):
             return self.not_allowed(m, "no_invoice")
         what = m.ctx.flow_data.get("what")
@@ -28,7 +33,7 @@ class InvoiceFlow(Flow):
         else:
             m.ask_step("what", "invoice.ask_choice", expect="digits")
 
-    def step_what(self, m, inp) -> bool:
+    def step_what(self, m: FlowHost, inp: Input) -> bool:
         what = m.options.match("invoice_what", inp.text, inp.digits if inp.kind == "dtmf" else "")
         if not what:
             return False
@@ -36,16 +41,16 @@ class InvoiceFlow(Flow):
         self.check(m)
         return True
 
-    def step_resend_confirm(self, m, inp) -> bool:
+    def step_resend_confirm(self, m: FlowHost, inp: Input) -> bool:
         return self.confirm_write(m, inp, self._resend, "invoice.aborted")
 
-    def _resend(self, m) -> None:
+    def _resend(self, m: FlowHost) -> None:
         m.shop_call(m.shop.resend_invoice, m.ctx.order.order_id, None, m.key("resend"))
         m.act("invoice_resent")
         m.say("invoice.resent")
         m.finish()
 
-    def step_title(self, m, inp) -> bool:
+    def step_title(self, m: FlowHost, inp: Input) -> bool:
         if inp.kind != "text" or len(inp.text.replace(" ", "")) < 2:
             return False
         title = inp.text.replace(" ", "")
@@ -57,7 +62,7 @@ class InvoiceFlow(Flow):
             m.ask_step("taxid", "invoice.taxid_ask", expect="digits", nlu_expected="digits")
         return True
 
-    def step_taxid(self, m, inp) -> bool:
+    def step_taxid(self, m: FlowHost, inp: Input) -> bool:
         if inp.kind == "dtmf":
             tax_id = inp.digits.rstrip("#")
         else:
@@ -70,10 +75,10 @@ class InvoiceFlow(Flow):
         m.confirm("title_confirm", "invoice.title_confirm", title=m.ctx.flow_data["title"])
         return True
 
-    def step_title_confirm(self, m, inp) -> bool:
+    def step_title_confirm(self, m: FlowHost, inp: Input) -> bool:
         return self.confirm_write(m, inp, self._change_title, "invoice.aborted")
 
-    def _change_title(self, m) -> None:
+    def _change_title(self, m: FlowHost) -> None:
         fd = m.ctx.flow_data
         m.shop_call(m.shop.change_invoice_title, m.ctx.order.order_id, fd["title"], fd["tax_id"],
                     m.key("title", fd["title"], fd["tax_id"]))

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ivr.dialog.flows.base import BEFORE_SHIPMENT, Flow
 from ivr.dialog.flows.order_status import status_text
+
+if TYPE_CHECKING:
+    from ivr.dialog.host import FlowHost
 
 
 class LogisticsFlow(Flow):
@@ -11,7 +16,7 @@ class LogisticsFlow(Flow):
     skill = "logistics"
     prefer = ("in_transit", "shipped", "delivered")
 
-    def answer(self, m) -> None:
+    def answer(self, m: FlowHost) -> None:
         o = m.ctx.order
         sh = o.shipment
         m.act("logistics_read")

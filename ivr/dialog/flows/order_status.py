@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ivr.dialog.flows.base import Flow
 
+if TYPE_CHECKING:
+    from ivr.dialog.host import FlowHost
+    from ivr.services.shop.api import OrderSnapshot
 
-def status_text(m, order) -> str:
+
+def status_text(m: FlowHost, order: OrderSnapshot) -> str:
     """The order's state as a spoken phrase."""
     if order.status == "delivered":
         sh = order.shipment
@@ -15,7 +21,7 @@ def status_text(m, order) -> str:
     return m.text(f"status.{order.status}")
 
 
-def items_text(m, order) -> str:
+def items_text(m: FlowHost, order: OrderSnapshot) -> str:
     items = order.items
     if not items:
         return ""
@@ -27,7 +33,7 @@ def items_text(m, order) -> str:
 class OrderStatusFlow(Flow):
     intent = "order_status"
 
-    def answer(self, m) -> None:
+    def answer(self, m: FlowHost) -> None:
         o = m.ctx.order
         m.say("status.summary", order_id=m.digits(o.order_id), items=items_text(m, o), amount=m.amount(o.total_cents),
               status=status_text(m, o))

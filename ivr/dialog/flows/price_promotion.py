@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
 from ivr.dialog.flows.base import FINAL, Flow
+
+if TYPE_CHECKING:
+    from ivr.dialog.context import Input
+    from ivr.dialog.host import FlowHost
 
 MAX_PROMOS_READ = 3
 
@@ -13,7 +18,7 @@ class PricePromotionFlow(Flow):
     intent = "price_promotion"
     prefer = ("delivered", "in_transit", "shipped", "paid")
 
-    def begin(self, m, inp) -> None:
+    def begin(self, m: FlowHost, inp: Input) -> None:
         what = m.options.match("price_what", inp.text) if inp.kind == "text" else None
         entry = m.kb.lookup(inp.text) if inp.kind == "text" and what is None else None
         if entry is not None:  # e.g. shipping fees: a policy question, not a promotion
@@ -22,7 +27,7 @@ class PricePromotionFlow(Flow):
             return m.finish()
         self._go(m, what, inp)
 
-    def _go(self, m, what, inp=None) -> None:
+    def _go(self, m: FlowHost, what: str, inp: Input | None = None) -> None:
         if what == "promo":
             self._promos(m)
         elif what == "protect":
@@ -30,14 +35,14 @@ class PricePromotionFlow(Flow):
         else:
             m.ask_step("what", "price.ask_choice", expect="digits")
 
-    def step_what(self, m, inp) -> bool:
+    def step_what(self, m: FlowHost, inp: Input) -> bool:
         what = m.options.match("price_what", inp.text, inp.digits if inp.kind == "dtmf" else "")
         if not what:
             return False
         self._go(m, what, inp)
         return True
 
-    def _promos(self, m) -> None:
+    def _promos(self, m: FlowHost) -> None:
         promos = m.shop_call(m.shop.current_promotions)
         m.act("promotions_read")
         if not promos:
@@ -52,16 +57,16 @@ class PricePromotionFlow(Flow):
             m.say("price.promos", promos=m.join(items))
         m.finish()
 
-    def protect(self, m) -> None:
+    def protect(self, m: FlowHost) -> None:
         o = m.ctx.order
         if o.status in FINAL or o.status == "unpaid":
             return self.not_allowed(m, "price_protect_window_closed" if o.status != "unpaid" else "not_paid")
         m.confirm("protect_confirm", "price.protect_confirm", order_id=m.digits(o.order_id))
 
-    def step_protect_confirm(self, m, inp) -> bool:
+    def step_protect_confirm(self, m: FlowHost, inp: Input) -> bool:
         return self.confirm_write(m, inp, self._protect, "price.aborted")
 
-    def _protect(self, m) -> None:
+    def _protect(self, m: FlowHost) -> None:
         refund = m.shop_call(m.shop.request_price_protection, m.ctx.order.order_id, m.key("protect"))
         if refund is None:
             m.act("price_protect_none")

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ivr.dialog.flows.base import Flow
 from ivr.dialog.flows.return_request import OPEN_RMA
+
+if TYPE_CHECKING:
+    from ivr.dialog.host import FlowHost
 
 
 class RefundStatusFlow(Flow):
@@ -11,7 +16,7 @@ class RefundStatusFlow(Flow):
     skill = "after_sales"
     prefer = ("refunded", "returned", "cancelled")
 
-    def answer(self, m) -> None:
+    def answer(self, m: FlowHost) -> None:
         o = m.ctx.order
         m.act("refund_read")
         if not o.refunds:

@@ -4,8 +4,13 @@ confirmation, RMA number read back digit by digit. ``ExchangeFlow`` (exchange.py
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from ivr.dialog.flows.base import BEFORE_SHIPMENT, FINAL, IN_DELIVERY, Flow
+
+if TYPE_CHECKING:
+    from ivr.dialog.context import Input
+    from ivr.dialog.host import FlowHost
 
 OPEN_RMA = ("requested", "approved", "picked_up", "received")
 QUALITY = ("quality", "damaged", "wrong_item")
@@ -19,13 +24,13 @@ class ReturnFlow(Flow):
     skill = "after_sales"
     prefer = ("delivered",)
 
-    def begin(self, m, inp) -> None:
+    def begin(self, m: FlowHost, inp: Input) -> None:
         reason = self._reason(m, inp)
         if reason:
             m.ctx.flow_data["reason"] = reason
         m.with_order("check", inp)
 
-    def _reason(self, m, inp) -> str | None:
+    def _reason(self, m: FlowHost, inp: Input) -> str | None:
         if inp is None:
             return None
         if inp.kind == "dtmf":
@@ -36,7 +41,7 @@ class ReturnFlow(Flow):
         slot = inp.slots.get("return_reason")
         return str(slot.get("code") if isinstance(slot, dict) else slot) if slot else None
 
-    def check(self, m) -> None:
+    def check(self, m: FlowHost) -> None:
         o = m.ctx.order
         existing = next((r for r in o.returns if r.status in OPEN_RMA), None)
         if existing is not None:
@@ -64,18 +69,18 @@ class ReturnFlow(Flow):
         m.ask_step("reason", f"{self.kind}.ask_reason", dtmf_help="return.ask_reason.dtmf",
                    nlu_expected="return_reason")
 
-    def _days_since_delivery(self, m) -> int:
+    def _days_since_delivery(self, m: FlowHost) -> int:
         sh = m.ctx.order.shipment
         if not sh or not sh.delivered_at:
             return 0
         return (m.today() - m.local_date(sh.delivered_at)).days
 
-    def _window_closed(self, m) -> None:
+    def _window_closed(self, m: FlowHost) -> None:
         m.act("not_eligible")
         m.say("return.window_closed")
         m.offer_human("policy")
 
-    def _after_reason(self, m) -> None:
+    def _after_reason(self, m: FlowHost) -> None:
         reason = m.ctx.flow_data["reason"]
         o = m.ctx.order
         facts = o.extra or {}
@@ -89,7 +94,7 @@ class ReturnFlow(Flow):
                 return m.offer_human("policy")
         m.ask_step("slot", "return.ask_slot", dtmf_help="return.ask_slot.dtmf")
 
-    def step_reason(self, m, inp) -> bool:
+    def step_reason(self, m: FlowHost, inp: Input) -> bool:
         reason = self._reason(m, inp)
         if not reason:
             return False
@@ -98,7 +103,7 @@ class ReturnFlow(Flow):
         self._after_reason(m)
         return True
 
-    def step_slot(self, m, inp) -> bool:
+    def step_slot(self, m: FlowHost, inp: Input) -> bool:
         slot = m.options.match("pickup_slot", inp.text, inp.digits if inp.kind == "dtmf" else "")
         if not slot:
             return False
@@ -108,15 +113,15 @@ class ReturnFlow(Flow):
                   reason=m.label("reason", fd["reason"]), slot=m.label("pickup", slot))
         return True
 
-    def _pickup_value(self, m, slot: str) -> str:
+    def _pickup_value(self, m: FlowHost, slot: str) -> str:
         """What the shop stores: a date and half-day, e.g. '2025-11-26 AM'."""
         days, half = {"tomorrow_am": (1, "AM"), "tomorrow_pm": (1, "PM"), "day_after": (2, "DAY")}.get(slot, (1, "DAY"))
         return f"{(m.today() + timedelta(days=days)).isoformat()} {half}"
 
-    def step_confirm(self, m, inp) -> bool:
+    def step_confirm(self, m: FlowHost, inp: Input) -> bool:
         return self.confirm_write(m, inp, self._create, "return.aborted")
 
-    def _create(self, m) -> None:
+    def _create(self, m: FlowHost) -> None:
         fd = m.ctx.flow_data
         order_id = m.ctx.order.order_id
         reason = SHOP_REASON.get(fd["reason"], fd["reason"])
