@@ -42,8 +42,13 @@ def run(args: argparse.Namespace) -> int:
     from ivr.bench.report import markdown_table, write_section
 
     if args.asr == "real":
+        from ivr.asr.models import ModelError, resolve_model
         from ivr.bench.calls_asr import HEADERS, bench_real
 
+        try:
+            resolve_model(args.model)
+        except ModelError as e:
+            raise UserError(str(e)) from None
         rows, summary = asyncio.run(bench_real(levels, args.seconds, args.pause, args.model))
         table = markdown_table(HEADERS, rows)
         print(f"{table}\n\n{summary}")
