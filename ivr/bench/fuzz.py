@@ -106,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
         body = (
             f"`ivr bench fuzz --cases {args.cases} --seed {args.seed}`: Hypothesis-generated inputs, well-formed but "
             "odd and malformed, against the real service on loopback (`create_app` under uvicorn, the SIP gateway "
-            "started as `ivr serve` starts it). A crash is a 5xx other than the deliberate 503 (and SIP's 505/513), "
+            "started as `ivr serve` starts it). A crash is a 5xx other than the deliberate 503 (and SIP's 505/513, "
+            "and the 500 RFC 3261 §12.2.2 prescribes for an in-dialog request whose CSeq is not above the last), "
             "a traceback or error in the service's log, or a dropped connection; a hang is a case not answered "
             "within its timeout (SIP: an OPTIONS probe after every case, 5 s; HTTP: 10 s). After each run the "
             "gateway must still answer OPTIONS over UDP and TCP and `/health` must be 200. CI runs 2,000 cases "
