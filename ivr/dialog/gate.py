@@ -19,11 +19,33 @@ from ivr.dialog.policy import TASK_INTENTS
 if TYPE_CHECKING:
     from ivr.dialog.context import Input
     from ivr.dialog.host import FlowHost
+    from ivr.lang import LanguagePack
     from ivr.services.shop.lockout import LockStatus
+
+ORDER_MIN_DIGITS = 6  # a shorter digit run in a sentence is not taken as an order number unless asked for
 
 
 def _digits(s: str) -> str:
     return re.sub(r"\D", "", s or "")
+
+
+def longest_digits(pack: LanguagePack, text: str) -> str:
+    """The longest number said digit by digit in the caller's own words (before any normalisation)."""
+    spans = getattr(pack, "digit_spans", None)
+    if spans is None:
+        return _digits(pack.parse_digits(text) or "")
+    found = [s.digits for s in spans(text)]
+    return max(found, key=len) if found else ""
+
+
+def spoken_order_id(pack: LanguagePack, inp: Input, expected: bool = False) -> str:
+    """An order number the caller said: the NLU's slot, or a longer digit run in the raw text."""
+    slot = _digits(str(inp.slots.get("order_id") or ""))
+    spoken = longest_digits(pack, inp.raw or inp.text)
+    min_len = 3 if expected else ORDER_MIN_DIGITS
+    if len(spoken) >= min_len and len(spoken) > len(slot) and len(spoken) != 11:
+        return spoken
+    return slot
 
 
 def phone_key(phone: str) -> str:

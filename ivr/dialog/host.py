@@ -2,7 +2,8 @@
 
 The flows depend on this protocol, never on the manager class, so ``flows`` -> ``manager`` is no import edge.
 The members are the reply-building vocabulary (``say``, ``ask``...), the order gate (``with_order``), and the
-turn's flow control (``finish``, ``offer_human``, ``transfer``...). ``DialogManager`` implements it.
+turn's flow control (``finish``, ``offer_human``, ``transfer``...). ``DialogManager`` implements it, and
+``SystemHost``: what the system states and the repair policy use besides (the draft reply, the call's outcome).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from ivr.dialog.kb import KnowledgeBase
     from ivr.dialog.options import Options
     from ivr.dialog.policy import DialogPolicy
+    from ivr.dialog.reply import ReplyDraft
     from ivr.dialog.types import Segment
     from ivr.lang import LanguagePack
     from ivr.services.shop.api import OrderSnapshot, ShopService
@@ -76,3 +78,19 @@ class FlowHost(Protocol):
     def start_flow(self, intent: str, inp: Input) -> None: ...
     def digression(self, inp: Input) -> bool: ...
     def no_match(self, first: str = "no_match.1") -> None: ...
+
+
+class SystemHost(FlowHost, Protocol):
+    """The dialogue as the system states (``states``) and the repair policy (``repair``) see it."""
+
+    out: ReplyDraft
+    outcome: str
+    csat: int | None
+    feedback: list[str]
+
+    def reask(self) -> None: ...
+    def end_sequence(self) -> None: ...
+    def goodbye(self, outcome: str) -> None: ...
+    def end_call(self) -> None: ...
+    def hand_over(self, reason: str, priority: int = 0) -> None: ...
+    def lookup_order(self, order_id: str) -> None: ...

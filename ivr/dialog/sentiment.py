@@ -9,7 +9,12 @@ plus 0.5 when the caller repeats a request); at or above the lexicon's ``strong_
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ivr.dialog.policy import TASK_INTENTS
+
+if TYPE_CHECKING:
+    from ivr.dialog.context import CallContext, Input
 
 ANGER_WEIGHT = 1.0
 FRUSTRATION_WEIGHT = 0.5
@@ -70,3 +75,24 @@ def analyse(text: str, lexicon: dict[str, Any], *, repeated: bool = False) -> Se
     score = -min(1.0, neg / strong) if neg else min(1.0, POSITIVE_WEIGHT * len(positive))
     words = tuple(w for _, w in anger + frustration + negated_positive + positive)
     return Sentiment(round(score, 3), level, round(neg, 3), words)
+
+
+def update_mood(ctx: CallContext, inp: Input, lexicon: dict[str, Any]) -> Sentiment:
+    """The sentiment of a caller turn; updates the call's running mood (a request repeated outside a task counts)."""
+    repeated = False
+    if inp.intent in TASK_INTENTS:
+        repeated = ctx.recent_intents[-2:].count(inp.intent) >= 1 and ctx.flow is None and inp.intent in ctx.intents
+        ctx.recent_intents.append(inp.intent)
+    s = analyse(inp.text, lexicon, repeated=repeated)
+    ctx.mood = max(-1.0, min(1.0, 0.5 * ctx.mood + s.score))
+    ctx.mood_level = s.level if s.level in ("angry", "frustrated") else (
+        "frustrated" if ctx.mood <= -0.5 else "calm")
+    return s
+
+
+def may_apologise(ctx: CallContext, caller_turns: int, every_turns: int) -> bool:
+    """Apologise at most every ``every_turns`` caller turns (notes the apology in ``ctx``)."""
+    if ctx.apologised_at and caller_turns - ctx.apologised_at < every_turns:
+        return False
+    ctx.apologised_at = caller_turns
+    return True
