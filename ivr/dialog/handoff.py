@@ -91,7 +91,7 @@ def build(m: FlowHost, reason: str) -> dict[str, Any]:
     }
 
 
-def _slot(key: str, value: Any) -> Any:
+def _slot(key: str, value: object) -> object:
     if not isinstance(value, str):
         return value
     if "phone" in key:

@@ -18,13 +18,19 @@ if TYPE_CHECKING:
     from ivr.dialog.options import Options
     from ivr.dialog.policy import DialogPolicy
     from ivr.dialog.reply import ReplyDraft
-    from ivr.dialog.types import Segment
+    from ivr.dialog.types import NluResult, Segment
     from ivr.lang import LanguagePack
     from ivr.services.shop.api import OrderSnapshot, ShopService
     from ivr.services.shop.lockout import LockoutStore
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+class Parser(Protocol):
+    """The NLU as the dialogue uses it (``ivr.dialog.nlu.Nlu``)."""
+
+    def parse(self, text: str, prev_agent_text: str | None = None, expected: str | None = None) -> NluResult: ...
 
 
 class FlowHost(Protocol):

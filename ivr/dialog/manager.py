@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 from ivr.dialog import clarify, gate, repair, states, transcript
@@ -31,6 +31,7 @@ from ivr.lang import get_pack
 from ivr.services.shop.api import OmsError, OmsUnavailable, OrderSnapshot, ShopService
 
 if TYPE_CHECKING:
+    from ivr.dialog.host import Parser
     from ivr.services.shop.lockout import LockoutStore
 
 P = ParamSpec("P")
@@ -50,12 +51,6 @@ class OmsDown(Exception):
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class Parser(Protocol):
-    """The NLU as the manager uses it (``ivr.dialog.nlu.Nlu``)."""
-
-    def parse(self, text: str, prev_agent_text: str | None = None, expected: str | None = None) -> NluResult: ...
 
 
 class DialogManager(ReplyBuilder):

@@ -12,11 +12,16 @@ from __future__ import annotations
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from ivr.dialog.policy import NO_KEY, YES_KEY
+
+if TYPE_CHECKING:
+    from ivr.dialog.host import FlowHost
+    from ivr.dialog.types import BotReply
+    from ivr.services.shop.api import OrderSnapshot
 
 CARD_ACTIONS = frozenset({"order_read", "logistics_read", "refund_read", "caller_verified", "order_selected"})
 
@@ -73,12 +78,12 @@ def rules_for(pack_dir: Path, say_digit_map: tuple[tuple[str, str], ...] = ()) -
     return rules
 
 
-def rules(manager: Any) -> TextRules:
+def rules(manager: FlowHost) -> TextRules:
     pack = manager.pack
     return rules_for(pack.dir, tuple((d, pack.say_digits(d)) for d in "0123456789"))
 
 
-def _buttons(manager: Any, reply: Any, r: TextRules) -> list[dict[str, str]]:
+def _buttons(manager: FlowHost, reply: BotReply, r: TextRules) -> list[dict[str, str]]:
     if reply.end_call or reply.transfer is not None:
         return []
     ctx = manager.ctx
@@ -99,7 +104,7 @@ def _buttons(manager: Any, reply: Any, r: TextRules) -> list[dict[str, str]]:
     return found
 
 
-def _status_text(manager: Any, order: Any) -> str:
+def _status_text(manager: FlowHost, order: OrderSnapshot) -> str:
     pid = f"status.{order.status}"
     try:  # the pack directly: the manager's own text() would rotate its prompt variants
         if order.status == "delivered" and order.shipment and order.shipment.delivered_at:
@@ -109,7 +114,7 @@ def _status_text(manager: Any, order: Any) -> str:
         return order.status
 
 
-def order_card(manager: Any) -> dict[str, Any] | None:
+def order_card(manager: FlowHost) -> dict[str, Any] | None:
     """The verified order in play as a structured card (None before verification)."""
     ctx = manager.ctx
     o = ctx.order
@@ -133,7 +138,7 @@ def order_card(manager: Any) -> dict[str, Any] | None:
     return card
 
 
-def render(manager: Any, reply: Any) -> dict[str, Any]:
+def render(manager: FlowHost, reply: BotReply) -> dict[str, Any]:
     """One bot message for a text channel: {"role", "text", "quick_replies", "cards", "state", "intent", ...}."""
     r = rules(manager)
     text = r.text(reply.text)

@@ -18,7 +18,10 @@ import csv
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ivr.dialog.host import Parser
 
 TEXT_COLUMNS = ("text", "customer_text")
 
@@ -126,7 +129,7 @@ def read_rows(path: Path) -> tuple[list[Row], int]:
     return rows, skipped
 
 
-def evaluate(nlu: Any, rows: list[Row], skipped: int = 0, min_confidence: float = 0.45) -> Evaluation:
+def evaluate(nlu: Parser, rows: list[Row], skipped: int = 0, min_confidence: float = 0.45) -> Evaluation:
     """Run the NLU over ``rows``. ``min_confidence``: the dialogue acts on a task intent from this confidence."""
     from ivr.dialog.nlu import TASK_INTENTS, clarify_of
 
