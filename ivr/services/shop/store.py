@@ -1,6 +1,6 @@
 """The embedded OMS: ``SqlShop`` implements ``ShopService`` over SQLAlchemy (SQLite or PostgreSQL).
 
-Every write runs ``_idempotent``: one transaction that first claims the idempotency key (primary key, so a
+Every write runs ``_idempotent`` (``idempotency.run_once``): one transaction that first claims the idempotency key (primary key, so a
 concurrent duplicate waits and then fails its insert), locks the order row, checks the business rules,
 writes, appends an audit row and stores the result reference on the key. A retry with the same key returns
 that result; a crash anywhere before commit leaves nothing behind. Serialisation conflicts are retried.
@@ -8,43 +8,34 @@ that result; a crash anywhere before commit leaves nothing behind. Serialisation
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 import secrets
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Literal, TypeVar
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, lazyload
 
 from ivr.privacy import mask_address, mask_deep, mask_phone, mask_text
-from ivr.services.db import session_factory, transaction
+from ivr.services.db import session_factory
 from ivr.services.shop import rules
 from ivr.services.shop.api import (
     Invoice,
     NotAllowed,
     NotFound,
-    OmsUnavailable,
-    OrderItem,
     OrderSnapshot,
     Refund,
     ReturnRequest,
-    Shipment,
     Ticket,
-    TrackingEvent,
 )
+from ivr.services.shop.idempotency import PAUSE_ENV, run_once
+from ivr.services.shop.idempotency import pause as _pause
 from ivr.services.shop.models import (
     AuditLog,
-    IdempotencyKey,
     InvoiceRow,
     Order,
-    Payment,
     Product,
     Promotion,
     RefundRow,
@@ -53,23 +44,16 @@ from ivr.services.shop.models import (
     TicketRow,
 )
 from ivr.services.shop.rules import ShopPolicy
+from ivr.services.shop.snapshot import invoice_of as _invoice
+from ivr.services.shop.snapshot import order_snapshot
+from ivr.services.shop.snapshot import refund_of as _refund
+from ivr.services.shop.snapshot import return_of as _return
 
 T = TypeVar("T")
 
-PAUSE_ENV = "IVR_SHOP_PAUSE_AT"
-"""Fault injection for crash tests: when set to a step name (e.g. 'create_return.rma_inserted'), the write
-pauses there (inside its open transaction), touching ``$IVR_SHOP_PAUSE_FILE`` so a test can kill the process."""
+__all__ = ["PAUSE_ENV", "SqlShop", "new_id", "normalize_order_id", "normalize_phone"]
 
 _NONE_REF = "-"  # result reference of a write whose result is None (price protection without difference)
-_RETRYABLE_PG = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
-
-
-def _pause(step: str) -> None:
-    if os.environ.get(PAUSE_ENV) == step:
-        marker = os.environ.get("IVR_SHOP_PAUSE_FILE")
-        if marker:
-            Path(marker).write_text(step, encoding="utf-8")
-        time.sleep(float(os.environ.get("IVR_SHOP_PAUSE_S", "120")))
 
 
 def normalize_phone(phone: str) -> str:
@@ -369,50 +353,8 @@ class SqlShop:
 
     def _idempotent(self, operation: str, key: str, request: dict, work: Callable[[Session, datetime], str],
                     load: Callable[[str], T]) -> T:
-        """Run ``work`` once per idempotency key, in one transaction, retrying serialisation conflicts."""
-        if not key or not isinstance(key, str) or len(key) > 128:
-            raise NotAllowed("invalid_request", "an idempotency key of 1..128 characters is required")
-        digest = hashlib.sha256(json.dumps([operation, request], sort_keys=True, ensure_ascii=False,
-                                           default=str).encode()).hexdigest()
-        integrity_left, busy_left = 3, 10
-        while True:
-            try:
-                with transaction(self.url) as s:
-                    row = s.get(IdempotencyKey, key)
-                    if row is not None:
-                        if row.operation != operation or row.request_hash != digest:
-                            raise NotAllowed("idempotency_conflict", "this key was used for a different request")
-                        ref = row.result_ref
-                    else:
-                        now = self._now()
-                        row = IdempotencyKey(key=key, operation=operation, request_hash=digest, result_ref="",
-                                             created_at=now)
-                        s.add(row)
-                        s.flush()  # claims the key: a concurrent duplicate blocks here, then fails
-                        _pause(f"{operation}.key_claimed")
-                        ref = work(s, now)
-                        row.result_ref = ref
-                        s.flush()
-                        _pause(f"{operation}.before_commit")
-                _pause(f"{operation}.committed")
-                return load(ref)
-            except IntegrityError:
-                integrity_left -= 1  # lost a race (same key, or a second open RMA): re-read and decide again
-                if integrity_left <= 0:
-                    raise
-            except OperationalError as e:
-                if not _is_busy(e):
-                    raise OmsUnavailable(f"shop database error: {type(e.orig).__name__}") from e
-                busy_left -= 1
-                if busy_left <= 0:
-                    raise OmsUnavailable("the shop database is busy") from e
-            except DBAPIError as e:
-                if _sqlstate(e) not in _RETRYABLE_PG:
-                    raise
-                busy_left -= 1
-                if busy_left <= 0:
-                    raise OmsUnavailable("the shop database is busy") from e
-            time.sleep(0.02 * (1 + secrets.randbelow(5)))
+        """Run ``work`` once per idempotency key (``idempotency.run_once``)."""
+        return run_once(self.url, self._now, operation, key, request, work, load)
 
     def _lock_order(self, s: Session, oid: str) -> Order:
         stmt = select(Order).where(Order.order_id == oid).options(lazyload(Order.customer)).with_for_update()
@@ -460,87 +402,10 @@ class SqlShop:
                           created_at=t.created_at)
 
     def _snapshot(self, s: Session, o: Order) -> OrderSnapshot:
-        ship = s.get(ShipmentRow, o.order_id)
-        refunds = s.scalars(select(RefundRow).where(RefundRow.order_id == o.order_id)
-                            .order_by(RefundRow.created_at)).all()
-        returns = s.scalars(select(ReturnRow).where(ReturnRow.order_id == o.order_id)
-                            .order_by(ReturnRow.created_at)).all()
-        inv = s.scalar(select(InvoiceRow).where(InvoiceRow.order_id == o.order_id))
-        pay = s.scalar(select(Payment.method).where(Payment.order_id == o.order_id).limit(1))
-        products = {p.sku: p for p in s.scalars(select(Product).where(Product.sku.in_({i.sku for i in o.items})))}
-        shipment = None
-        if ship is not None:
-            shipment = Shipment(carrier=ship.carrier, tracking_no=ship.tracking_no, shipped_at=ship.shipped_at,
-                                promised_date=ship.promised_date, eta=ship.eta, delivered_at=ship.delivered_at,
-                                events=tuple(TrackingEvent(time=e.time, location=e.location,
-                                                           description=e.description) for e in ship.events))
-        return OrderSnapshot(
-            order_id=o.order_id, customer_id=o.customer_id, customer_name=o.receiver_name, phone=o.phone,
-            status=o.status, created_at=o.created_at, paid_at=o.paid_at, total_cents=o.total_cents,
-            items=tuple(OrderItem(sku=i.sku, name=i.name, quantity=i.quantity, unit_price_cents=i.unit_price_cents,
-                                  category=i.category) for i in o.items),
-            address=o.address, delivery_slot=o.delivery_slot, shipment=shipment,
-            refunds=tuple(_refund(r) for r in refunds), returns=tuple(_return(r) for r in returns),
-            invoice=_invoice(inv) if inv else None, vip=bool(o.customer.vip),
-            extra=self._facts(o, ship, returns, products, pay),
-        )
-
-    def _facts(self, o: Order, ship: ShipmentRow | None, returns, products: dict, pay: str | None) -> dict:
-        """Derived facts the dialogue needs (all JSON-friendly): eligibility, deadlines, lateness."""
-        today = self._today()
-        delivered = ship.delivered_at if ship else None
-        deadline = rules.return_deadline(self.policy, delivered, quality=False)
-        q_deadline = rules.return_deadline(self.policy, delivered, quality=True)
-        open_rma = any(r.open_order_id for r in returns)
-        seven_day = all(p.seven_day_return for p in products.values())
-        days_late = 0
-        if ship and ship.promised_date:
-            end = self.policy.local_date(delivered) if delivered else today
-            days_late = max(0, (end - ship.promised_date).days)
-        protect_until = None
-        if o.paid_at:
-            windows = [p.price_protect_days for p in products.values() if p.price_protect_days > 0]
-            if windows:
-                protect_until = (self.policy.local_date(o.paid_at) + timedelta(days=max(windows))).isoformat()
-        return {
-            "payment_method": pay or "",
-            "can_cancel": o.status in rules.BEFORE_SHIPMENT,
-            "can_change_address": o.status in rules.BEFORE_SHIPMENT,
-            "can_return": bool(o.status == "delivered" and deadline and today <= deadline and seven_day
-                               and not open_rma),
-            "can_return_for_quality": bool(o.status == "delivered" and q_deadline and today <= q_deadline
-                                           and not open_rma),
-            "return_deadline": deadline.isoformat() if deadline else None,
-            "quality_return_deadline": q_deadline.isoformat() if q_deadline else None,
-            "seven_day_return": seven_day,
-            "days_late": days_late,
-            "price_protect_until": protect_until,
-        }
-
-
-def _refund(r: RefundRow) -> Refund:
-    return Refund(refund_id=r.refund_id, amount_cents=r.amount_cents, method=r.method, status=r.status,
-                  created_at=r.created_at, expected_by=r.expected_by)
-
-
-def _return(r: ReturnRow) -> ReturnRequest:
-    return ReturnRequest(rma_id=r.rma_id, order_id=r.order_id, kind=r.kind, reason=r.reason, status=r.status,
-                         pickup_slot=r.pickup_slot, created_at=r.created_at)
-
-
-def _invoice(i: InvoiceRow) -> Invoice:
-    return Invoice(invoice_id=i.invoice_id, title=i.title, tax_id=i.tax_id, email=i.email, status=i.status)
+        return order_snapshot(s, o, self.policy, self._today())
 
 
 def _mask_email(email: str) -> str:
     name, _, domain = email.partition("@")
     return (name[:1] + "***@" + domain) if domain else "***"
 
-
-def _is_busy(e: OperationalError) -> bool:
-    msg = str(e.orig).lower()
-    return "locked" in msg or "busy" in msg or _sqlstate(e) in _RETRYABLE_PG
-
-
-def _sqlstate(e: DBAPIError) -> str:
-    return str(getattr(e.orig, "sqlstate", "") or getattr(e.orig, "pgcode", "") or "")
