@@ -77,6 +77,7 @@ class Settings(BaseModel):
     # --- language and speech --------------------------------------------------------------------------
     language: str = Field("zh-CN", description="Language pack of the bot (prompts, NLU, number reading).")
     asr_model: str = Field("", description="Model name from `ivr models list` or a directory; empty = best installed for language.")
+    asr_grammar: bool = Field(True, description="Constrain recognition to the expected answer's words (order number, phone tail, yes/no, menu) with Vosk grammars from the language pack, when the model's language is the call's and the model supports grammars; an [unk] answer falls back to free speech.")
     asr_pool_size: int = Field(2, ge=0, le=64, description="Pre-warmed Vosk recognizers kept ready.")
     asr_workers: int = Field(2, ge=1, le=64, description="Threads running Vosk/espeak off the event loop.")
     asr_recycle_speech_s: float = Field(60.0, gt=0, description="Recognizer is replaced after this much speech (bounds memory).")

@@ -113,3 +113,50 @@ async def test_listener_switches_grammar_between_utterances(engine16):
     await listener.set_grammar(None)
     assert listener.grammar is None
     await listener.close()
+
+
+async def test_the_call_expectation_constrains_the_next_utterance(engine16):
+    """What a live call does (ivr/call/manager.py gives the listener the pack's lists): the dialogue's
+    expectation (phone tail) constrains the next utterance; free speech again when the bot expects speech."""
+    from ivr.asr.endpoint import PHONE_TAIL_DIGITS, Expectation
+    from ivr.audio.frames import AudioFrame
+
+    listener = Listener(16000, VadOptions(), engine16, grammars=KO)
+    assert listener.grammar is None
+    listener.expectation = Expectation("digits", PHONE_TAIL_DIGITS)
+    assert listener.grammar == KO.phrases("phone_tail")
+    speech = synth(", ".join(NATIVE[int(d)] for d in TAILS[0]), 16000, voice="ko", speed=170)
+    pad = b"\0\0" * 9600
+    audio = AudioFrame(pad + speech.pcm + pad * 2, 16000, 0.0)
+    texts = []
+    for c in chunks(audio, 20):
+        texts += [e.text for e in await listener.push(c, now=c.pts) if isinstance(e, Transcript) and e.final]
+    texts += [e.text for e in await listener.flush(now=audio.duration) if isinstance(e, Transcript) and e.final]
+    heard = " ".join(t for t in texts if t)
+    assert heard and set(heard.split()) <= set(KO.phrases("phone_tail")), heard  # only the grammar's words
+    listener.expectation = Expectation("speech")
+    assert listener.grammar is None
+    await listener.close()
+
+
+def test_calls_get_grammars_only_for_their_own_language(tmp_path):
+    """The Korean model never gets the Mandarin pack's lists (its words are not in its vocabulary)."""
+    from ivr.call.manager import CallManager
+
+    class _Engine:
+        language = "ko"
+        model_dir = tmp_path
+
+    class _Settings:
+        asr_grammar = True
+
+    m = CallManager.__new__(CallManager)
+    m.settings = _Settings()
+    assert m._grammars(_Engine(), "zh-CN") is None
+    assert m._grammars(None, "zh-CN") is None
+    _Engine.language = "zh-CN"
+    (tmp_path / "graph").mkdir()
+    (tmp_path / "graph" / "Gr.fst").write_bytes(b"")
+    assert m._grammars(_Engine(), "zh-CN") is not None  # Mandarin small model: the pack's lists
+    _Settings.asr_grammar = False
+    assert m._grammars(_Engine(), "zh-CN") is None

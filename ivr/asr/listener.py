@@ -10,8 +10,9 @@ import time
 from collections import deque
 from dataclasses import replace
 
-from ivr.asr.endpoint import EndpointPolicy, Expectation
+from ivr.asr.endpoint import ORDER_DIGITS, PHONE_TAIL_DIGITS, EndpointPolicy, Expectation
 from ivr.asr.engine import AsrEngine, AsrStream
+from ivr.asr.grammar import GrammarSet, GrammarSwitch, choose
 from ivr.asr.vad import Segmenter, VadOptions
 from ivr.audio.frames import AudioFrame
 from ivr.events import BargeIn, SpeechEnded, SpeechStarted, Transcript, Word
@@ -31,6 +32,7 @@ class Listener:
         engine: AsrEngine | None,
         *,
         grammar: list[str] | None = None,
+        grammars: GrammarSet | None = None,
     ) -> None:
         if engine is not None and engine.sample_rate != sample_rate:
             raise ValueError(f"engine expects {engine.sample_rate} Hz audio, listener gets {sample_rate} Hz")
@@ -47,6 +49,8 @@ class Listener:
         self._utt_audio_start = 0.0  # call pts of the first sample fed for the current utterance
         self._clock: float | None = None  # pts of the next input sample (first frame's pts + samples seen)
         # What the dialogue expects next (set by the call per reply) and how that moves the endpoint (asr/endpoint.py)
+        # Constrained recognition per expectation (ivr.asr.grammar); None: free speech always
+        self._grammar_switch = GrammarSwitch(grammars) if grammars is not None else None
         self.expectation = Expectation()
         self.endpointing = EndpointPolicy(base_ms=options.trailing_silence_ms)
 
@@ -57,6 +61,18 @@ class Listener:
     @bot_speaking.setter
     def bot_speaking(self, value: bool) -> None:
         self.segmenter.bot_speaking = value
+
+    @property
+    def expectation(self) -> Expectation:
+        return self._expectation
+
+    @expectation.setter
+    def expectation(self, value: Expectation) -> None:
+        """What the dialogue waits for next; with grammars, the next utterance's recogniser is constrained to it
+        (switched at the next utterance start, never mid-utterance)."""
+        self._expectation = value
+        if self._grammar_switch is not None:
+            self.grammar = self._grammar_switch.next_grammar(_grammar_kind(value))
 
     async def open(self) -> None:
         """Take a recogniser from the engine's warm pool now (otherwise done on the first push)."""
@@ -131,6 +147,11 @@ class Listener:
         self.segmenter.end_silence_ms = None
         assert self._stream is not None
         t = await self._stream.finish()
+        if self._grammar_switch is not None:
+            constrained = self._stream_grammar is not None
+            self._grammar_switch.heard(t.text, constrained)  # [unk]: free speech for the next attempt
+            if constrained:
+                t = replace(t, text=choose(t.text, None))
         offset = self._utt_audio_start
         words = tuple(Word(w.word, round(w.start + offset, 3), round(w.end + offset, 3), w.conf) for w in t.words)
         return replace(t, words=words, at=time.monotonic())
@@ -152,3 +173,10 @@ class Listener:
                 f = AudioFrame(f.pcm[skip:], f.sample_rate, f.pts + skip / 2 / f.sample_rate)
             out.append(f)
         return out
+
+
+def _grammar_kind(exp: Expectation) -> str | None:
+    """Expectation -> grammar kind of ivr.asr.grammar (None: free speech)."""
+    if exp.kind == "digits":
+        return {ORDER_DIGITS: "order_id", PHONE_TAIL_DIGITS: "phone_tail"}.get(exp.digits, "digits")
+    return {"yesno": "yesno", "key": "menu"}.get(exp.kind)

@@ -152,7 +152,7 @@ def _language_of(d: Path) -> str:
     return "und"
 
 
-def _same_language(a: str, b: str) -> bool:
+def same_language(a: str, b: str) -> bool:
     return a.lower() == b.lower() or a.split("-")[0].lower() == b.split("-")[0].lower()
 
 
@@ -166,11 +166,11 @@ def find_model(language: str, settings: Settings | None = None) -> Path | None:
         return resolve_model(settings.asr_model, settings)[0]
     for exact in (True, False):
         for info in REGISTRY:
-            match = info.language.lower() == language.lower() if exact else _same_language(info.language, language)
+            match = info.language.lower() == language.lower() if exact else same_language(info.language, language)
             if match and (d := installed_dir(info, settings)) is not None:
                 return d
         for _name, lang, d in custom_models(settings):
-            if (lang.lower() == language.lower()) if exact else _same_language(lang, language):
+            if (lang.lower() == language.lower()) if exact else same_language(lang, language):
                 return d
     return None
 

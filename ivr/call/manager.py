@@ -38,6 +38,7 @@ from ivr.services.shop.api import ShopService
 
 if TYPE_CHECKING:
     from ivr.asr.engine import AsrEngine
+    from ivr.asr.grammar import GrammarSet
     from ivr.asr.vad import VadOptions
     from ivr.services.agents.desk import AgentDesk
 
@@ -164,7 +165,7 @@ class CallManager:
         mode = asr_mode or ("asr" if self.asr_available else "dtmf")
         engine = self.parts.asr_engine if mode == "asr" else None
         vad = self.parts.vad_options or VadOptions.from_settings(self.settings)
-        listener = Listener(LISTENER_RATE, vad, engine)
+        listener = Listener(LISTENER_RATE, vad, engine, grammars=self._grammars(engine, port.info.language))
         loop = asyncio.get_running_loop()
         dialog = await loop.run_in_executor(
             self._executor, lambda: self.parts.dialog_factory(port.info, asr_available=mode != "dtmf"))
@@ -172,6 +173,23 @@ class CallManager:
             port, dialog=dialog, listener=listener, tts=self.parts.tts, options=self.options, asr_mode=mode,
             executor=self._executor, metrics=self.metrics, store=self.parts.store, transfer_hook=self.transfer_hook,
         )
+
+    def _grammars(self, engine: AsrEngine | None, language: str) -> GrammarSet | None:
+        """The language pack's grammar lists when the engine's model speaks the call's language and takes
+        runtime grammars (small Vosk models); else None (free speech)."""
+        if engine is None or not self.settings.asr_grammar:
+            return None
+        from ivr.asr.grammar import GrammarSet, supports_grammar
+        from ivr.asr.models import same_language
+        from ivr.lang import get_pack
+
+        if not same_language(engine.language, language) or not supports_grammar(engine.model_dir):
+            return None
+        try:
+            return GrammarSet.for_pack(get_pack(language))
+        except Exception:  # a broken word list must not take calls down: free speech, said once per call
+            log.exception("ASR grammar lists of %s unusable; recognising free speech", language)
+            return None
 
     async def run_call(self, port: CallPort, slot: CallSlot | None = None, *,
                        asr_mode: str | None = None) -> CallRecord | None:
