@@ -22,6 +22,7 @@ from ivr.bench.fuzz_harness import Failure, LogWatch, short
 from ivr.bench.fuzz_inputs import SipCase
 
 HANG_S = 5.0
+MAX_CSEQ = 2**32  # CSeq numbers are 32-bit unsigned
 DRAIN_S = 45.0  # a call whose 200 OK was routed where nobody ACKs ends by Timer H (32 s), then tears down
 ALLOWED_5XX = {503, 505, 513}
 _COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", "l": "content-length",
@@ -90,6 +91,7 @@ class SipPeer:
     rtp: socket.socket = field(init=False)
     live: LiveCall | None = None
     made: list[LiveCall] = field(default_factory=list)  # every call set up, all hung up by end_live()
+    bye_answers: dict[str, list] = field(default_factory=dict)  # end_live(): the answers to each BYE
     _ids: itertools.count = field(default_factory=itertools.count)
 
     def __post_init__(self) -> None:
@@ -160,10 +162,12 @@ class SipPeer:
         """BYE every call this peer set up (those already over answer 481)."""
         self.live = None
         for live in self.made:
-            live.seq = max(live.seq, live.max_sent) + 1
+            live.seq = min(max(live.seq, live.max_sent) + 1, MAX_CSEQ - 1)
             self.udp.sendto(self.request("BYE", live.cid, live.ftag, live.seq, ttag=live.ttag),
                             ("127.0.0.1", self.gw))
-            self.read([self.udp], time.monotonic() + 2, lambda m, c=live.cid: m.call_id == c and m.status is not None)
+            got = self.read([self.udp], time.monotonic() + 2,
+                            lambda m, c=live.cid: m.call_id == c and m.status is not None and m.cseq[1] == "BYE")
+            self.bye_answers[live.cid] = [m.status for m in got if m.call_id == live.cid and m.cseq[1] == "BYE"]
         self.made.clear()
 
     def read(self, socks: list[socket.socket], deadline: float, stop: Any) -> list[Msg]:
@@ -286,7 +290,7 @@ class SipTarget:
                 continue
             if m.call_id == cid:
                 self.statuses[m.status] = self.statuses.get(m.status, 0) + 1
-            if live is not None and m.call_id == live.cid and m.cseq[0] is not None:
+            if live is not None and m.call_id == live.cid and m.cseq[0] is not None and m.cseq[0] < MAX_CSEQ:
                 live.max_sent = max(live.max_sent, m.cseq[0])
             if m.status >= 500 and m.status not in ALLOWED_5XX and failure is None:
                 # RFC 3261 12.2.2: 500 for an in-dialog request whose CSeq is not above the last one (the
@@ -303,7 +307,7 @@ class SipTarget:
                                              cseq_method="ACK"), peer.gw)
             if live is not None and m.call_id == live.cid and m.status == 200 and m.cseq[1] == "BYE":
                 peer.live = None
-        if live is not None and sent_seq is not None:
+        if live is not None and sent_seq is not None and sent_seq < MAX_CSEQ:  # the gateway refuses larger ones
             live.max_sent = max(live.max_sent, sent_seq)
             live.seq = max(live.seq, sent_seq)
         if conn is not None:
@@ -346,8 +350,10 @@ def sip_alive(peer: SipPeer, gw: Any, watch: LogWatch) -> list[Failure]:
     while gw.open_calls and time.monotonic() < deadline:
         time.sleep(0.2)
     if gw.open_calls:
-        failures.append(Failure("crash", "after the run",
-                                f"{gw.open_calls} call(s) still open {DRAIN_S:.0f} s after the run"))
+        which = [f"{cid} {port.info.extra.get('transport')}" for cid, port in list(gw.calls.items())]
+        failures.append(Failure("crash", "after the run", f"{gw.open_calls} call(s) still open {DRAIN_S:.0f} s after "
+                                                          f"the run: {which} ringing {list(gw._ringing)} BYE answers "
+                                                          f"{ {k: v for k, v in peer.bye_answers.items() if v != [200]} }"))
     failures += [Failure("crash", "after the run", e) for e in watch.take()]
     peer.close()
     return failures
