@@ -189,6 +189,28 @@ async def test_caller_hangs_up_while_bot_talks(parts):
     assert rec.ended_by == "caller" and rec.outcome == "abandoned" and port.hung_up is None
 
 
+async def test_hang_up_before_media_frees_the_line_at_once(parts):
+    """A WebRTC caller who hangs up (DELETE) before ICE connects: the line is free again right away, not after
+    connect_timeout_s (20 s)."""
+    baseline = _tasks()
+    m = _manager(parts, max_calls=1, connect_timeout_s=20.0)
+
+    class NeverConnects(LocalPort):
+        async def ready(self) -> bool:
+            await asyncio.Event().wait()
+            return True
+
+    port = NeverConnects(channel="webrtc")
+    port.start()
+    task = m.start_call(port, m.reserve(port.info.call_id))
+    while port.info.call_id not in m.sessions:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)
+    assert m.hangup(port.info.call_id)
+    rec = await _finish(m, port, task, baseline, timeout=5)
+    assert rec.ended_by == "caller" and rec.outcome == "abandoned"
+
+
 @pytest.mark.realtime  # the recording's length is the call's handle time
 async def test_recording_is_stereo_caller_left_bot_right(parts, tmp_path):
     baseline = _tasks()

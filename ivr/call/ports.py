@@ -11,6 +11,7 @@ Ports subclass :class:`CallPort` so the optional parts of the contract (``transf
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -67,3 +68,17 @@ class CallPort(Protocol):
     def notify(self, notice: Notice) -> None:
         """Show the caller's screen what happens (state, transcripts, keys); must not block or raise."""
         return None
+
+
+async def ready_or_ended(port: CallPort, ended: asyncio.Event, timeout_s: float) -> bool:
+    """Wait until the port carries media (``port.ready()``); False on time-out or when the call ended first
+    (a caller who hangs up before ICE connects frees the line at once, not after ``timeout_s``)."""
+    ready, gone = asyncio.ensure_future(port.ready()), asyncio.ensure_future(ended.wait())
+    try:
+        await asyncio.wait({ready, gone}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (ready, gone):
+            t.cancel()
+        await asyncio.gather(ready, gone, return_exceptions=True)
+    return ready.done() and not ready.cancelled() and ready.exception() is None and bool(ready.result()) \
+        and not ended.is_set()

@@ -30,7 +30,7 @@ from ivr.call.notices import DtmfNotice, Notice, StateNotice, TranscriptNotice, 
 from ivr.call.options import SessionOptions
 from ivr.call.parts import DialogLike, DialogRunner, ListenerEvent, ListenerLike, TtsLike
 from ivr.call.playout import Played
-from ivr.call.ports import CallPort
+from ivr.call.ports import CallPort, ready_or_ended
 from ivr.call.prompts import system_line
 from ivr.call.recorder import StereoRecorder, recording_path
 from ivr.call.trace import ArrivalLog
@@ -132,11 +132,8 @@ class CallSession:
                 self.recorder = StereoRecorder(path, self.rate, clock=self.clock)
                 self.record.recording_path = str(path)
             await save_record(self.store, self.record)
-            try:  # e.g. WebRTC: do not talk before ICE/DTLS carry audio
-                ok = await asyncio.wait_for(self.port.ready(), self.opts.connect_timeout_s)
-            except TimeoutError:
-                ok = False
-            if not ok:
+            # e.g. WebRTC: do not talk before ICE/DTLS carry audio; a hang-up meanwhile ends the wait
+            if not await ready_or_ended(self.port, self._done, self.opts.connect_timeout_s):
                 self._finish("caller", "no_media", outcome="abandoned")
                 return self.record
             self._started = self._last_activity = self.clock()
