@@ -77,7 +77,7 @@ class SipGateway:
     # --- lifecycle -----------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Bind UDP (then TCP on the same port number) and start answering."""
-        host = self.settings.host
+        host = self._bind_host()
         self.advertised = (self._advertised_ip(), self.settings.sip_port)
         udp = GuardedUdpTransport(local_addr=(host, self.settings.sip_port))
         await self._add_ua(udp)
@@ -383,7 +383,8 @@ class SipGateway:
         return task
 
     def _bind_host(self) -> str:
-        return self.settings.host
+        """``sip_host`` (SIP and its RTP on their own interface), else ``host``."""
+        return self.settings.sip_host or self.settings.host
 
     async def _open_stream(self, remote: tuple[str, int], codec: str, dtmf_pt: int | None = 101,
                            peer_ips: tuple[str, ...] = ()) -> RtpStream:
@@ -398,7 +399,7 @@ class SipGateway:
         with contextlib.suppress(ValueError):
             if ipaddress.ip_address(self._bind_host()).version == 4 and ":" in offer.remote[0]:
                 raise SdpError(488, "c= is an IPv6 address; this gateway's media is IPv4")
-        own_ips = {self.settings.host, self.settings.public_ip, getattr(self, "advertised", ("",))[0]}
+        own_ips = {self.settings.host, self.settings.sip_host, self.settings.public_ip, getattr(self, "advertised", ("",))[0]}
         ports = {self.port}
         for stream in list(self._streams):
             if not stream.closed:
@@ -408,7 +409,7 @@ class SipGateway:
     def _advertised_ip(self) -> str:
         if self.settings.public_ip:
             return self.settings.public_ip
-        host = self.settings.host
+        host = self._bind_host()
         if host in ("0.0.0.0", "::", ""):
             with contextlib.suppress(OSError):
                 return socket.gethostbyname(socket.gethostname())
