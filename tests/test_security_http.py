@@ -147,6 +147,7 @@ async def _raw_post(url: str, path: str, headers: str, body_mb: int) -> tuple[in
             writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             sent += len(chunk)
             await writer.drain()
+            await asyncio.sleep(0)  # like a real client, read an early answer while sending (drain may not yield)
     text = (await asyncio.wait_for(head, 30)).decode("latin-1")
     writer.close()
     return int(text.split()[1]), text.lower(), sent

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
@@ -94,6 +95,10 @@ async def _respond(send: Send, status: int, body: dict[str, Any], headers: list[
     await send({"type": "http.response.body", "body": data})
 
 
+LINGER_BYTES = 8 * 1024 * 1024  # after a 413: body bytes read and dropped at most (lingering close)
+LINGER_S = 1.0  # ... and for at most this long
+
+
 class _TooLarge(Exception):
     pass
 
@@ -116,7 +121,7 @@ class BodyLimit:
             await _respond(send, 400, {"error": "bad Content-Length"})
             return
         if too_big:
-            await _respond(send, 413, self._body())
+            await self._refuse(send, receive)
             return
         seen = 0
         started = answered = False
@@ -129,7 +134,7 @@ class BodyLimit:
                 if seen > self.limit:
                     if not started and not answered:
                         answered = True
-                        await _respond(send, 413, self._body())
+                        await self._refuse(send, receive)
                     raise _TooLarge()
             return msg
 
@@ -145,10 +150,33 @@ class BodyLimit:
             await self.app(scope, counting_receive, guarded_send)
         except _TooLarge:
             if not answered and not started:
-                await _respond(send, 413, self._body())
+                await self._refuse(send, receive)
         except Exception:
             if not answered:
                 raise
+
+    async def _refuse(self, send: Send, receive: Receive) -> None:
+        """413 with a lingering close: the status line and headers leave at once, then up to ``LINGER_BYTES`` /
+        ``LINGER_S`` of the body still in flight is read and thrown away (memory stays flat) before the body of
+        the answer ends the response and the connection closes. Closing with unread bytes makes the kernel
+        send a reset, which can destroy the 413 before the client reads it."""
+        data = json.dumps(self._body(), ensure_ascii=False).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+                                (b"connection", b"close")]})
+        loop = asyncio.get_running_loop()
+        deadline, drained = loop.time() + LINGER_S, 0
+        while drained < LINGER_BYTES and (left := deadline - loop.time()) > 0:
+            try:
+                msg = await asyncio.wait_for(receive(), left)
+            except TimeoutError:
+                break
+            if msg["type"] != "http.request":
+                break
+            drained += len(msg.get("body", b""))
+            if not msg.get("more_body"):
+                break
+        await send({"type": "http.response.body", "body": data})
 
     def _body(self) -> dict[str, Any]:
         return {"error": f"request body too large (limit {self.limit} bytes)", "limit_bytes": self.limit}
