@@ -1,8 +1,13 @@
 """The dialogue manager: one per call. Caller input in (text, DTMF, silence, barge-in reports), BotReply out.
 
 Order of handling a caller turn: hang-up state -> strong anger (priority transfer) -> global commands (human,
-repeat, main menu, goodbye) -> the current state's handler (special states here, task steps in ``flows``) ->
-digression to another task -> the no-match policy. Every caller-facing word comes from the language pack.
+repeat, main menu, goodbye) -> the current state's handler (system states through the ``states.STATES`` table,
+task steps in ``flows``) -> digression to another task -> the no-match policy (``repair``). Every caller-facing
+word comes from the language pack.
+
+The parts: ``reply`` (the reply builder the flows speak with), ``gate`` (which order, and proof the caller may
+hear about it), ``states`` (system states), ``repair`` (silence, misunderstanding, outage), ``sentiment`` (mood),
+``transcript`` (the masked turn log). Flows see the manager only as ``host.FlowHost``.
 """
 
 from __future__ import annotations
