@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ivr.asr.recognizer import Recognizer
 from ivr.asr.stream import AsrStream
 from ivr.asr.workers import FEED, DecodePool
 from ivr.audio.frames import AudioFrame
@@ -108,19 +109,6 @@ def synthetic_warmup_audio(rate: int) -> AudioFrame:
     return AudioFrame.from_numpy(x, rate)
 
 
-@dataclass(eq=False)
-class _Recognizer:
-    rec: object
-    rate: int
-    grammar: bool = False
-    fed_samples: int = 0  # everything ever fed (Vosk's word times count from creation)
-    uses: int = 0
-
-    @property
-    def fed_s(self) -> float:
-        return self.fed_samples / self.rate
-
-
 @dataclass
 class EngineStats:
     created: int = 0  # recognisers created (each warmed before use)
@@ -166,7 +154,7 @@ class AsrEngine:
         self.batch_ms = batch_ms
         self.max_backlog_s = max_backlog_s
         self._lock = threading.Lock()
-        self._idle: list[_Recognizer] = []
+        self._idle: list[Recognizer] = []
         self._refilling = 0
         self._in_use = 0
         self._closed = False
@@ -209,7 +197,7 @@ class AsrEngine:
         """Run on the creation/warm-up thread (never holds a call's audio)."""
         return await asyncio.get_running_loop().run_in_executor(self._pool.background, fn, *args)
 
-    def _create(self, grammar: list[str] | None = None) -> _Recognizer:
+    def _create(self, grammar: list[str] | None = None) -> Recognizer:
         """Create and warm a recogniser (blocking; runs in the executor)."""
         t = time.perf_counter()
         vosk = _vosk()
@@ -219,7 +207,7 @@ class AsrEngine:
         else:
             rec = vosk.KaldiRecognizer(model, self.recognizer_rate, json.dumps(grammar, ensure_ascii=False))
         rec.SetWords(True)
-        r = _Recognizer(rec, self.recognizer_rate, grammar=grammar is not None)
+        r = Recognizer(rec, self.recognizer_rate, grammar=grammar is not None)
         step = self.recognizer_rate // 5 * 2
         for i in range(0, len(self._warmup_pcm), step):
             rec.AcceptWaveform(self._warmup_pcm[i : i + step])
@@ -257,12 +245,12 @@ class AsrEngine:
         for _ in range(missing):
             self._pool.background.submit(self._refill_one)
 
-    def _take_idle(self) -> _Recognizer | None:
+    def _take_idle(self) -> Recognizer | None:
         with self._lock:
             r = self._idle.pop() if self._idle else None
         return r
 
-    def _acquire_future(self) -> Future | _Recognizer:
+    def _acquire_future(self) -> Future | Recognizer:
         """A warm recogniser now if the pool has one, else a future for a new one (both refill the pool)."""
         r = self._take_idle()
         if r is None:
@@ -274,7 +262,7 @@ class AsrEngine:
         self._schedule_refill()
         return r
 
-    def _release(self, r: _Recognizer, dirty: bool) -> None:
+    def _release(self, r: Recognizer, dirty: bool) -> None:
         """Back to the pool, or destroyed when it has heard too much (blocking; runs in the executor)."""
         if r.grammar or r.fed_s >= self.recycle_speech_s or self._closed:
             if r.fed_s >= self.recycle_speech_s:
@@ -293,7 +281,7 @@ class AsrEngine:
             self._destroy(r)
 
     @staticmethod
-    def _destroy(r: _Recognizer) -> None:
+    def _destroy(r: Recognizer) -> None:
         del r.rec
         release_memory()
 
@@ -312,13 +300,13 @@ class AsrEngine:
         ``"[unk]"`` allowed; such a stream gets its own recogniser, destroyed at close)."""
         if self._closed:
             raise RuntimeError("ASR engine is closed")
-        r: _Recognizer | Future = self._pool.background.submit(self._create, list(grammar)) \
+        r: Recognizer | Future = self._pool.background.submit(self._create, list(grammar)) \
             if grammar is not None else self._acquire_future()
         with self._lock:
             self._in_use += 1
-            if isinstance(r, _Recognizer) and r.uses:
+            if isinstance(r, Recognizer) and r.uses:
                 self._stats.reused += 1
-        if isinstance(r, _Recognizer):
+        if isinstance(r, Recognizer):
             r.uses += 1
         # not awaited when the pool was empty: the stream queues audio until its recogniser is ready
         return AsrStream(self, r, batch_ms=self.batch_ms, max_backlog_s=self.max_backlog_s)

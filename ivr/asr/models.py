@@ -22,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ivr.asr.transfer import BASE_URL, DownloadError, ProgressFactory, fetch, registry_url
 from ivr.config import Settings, get_settings
 
 MANIFEST = ".ivr-model.json"
-BASE_URL = "https://alphacephei.com/vosk/models/"
 
 
 class ModelError(Exception):
@@ -248,9 +248,6 @@ def verify(model: str | Path, settings: Settings | None = None) -> VerifyReport:
 
 
 # --- pull ----------------------------------------------------------------------------------------------
-ProgressFactory = Callable[[str, int | None], Callable[[int], None]]
-
-
 def pull(
     name: str,
     settings: Settings | None = None,
@@ -295,8 +292,6 @@ def pull(
         src = url or (info.url if info else None)
         if not src:
             raise ModelError(f"{name} has no download address")
-        from ivr.asr.download import DownloadError, fetch, registry_url
-
         partial = settings.models_dir / f".{name}.download"
         try:
             digest = fetch(src if url else registry_url(src, settings), partial, name=name,

@@ -13,18 +13,15 @@ import asyncio
 import json
 import time
 from concurrent.futures import Future
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ivr.asr.normalize import is_non_speech, normalize_text
+from ivr.asr.recognizer import Recognizer, RecognizerPool
 from ivr.asr.workers import FEED, FINAL
 from ivr.audio.frames import AudioFrame
 from ivr.audio.resample import Resampler
 from ivr.events import Transcript, Word
-
-if TYPE_CHECKING:
-    from ivr.asr.engine import AsrEngine, _Recognizer
 
 _PARTIAL_EVERY_S = 0.1  # ask Vosk for a partial at most every 100 ms of audio (one per batch at 160 ms)
 _FEED_MS = 20  # Vosk gets fixed blocks of this length whatever the transport's packet or batch size
@@ -37,10 +34,10 @@ class AsrStream:
     :meth:`close`. Word times in results are seconds from the start of the utterance's audio.
     """
 
-    def __init__(self, engine: AsrEngine, recognizer: _Recognizer | Future, *, batch_ms: int = 160,
+    def __init__(self, engine: RecognizerPool, recognizer: Recognizer | Future, *, batch_ms: int = 160,
                  max_backlog_s: float = 4.0) -> None:
         self.engine = engine
-        self._r: _Recognizer | Future | None = recognizer
+        self._r: Recognizer | Future | None = recognizer
         self._batch_ms = max(_FEED_MS, batch_ms - batch_ms % _FEED_MS)
         self._max_backlog_s = max_backlog_s
         self._job: asyncio.Future | None = None
@@ -67,7 +64,7 @@ class AsrStream:
         self._dirty = False
 
     # --- the pump (runs on the event loop) ---------------------------------------------------------------
-    def _ready_recognizer(self) -> _Recognizer | None:
+    def _ready_recognizer(self) -> Recognizer | None:
         r = self._r
         if isinstance(r, Future):
             if not r.done():
@@ -135,7 +132,7 @@ class AsrStream:
         while self._job is not None:
             await self._job_done.wait()
 
-    async def _recognizer(self) -> _Recognizer:
+    async def _recognizer(self) -> Recognizer:
         r = self._r
         if isinstance(r, Future):
             await asyncio.wrap_future(r, loop=self._loop)
@@ -146,7 +143,7 @@ class AsrStream:
         return r
 
     # --- decode threads ----------------------------------------------------------------------------------
-    def _accept(self, r: _Recognizer, pcm: bytes, want_partial: bool) -> tuple[list[dict], str | None]:
+    def _accept(self, r: Recognizer, pcm: bytes, want_partial: bool) -> tuple[list[dict], str | None]:
         """Feed whole FEED_MS blocks (results then do not depend on how the transport chunked the audio)."""
         if self._base_samples is None:
             self._base_samples = r.fed_samples
@@ -160,7 +157,7 @@ class AsrStream:
             return results, json.loads(r.rec.PartialResult()).get("partial", "")
         return results, None
 
-    def _final(self, r: _Recognizer, tail: bytes) -> tuple[list[dict], dict]:
+    def _final(self, r: Recognizer, tail: bytes) -> tuple[list[dict], dict]:
         results = self._accept(r, tail, False)[0] if tail else []
         return results, json.loads(r.rec.FinalResult())
 
@@ -220,7 +217,7 @@ class AsrStream:
         await self._maybe_recycle(r)
         return Transcript(text=text, final=True, at=time.monotonic(), confidence=conf, words=words)
 
-    async def _maybe_recycle(self, r: _Recognizer) -> None:
+    async def _maybe_recycle(self, r: Recognizer) -> None:
         """At an utterance boundary, swap a recogniser that heard too much for a warm one."""
         e = self.engine
         if r.grammar or r.fed_s < e.recycle_speech_s:
