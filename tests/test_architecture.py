@@ -5,6 +5,8 @@
 * No import goes up the layer list in docs/architecture.md (the block after ``<!-- layers -->``): a package may
   import only packages on lower lines, never one on its own line or above. Every package must be on the list.
 * No module in ``ivr/`` is over 450 lines, except those named in ``OVERSIZED``.
+* No parameter typed ``Any`` (ruff ANN401) in ``ivr/call``, ``ivr/dialog`` and ``ivr/telephony``, except where a
+  ``# noqa: ANN401 — reason`` on the line says why.
 
 The allow-lists must stay true: an entry whose cycle or size is gone fails the test too, so they only shrink.
 """
@@ -13,11 +15,15 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 IVR = ROOT / "ivr"
 MAX_LINES = 450
+TYPED_PACKAGES = ("ivr/call", "ivr/dialog", "ivr/telephony")  # no `Any` parameters (issue 15)
+RUFF = Path(sys.executable).parent / "ruff"  # the venv's ruff (a dev dependency)
 
 # package prefix -> why a cycle inside it is still there (each must still have one)
 KNOWN_CYCLES: dict[str, str] = {
@@ -180,3 +186,21 @@ def test_the_rules_catch_what_they_are_for():
     finally:
         GRAPH.clear()
         GRAPH.update(saved)
+
+
+def _ruff_ann401(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    assert RUFF.is_file(), f"ruff is not installed beside {sys.executable}: `pip install -e .[dev]`"
+    return subprocess.run([str(RUFF), "check", "--extend-select", "ANN401", "--output-format", "concise", *args],
+                          cwd=ROOT, input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def test_no_any_parameters_in_call_dialog_and_telephony():
+    r = _ruff_ann401(*TYPED_PACKAGES)
+    assert r.returncode == 0, "Any-typed parameters (type them, or justify with `# noqa: ANN401 — reason`):\n" \
+        + r.stdout + r.stderr
+
+
+def test_the_any_check_catches_an_any_parameter():
+    r = _ruff_ann401("--stdin-filename", "ivr/telephony/probe.py", "-",
+                     stdin="from typing import Any\n\n\ndef f(x: Any) -> None:\n    pass\n")
+    assert r.returncode == 1 and "ANN401" in r.stdout, r.stdout + r.stderr

@@ -11,16 +11,16 @@ tests/test_deploy_kamailio.py.
 
 from __future__ import annotations
 
-from typing import Any
-
 import aiosipua.dialog
 import aiosipua.uas
+from aiosipua import Dialog, SipRequest, SipResponse
 
 _create_response = aiosipua.dialog.Dialog.create_response
 _create_dialog = aiosipua.uas.create_dialog_from_request
 
 
-def _create_response_with_rr(self: Any, request: Any, status_code: int, reason_phrase: str = "", **kw: Any) -> Any:
+def _create_response_with_rr(self: Dialog, request: SipRequest, status_code: int, reason_phrase: str = "",
+                             **kw: str | None) -> SipResponse:
     resp = _create_response(self, request, status_code, reason_phrase, **kw)
     if 100 < status_code < 300 and getattr(request, "method", "") == "INVITE" and not resp.headers.get("record-route"):
         for rr in request.headers.get("record-route"):
@@ -28,7 +28,7 @@ def _create_response_with_rr(self: Any, request: Any, status_code: int, reason_p
     return resp
 
 
-def _create_uas_dialog(request: Any, **kw: Any) -> Any:
+def _create_uas_dialog(request: SipRequest, **kw: str | None) -> Dialog:
     dialog = _create_dialog(request, **kw)
     dialog.route_set = list(request.headers.get("record-route"))  # in order for the UAS (RFC 3261 §12.1.1)
     return dialog

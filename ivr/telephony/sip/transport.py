@@ -11,7 +11,6 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiosipua import SipRequest, SipResponse
 from aiosipua.transport import TcpSipTransport, UdpSipTransport, _response_destination
@@ -98,7 +97,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, owner: GuardedUdpTransport) -> None:
         self._owner = owner
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
+    def datagram_received(self, data: bytes, addr: tuple[str, int] | tuple[str, int, int, int]) -> None:
         if data.strip(b"\r\n") == b"":
             return  # RFC 5626 keep-alive (CRLF ping over UDP)
         self._owner._dispatch(data, (str(addr[0]), int(addr[1])))

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from aiosipua import SipRequest, SipResponse, SipUAS, parse_sdp
+from aiosipua import SipRequest, SipResponse, SipTransport, SipUAS, parse_sdp
 from aiosipua.incoming_call import IncomingCall
 from aiosipua.transaction import T1, T2
 
@@ -53,9 +53,9 @@ class Refusal(Exception):
 class GatewayUAS(SipUAS):
     """SipUAS plus validation, admission, INFO and reliable client requests."""
 
-    def __init__(self, transport: Any, *, admit: Callable[[SipRequest, tuple[str, int]], Any],
+    def __init__(self, transport: SipTransport, *, admit: Callable[[SipRequest, tuple[str, int]], Any],
                  on_info: Callable[[IncomingCall, SipRequest], tuple[int, str]] | None = None,
-                 **kw: Any) -> None:
+                 **kw: Any) -> None:  # noqa: ANN401 — SipUAS keyword options, passed on unchanged
         super().__init__(transport, **kw)
         self._admit = admit
         self._on_info = on_info

@@ -15,7 +15,6 @@ import contextlib
 import fractions
 import json
 import time
-from typing import Any
 
 import av
 import httpx
@@ -96,7 +95,7 @@ class WebRtcClient:
         self.channel.on("message", self._on_message)
         self.pc.on("track", self._on_track)
 
-    def _on_message(self, msg: Any) -> None:
+    def _on_message(self, msg: str | bytes) -> None:
         with contextlib.suppress(ValueError):
             self.events.append(json.loads(msg))
 

@@ -22,10 +22,17 @@ import hashlib
 import hmac
 import random
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import aioice.ice
+
+if TYPE_CHECKING:
+    from aiortc import RTCConfiguration
+
+    from ivr.config import Settings
+
+Endpoint = tuple[asyncio.DatagramTransport, asyncio.DatagramProtocol]
 
 _override: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar("ivr_ice_hosts", default=None)
 _ports: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar("ivr_ice_ports", default=None)
@@ -48,8 +55,9 @@ def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
 aioice.ice.get_host_addresses = _get_host_addresses
 
 
-async def bind_udp_in_range(loop: asyncio.AbstractEventLoop, factory: Any, host: str, ports: tuple[int, int],
-                            **kwargs: Any) -> tuple[Any, Any]:
+async def bind_udp_in_range(loop: asyncio.AbstractEventLoop, factory: Callable[[], asyncio.DatagramProtocol],
+                            host: str, ports: tuple[int, int],
+                            **kwargs: Any) -> Endpoint:  # noqa: ANN401 — loop.create_datagram_endpoint's options
     """``loop.create_datagram_endpoint`` on the first free port of ``ports`` (inclusive, tried in random order)."""
     low, high = ports
     candidates = list(range(low, high + 1))
@@ -69,10 +77,13 @@ class _RangeLoop:
     def __init__(self, loop: asyncio.AbstractEventLoop, ports: tuple[int, int]) -> None:
         self._loop, self._range = loop, ports
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Any:  # noqa: ANN401 — every other attribute of the real event loop
         return getattr(self._loop, name)
 
-    async def create_datagram_endpoint(self, factory: Any, local_addr: Any = None, **kwargs: Any) -> Any:
+    async def create_datagram_endpoint(
+        self, factory: Callable[[], asyncio.DatagramProtocol], local_addr: tuple[str, int] | None = None,
+        **kwargs: Any,  # noqa: ANN401 — the loop's own options, passed on unchanged
+    ) -> Endpoint:
         if local_addr is not None and local_addr[1] == 0:
             return await bind_udp_in_range(self._loop, factory, local_addr[0], self._range, **kwargs)
         return await self._loop.create_datagram_endpoint(factory, local_addr=local_addr, **kwargs)
@@ -81,11 +92,11 @@ class _RangeLoop:
 class _AsyncioForAioice:
     """What aioice.ice sees as ``asyncio``: the real module, with the port range applied to its running loop."""
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Any:  # noqa: ANN401 — every other name of the asyncio module
         return getattr(asyncio, name)
 
     @staticmethod
-    def get_running_loop() -> Any:
+    def get_running_loop() -> asyncio.AbstractEventLoop | _RangeLoop:
         loop = asyncio.get_running_loop()
         ports = _ports.get()
         return loop if ports is None else _RangeLoop(loop, ports)
@@ -106,7 +117,7 @@ def ice_hosts_for(bind_host: str, public_ip: str) -> tuple[str, ...] | None:
     return (bind_host,)
 
 
-def port_range(settings: Any) -> tuple[int, int] | None:
+def port_range(settings: Settings | None) -> tuple[int, int] | None:
     """``(rtp_port_min, rtp_port_max)``, or None for any ephemeral port."""
     low, high = getattr(settings, "rtp_port_min", 0), getattr(settings, "rtp_port_max", 0)
     return (low, high) if low and high else None
@@ -131,7 +142,7 @@ def turn_rest_credentials(secret: str, ttl_s: int, user: str = "ivr", now: float
     return username, base64.b64encode(digest).decode()
 
 
-def ice_config(settings: Any) -> dict[str, Any]:
+def ice_config(settings: Settings) -> dict[str, Any]:
     """The browser's RTCConfiguration: ``{"iceServers": [...], "iceTransportPolicy": "all"|"relay"}``."""
     servers: list[dict[str, Any]] = []
     for item in settings.ice_servers:
@@ -143,7 +154,7 @@ def ice_config(settings: Any) -> dict[str, Any]:
     return {"iceServers": servers, "iceTransportPolicy": settings.ice_transport_policy}
 
 
-def rtc_configuration(settings: Any) -> Any:
+def rtc_configuration(settings: Settings | None) -> RTCConfiguration:
     """The aiortc RTCConfiguration for the bot's peer (no servers: no STUN look-ups that would time out offline)."""
     from aiortc import RTCConfiguration, RTCIceServer
 

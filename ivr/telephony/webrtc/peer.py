@@ -18,11 +18,11 @@ import json
 import logging
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCDataChannel, RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
@@ -34,6 +34,9 @@ from ivr.call.ports import CallInfo, CallPort, InboundEvent
 from ivr.events import DtmfDigits, Hangup
 from ivr.telephony.adapters import aiortc_private
 from ivr.telephony.webrtc.ice import host_addresses, port_range, rtc_configuration
+
+if TYPE_CHECKING:
+    from ivr.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -174,10 +177,10 @@ class WebRtcPort(CallPort):
 
     # --- signalling ----------------------------------------------------------------------------------------
     @classmethod
-    async def from_offer(cls, sdp: Any, kind: Any, *, call_id: str | None = None, caller_id: str = "",
+    async def from_offer(cls, sdp: object, kind: object, *, call_id: str | None = None, caller_id: str = "",
                          language: str = "zh-CN", sample_rate: int = 16000,
                          ice_hosts: tuple[str, ...] | None = None, extra: dict | None = None,
-                         settings: Any = None) -> tuple[WebRtcPort, dict]:
+                         settings: Settings | None = None) -> tuple[WebRtcPort, dict]:
         """Answer a browser's offer. Returns the port and ``{"sdp", "type"}``; raises :class:`OfferError`.
         ``settings``: its ``ice_servers``/``ice_transport_policy`` and RTP port range apply to this peer."""
         if kind != "offer":
@@ -217,7 +220,7 @@ class WebRtcPort(CallPort):
                 self._reader = asyncio.create_task(self._read(track), name=f"webrtc-in-{self.info.call_id}")
 
         @pc.on("datachannel")
-        def _on_datachannel(channel: Any) -> None:
+        def _on_datachannel(channel: RTCDataChannel) -> None:
             self._attach_channel(channel)
 
         @pc.on("connectionstatechange")
@@ -268,7 +271,7 @@ class WebRtcPort(CallPort):
         except MediaStreamError:
             self._caller_gone("track_ended")
 
-    def _attach_channel(self, channel: Any) -> None:
+    def _attach_channel(self, channel: RTCDataChannel) -> None:
         if channel.label != "ivr":
             return
         self._channel = channel
@@ -278,13 +281,13 @@ class WebRtcPort(CallPort):
             self._flush_events()
 
         @channel.on("message")
-        def _message(msg: Any) -> None:
+        def _message(msg: str | bytes) -> None:
             self.handle_message(msg)
 
         if channel.readyState == "open":
             self._flush_events()
 
-    def handle_message(self, msg: Any) -> str | None:
+    def handle_message(self, msg: object) -> str | None:
         """A JSON message from the page; returns an error text for bad messages (they are otherwise ignored)."""
         try:
             data = json.loads(msg) if isinstance(msg, str | bytes) else None
