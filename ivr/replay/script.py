@@ -41,7 +41,7 @@ import yaml
 from ivr.dialog.manager import DialogManager
 from ivr.dialog.types import BotReply
 from ivr.lang import get_pack
-from ivr.services.shop.api import OrderSnapshot, ShopService
+from ivr.services.shop.api import OrderListing, OrderSnapshot, ShopService
 
 
 class ScriptError(ValueError):
@@ -102,7 +102,7 @@ _EXPECT_KEYS = {"intent", "state", "actions", "not_actions", "reply_contains", "
 
 
 def _candidate_ids(shop: ShopService, limit: int = 3000) -> list[str]:
-    """Order ids to search: the documented fixed demo orders first, then the store's orders (SQL store)."""
+    """Order ids to search: the documented fixed demo orders first, then the shop's own (when it can list them)."""
     ids: list[str] = []
     try:
         from ivr.services.shop.seed import FIXED_ORDERS
@@ -110,15 +110,8 @@ def _candidate_ids(shop: ShopService, limit: int = 3000) -> list[str]:
         ids.extend(FIXED_ORDERS)
     except ImportError:
         pass
-    url = getattr(shop, "url", None)
-    if url:
-        from sqlalchemy import select
-
-        from ivr.services.db import transaction
-        from ivr.services.shop.models import Order
-
-        with transaction(url) as s:
-            ids.extend(s.scalars(select(Order.order_id).order_by(Order.order_id).limit(limit)))
+    if isinstance(shop, OrderListing):
+        ids.extend(shop.order_ids(limit))
     return list(dict.fromkeys(ids))
 
 

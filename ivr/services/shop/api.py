@@ -168,3 +168,12 @@ class ShopService(Protocol):
     def current_promotions(self) -> list[dict]:
         """Active promotions: [{'title', 'detail', 'ends'}]."""
         ...
+
+
+@runtime_checkable
+class OrderListing(Protocol):
+    """A shop that can list its order ids (the SQL store; an OMS over HTTP cannot)."""
+
+    def order_ids(self, limit: int = 3000) -> list[str]:
+        """The first ``limit`` order ids, in id order."""
+        ...

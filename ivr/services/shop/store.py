@@ -132,6 +132,11 @@ class SqlShop:
         with self._read() as s:
             return int(s.scalar(select(func.count()).select_from(Order)) or 0)
 
+    def order_ids(self, limit: int = 3000) -> list[str]:
+        """The first ``limit`` order ids, in id order (api.OrderListing)."""
+        with self._read() as s:
+            return list(s.scalars(select(Order.order_id).order_by(Order.order_id).limit(limit)))
+
     # ------------------------------------------------------------------ writes
     def create_return(self, order_id: str, kind: Literal["return", "exchange"], reason: str, pickup_slot: str,
                       idempotency_key: str) -> ReturnRequest:
