@@ -1,4 +1,2 @@
-"""Benchmarks (`ivr bench ...`). Each module exposes ``register(subparsers)`` and writes its section of
-docs/benchmarks.md through :func:`ivr.bench.report.write_section`."""
-
-MODULES = ["asr", "tts", "calls", "sip", "fuzz"]  # `ivr bench replay` is command glue only: ivr/cli/bench_cmd.py
+"""Benchmarks (`ivr bench ...`): the measuring code, one module per benchmark; each writes its section of
+docs/benchmarks.md through :func:`ivr.bench.report.write_section`. The commands are in ``ivr.cli.bench_*``."""

