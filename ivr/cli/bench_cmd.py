@@ -1,8 +1,8 @@
 """`ivr bench asr|tts|calls|replay|sip`: benchmarks that print percentiles and write docs/benchmarks.md.
 
 The measuring code lives in ``ivr.bench`` (one module per benchmark); each command's ``register(subparsers)``
-and ``run(args)`` live in ``ivr.cli.bench_<name>`` (``asr``'s still in ``ivr.bench.asr``). ``ivr bench replay``
-is pure command glue over ``ivr replay`` and lives here. The CLI imports the benchmarks, never the other way round.
+and ``run(args)`` live in ``ivr.cli.bench_<name>``. ``ivr bench replay`` is pure command glue over ``ivr replay``
+and lives here. The CLI imports the benchmarks, never the other way round.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import importlib
 
 REPLAY_LEVELS = "1,2,4,8,12,16"
 # `ivr bench <name>` -> the module with its register(subparsers), in help order
-COMMANDS = {"asr": "ivr.bench.asr", "tts": "ivr.cli.bench_tts", "calls": "ivr.cli.bench_calls",
+COMMANDS = {"asr": "ivr.cli.bench_asr", "tts": "ivr.cli.bench_tts", "calls": "ivr.cli.bench_calls",
             "sip": "ivr.cli.bench_sip", "fuzz": "ivr.cli.bench_fuzz"}
 
 
