@@ -28,6 +28,25 @@ def _isolated_settings(tmp_path, monkeypatch):
     get_settings.cache_clear()
 
 
+def wait_healthy(url: str, proc, log, timeout_s: float = 120) -> None:
+    """Poll ``url``/health until it answers 200 while ``proc`` (a started ``ivr serve``) lives; fail with
+    ``log()`` (its stderr) when it died, or after ``timeout_s``."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None, log()
+        assert time.monotonic() < deadline, f"{url} did not become healthy within {timeout_s:.0f} s"
+        time.sleep(0.3)
+
+
 def shared_path(*parts: str) -> Path:
     """Path under ../shared, or a 'not run' skip with the reason when the folder is absent."""
     p = SHARED.joinpath(*parts)

@@ -7,12 +7,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 from test_shop_helpers import pg_server  # noqa: F401  (fixture)
+
+from tests.conftest import wait_healthy
 
 
 def _ivr(*args: str, data: Path, stdin: str = "") -> subprocess.CompletedProcess:
@@ -35,16 +36,7 @@ def _serving(data: Path, *extra: str):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "ivr serve did not start"
-            time.sleep(0.3)
+        wait_healthy(url, proc, proc.stderr.read)
         yield url
     finally:
         proc.terminate()

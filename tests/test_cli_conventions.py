@@ -13,6 +13,7 @@ from browser.server import serve_in_thread
 
 from ivr.config import load_settings
 from ivr.services.agents import AccountStore
+from tests.conftest import wait_healthy
 
 
 def ivr(*args: str, stdin: str = "", env: dict | None = None) -> subprocess.CompletedProcess:
@@ -63,7 +64,6 @@ def test_disable_enable_role_skills_and_a_disabled_account_cannot_log_in(tmp_pat
 
 def test_serve_without_demo_has_an_empty_shop_and_a_quiet_start(tmp_path):
     import socket
-    import time
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -75,15 +75,7 @@ def test_serve_without_demo_has_an_empty_shop_and_a_quiet_start(tmp_path):
         proc = subprocess.Popen([sys.executable, "-m", "ivr", "serve", "--port", str(port), "--sip-port", "0"],
                                 stdout=subprocess.DEVNULL, stderr=f, env=env)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, err.read_text()
-            time.sleep(0.3)
+        wait_healthy(f"http://127.0.0.1:{port}", proc, err.read_text)
     finally:
         proc.terminate()
         proc.wait(timeout=60)

@@ -22,6 +22,7 @@ import pytest
 
 from ivr.asr.download import DownloadError, fetch
 from ivr.asr.models import registry_entry
+from tests.conftest import wait_healthy
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -196,16 +197,7 @@ def test_run_serve_offline_starts_in_keypad_mode_with_one_line(tmp_path):
         proc = subprocess.Popen([str(root / "run"), "serve", "--port", str(port), "--sip-port", "0"],
                                 stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, err_path.read_text()
-            assert time.monotonic() < deadline, "./run serve did not start"
-            time.sleep(0.3)
+        wait_healthy(f"http://127.0.0.1:{port}", proc, err_path.read_text)
         orders = _ivr("db", "orders", "--json", "--limit", "1", env={"IVR_DATA_DIR": str(tmp_path / "data")})
     finally:
         proc.terminate()

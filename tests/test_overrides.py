@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_healthy
 
 FIXTURE = ROOT / "audio_fixtures" / "calls" / "product_question.yaml"
 GREETING = "您好，欢迎致电张记百货，我是小张。请问有什么可以帮您？"
@@ -119,8 +119,6 @@ def test_training_phrasings_are_added_and_sighup_reloads_a_running_service(tmp_p
     import signal
     import socket
 
-    import httpx
-
     from ivr.lang import get_pack
     from ivr.lang.custom import set_custom_dir
 
@@ -142,15 +140,7 @@ def test_training_phrasings_are_added_and_sighup_reloads_a_running_service(tmp_p
         proc = subprocess.Popen([sys.executable, "-m", "ivr", "serve", "--port", str(port), "--sip-port", "0"],
                                 stdout=subprocess.DEVNULL, stderr=f, env=env)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, err.read_text()
-            time.sleep(0.3)
+        wait_healthy(f"http://127.0.0.1:{port}", proc, err.read_text)
         (c / "nlu" / "train.yaml").write_text("intents:\n  logistics: [宝贝到哪了]\n", encoding="utf-8")
         proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 60
