@@ -134,6 +134,10 @@ class Settings(BaseModel):
     verify_lock_failures: int = Field(5, ge=1, le=100, description="Wrong verification answers (per order, per caller) within verify_lock_window_h that lock self-service; the caller is offered a person.")
     verify_lock_window_h: float = Field(24.0, gt=0, le=720, description="Sliding window, in hours, of verify_lock_failures.")
 
+    # --- cluster (docs/deploy-cluster.md) ---------------------------------------------------------------
+    node_name: str = Field("", pattern=r"^[A-Za-z0-9_.-]{0,32}$", description="This node's name in a cluster (live-call index, events); empty = the host name.")
+    redis_url: str = Field("", description="Redis URL of the state the nodes of a cluster share (live calls, login throttles, presence, events), e.g. redis://10.0.0.3:6379/0; empty = in this process (one node).")
+
     @field_validator("language")
     @classmethod
     def _language_tag(cls, v: str) -> str:
