@@ -1,8 +1,9 @@
 """`ivr records purge | export | stats`: retention, CSV export and a quick KPI summary of stored call records.
 
 * ``purge [--older-than-days N] [--dry-run] [--json]``: delete records (and their recording files) of calls that
-  started more than N days ago (default: settings ``retention_days``).
-* ``export --csv [-o FILE] [--period all] [--from D] [--to D] [--channel C]``: one CSV row per call (masked texts).
+  started more than N days ago (default: settings ``retention_days``), the shop-side rows and the webhook message
+  ids of the same age.
+* ``export --csv [-o FILE] [--period all] [--from D] [--to D] [--channel C]``: one CSV row per call (masked texts, channel group, offer made and its answer).
 * ``stats [--period 7d] [--channel C] [--json]``: the dashboard's KPIs on the terminal; ``--cost``: the cost and
   value view (``ivr.services.records.value``) as CSV, or JSON with ``--json``.
 """
@@ -21,7 +22,8 @@ def _window_args(sp: argparse.ArgumentParser, default: str) -> None:
     sp.add_argument("--period", default=default, help=f"today, yesterday, 24h, 7d, 30d, all (default {default})")
     sp.add_argument("--from", dest="start", metavar="DATE", help="ISO date/datetime (shop time); overrides --period")
     sp.add_argument("--to", dest="end", metavar="DATE", help="ISO date (inclusive) or datetime")
-    sp.add_argument("--channel", default="", help="only this channel (webrtc, sip, chat, ...)")
+    sp.add_argument("--channel", default="",
+                    help="only this channel: voice-sip, voice-webrtc, chat, webhook, other, or a raw name (sip, webchat...)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -83,8 +85,9 @@ def _purge(args: argparse.Namespace) -> int:
     print(f"{verb} {len(res.call_ids)} call records and {len(res.files)} recordings started before "
           f"{res.cutoff:%Y-%m-%d %H:%M} UTC ({days} days)" + (f"; {len(res.missing)} recordings already gone"
                                                             if res.missing else ""))
-    if res.shop_rows:
-        print(f"{verb} " + ", ".join(f"{n} {name}" for name, n in res.shop_rows.items()) + " rows of the same age")
+    rows = {**res.shop_rows, "webhook_messages": res.webhook_messages}
+    if any(rows.values()):
+        print(f"{verb} " + ", ".join(f"{n} {name}" for name, n in rows.items()) + " rows of the same age")
     if args.dry_run:
         for cid in res.call_ids:
             print(f"  {cid}")
@@ -134,6 +137,12 @@ def _stats(args: argparse.Namespace) -> int:
     print(f"AHT {num(k['aht_s'])} s, CSAT {num(k['csat_avg'], '.2f')} ({k['csat_count']}), latency p50/p95 "
           f"{num(k['latency_p50_ms'], '.0f')}/{num(k['latency_p95_ms'], '.0f')} ms, ASR confidence "
           f"{num(k['asr_confidence_avg'], '.2f')}")
+    o = report["offers"]
+    print(f"offers {o['offered']}, accepted {o['accepted']} ({pct(o['acceptance_rate'])})")
+    for c in report["by_channel"]:
+        print(f"  {c['channel']:<13} calls {c['calls']}, containment {pct(c['containment'])}, transfer "
+              f"{pct(c['transfer_rate'])}, CSAT {num(c['csat_avg'], '.2f')}, AHT {num(c['aht_s'])} s, offers "
+              f"{c['offers_made']}/{c['offers_accepted']} accepted")
     return 0
 
 

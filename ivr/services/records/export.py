@@ -1,5 +1,9 @@
 """CSV export of call records (one row per call; texts were masked at write time).
 
+``channel_group`` is the report channel (voice-sip, voice-webrtc, chat, webhook, other:
+:mod:`ivr.services.records.channels`); ``offer`` is the kind of personal offer made on the contact (empty: none) and
+``offer_result`` whether it was ``accepted`` or ``declined`` (empty: no answer, e.g. the caller hung up).
+
 Cells that a spreadsheet would run as a formula (starting with ``= + - @``) get a leading apostrophe.
 """
 
@@ -13,12 +17,14 @@ from typing import Any
 from sqlalchemy import select
 
 from ivr.services.db import transaction
+from ivr.services.records.channels import group_of, offer_events
 from ivr.services.records.store import _aware
 from ivr.services.records.tables import CallRow
 
 COLUMNS = ("call_id", "started_at", "ended_at", "channel", "caller", "language", "outcome", "end_reason", "ended_by",
            "transfer_reason", "handle_time_s", "turn_count", "p50_latency_ms", "csat", "feedback",
-           "feedback_keywords", "asr_mode", "agent_id", "disposition")
+           "feedback_keywords", "asr_mode", "agent_id", "disposition", "channel_group", "offer", "offer_result")
+_STORED = COLUMNS[:COLUMNS.index("channel_group")]
 
 
 def _cell(v: Any) -> str:
@@ -47,8 +53,12 @@ def csv_rows(url: str, filters: Any) -> Iterator[str]:
     yield take()
     with transaction(url) as s:
         q = select(CallRow).where(*filters.base()).order_by(CallRow.started_at, CallRow.call_id)
+        events = offer_events(s, filters.base())
         for i, row in enumerate(s.execute(q.execution_options(yield_per=500)).scalars(), start=1):
-            w.writerow([_cell(getattr(row, c)) for c in COLUMNS])
+            ev = events.get(row.call_id, {})
+            result = "accepted" if "accepted" in ev else "declined" if "declined" in ev else ""
+            w.writerow([*(_cell(getattr(row, c)) for c in _STORED), group_of(row.channel), ev.get("made", ""),
+                        result if "made" in ev else ""])
             if i % 500 == 0:
                 yield take()
     rest = take()

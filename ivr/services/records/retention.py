@@ -1,5 +1,7 @@
 """Retention: call records, their turns and their recording files older than the cut-off are deleted together, and
-so are the shop-side rows holding callers' data (tickets, audit log, idempotency keys, failed identity checks).
+so are the shop-side rows holding callers' data (tickets, audit log, idempotency keys, failed identity checks) and
+the message ids of signed webhook messages (``webhook_messages``, the messaging channel's replay protection; it
+drops ids older than ``webhook_retention_h`` itself as new messages come, the purge also clears a quiet adapter's).
 
 The cut-off is ``now - retention_days`` (settings, default 90) and applies to a call's start time; a record and its
 recording go in the same purge. Recording files no record points to are left alone (not ours to judge).
@@ -12,6 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import delete, func, inspect, select
+
+from ivr.services.channels.tables import WebhookMessage
+from ivr.services.db import get_engine, transaction
 from ivr.services.records.store import RecordStore
 from ivr.services.shop.retention import purge_shop_before
 
@@ -26,10 +32,12 @@ class PurgeResult:
     files: list[str] = field(default_factory=list)  # recording files removed (or that would be)
     missing: list[str] = field(default_factory=list)  # recording paths whose file was already gone
     shop_rows: dict[str, int] = field(default_factory=dict)  # tickets, audit_log, idempotency_keys, verify_failures
+    webhook_messages: int = 0  # message ids of signed webhooks received before the cut-off
 
     def as_dict(self) -> dict:
         return {"cutoff": self.cutoff.isoformat(), "dry_run": self.dry_run, "records": len(self.call_ids),
-                "files": len(self.files), "missing_files": len(self.missing), **self.shop_rows}
+                "files": len(self.files), "missing_files": len(self.missing), **self.shop_rows,
+                "webhook_messages": self.webhook_messages}
 
 
 def cutoff_for(days: int, now: datetime | None = None) -> datetime:
@@ -47,6 +55,7 @@ def purge(store: RecordStore, cutoff: datetime, *, dry_run: bool = False) -> Pur
     for p in paths:
         (res.files if p.is_file() else res.missing).append(str(p))
     res.shop_rows = purge_shop_before(store.url, cutoff, dry_run=dry_run)
+    res.webhook_messages = purge_messages_before(store.url, cutoff, dry_run=dry_run)
     if dry_run or not old:
         return res
     store.purge_before(cutoff)
@@ -63,6 +72,18 @@ def purge(store: RecordStore, cutoff: datetime, *, dry_run: bool = False) -> Pur
     log.info("purged %d call records and %d recordings older than %s", len(res.call_ids), len(res.files),
              cutoff.isoformat())
     return res
+
+
+def purge_messages_before(url: str, cutoff: datetime, *, dry_run: bool = False) -> int:
+    """Webhook message ids received before ``cutoff`` (deleted unless ``dry_run``); 0 below migration 0006."""
+    if WebhookMessage.__tablename__ not in inspect(get_engine(url)).get_table_names():
+        return 0
+    old = WebhookMessage.received_at < cutoff
+    with transaction(url) as s:
+        n = int(s.scalar(select(func.count()).select_from(WebhookMessage).where(old)) or 0)
+        if n and not dry_run:
+            s.execute(delete(WebhookMessage).where(old))
+    return n
 
 
 def _drop_empty_dir(d: Path) -> None:

@@ -13,6 +13,10 @@ all of them:
   linear-interpolated percentiles over every turn that has one (voice calls; text chats have none).
 * ``asr_confidence_avg``: mean recogniser confidence of recognised caller utterances.
 
+Per channel (``by_channel``: voice-sip, voice-webrtc, chat, webhook) and the personal offers (``offers``: offered,
+accepted, acceptance rate) are defined in :mod:`ivr.services.records.channels`; a ``channel`` filter is a group
+name or a raw channel name.
+
 Besides the KPIs, ``self_service_locks`` lists the orders locked for self-service *right now* (too many wrong
 verification answers across calls, ``ivr.services.shop.lockout``), whatever the period: count and, per order, the
 failures in the window and when the lock lifts.
@@ -33,6 +37,7 @@ from sqlalchemy import Select, and_, case, func, select
 from sqlalchemy.orm import selectinload
 
 from ivr.services.db import transaction
+from ivr.services.records import channels as channels_mod
 from ivr.services.records.model import CallRecord
 from ivr.services.records.period import Window, bucket_range, bucket_start
 from ivr.services.records.store import _aware, _to_record
@@ -65,7 +70,7 @@ def _mean(xs: list[float]) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """Which calls: a window, a channel ("" = all)."""
+    """Which calls: a window, a channel ("" = all; a group such as ``voice-sip`` or a raw channel name)."""
 
     window: Window
     channel: str = ""
@@ -76,7 +81,7 @@ class Filters:
         if self.window.start is not None:
             conds.append(CallRow.started_at >= self.window.start)
         if self.channel:
-            conds.append(CallRow.channel == self.channel)
+            conds.append(channels_mod.condition(self.channel))
         return conds
 
     def calls(self) -> list[Any]:
@@ -103,8 +108,15 @@ class Stats:
                     *f.calls(), TurnRow.kind.in_(CALLER_KINDS), TurnRow.intent != "")
                 .group_by(TurnRow.intent).order_by(func.count().desc(), TurnRow.intent))]
             channels = sorted(c for (c,) in s.execute(select(CallRow.channel).distinct()))
+            events = channels_mod.offer_events(s, f.calls())
+            per_channel = channels_mod.by_channel(s, f.calls(), events)
+        offers = channels_mod.offer_summary(events)
+        kpis.update(offers_offered=offers["offered"], offers_accepted=offers["accepted"],
+                    offer_acceptance_rate=offers["acceptance_rate"])
         groups = group(collect(self.url, f))[:top_unrecognised]
-        return {"period": f.window.as_dict(), "channel": f.channel, "channels": channels, "kpis": kpis,
+        return {"period": f.window.as_dict(), "channel": f.channel, "channels": channels,
+                "channel_groups": channels_mod.groups_present(channels), "by_channel": per_channel,
+                "offers": offers, "kpis": kpis,
                 "series": series, "intents": intents, "sentiment": self._sentiment_summary(series, kpis),
                 "unrecognised": [g.as_dict(examples=5) for g in groups], "self_service_locks": self.locks()}
 
@@ -252,7 +264,7 @@ class Stats:
 
         ``kpi``: ``calls`` (all), ``containment``, ``transfer_rate``, ``callback_rate``, ``abandonment``,
         ``failure_rate``, ``fcr`` (resolved at first contact), ``csat`` (rated calls), ``latency`` (calls with a
-        latency above the window's p95)."""
+        latency above the window's p95), ``offers`` (an offer was made), ``offers_accepted`` (and taken)."""
         q_conds = list(f.calls())
         kpi_outcome = {"containment": "self_served", "transfer_rate": "transferred", "callback_rate": "callback",
                        "abandonment": "abandoned", "failure_rate": "failed"}
@@ -263,6 +275,9 @@ class Stats:
                 has_csat = True
             elif kpi == "fcr":
                 call_ids = self._fcr_ids(s, f)[0]
+            elif kpi in ("offers", "offers_accepted"):
+                call_ids = {c for c, ev in channels_mod.offer_events(s, f.calls()).items()
+                            if "made" in ev and (kpi == "offers" or "accepted" in ev)}
             elif kpi == "latency":
                 lat = [x for (x,) in s.execute(select(TurnRow.latency_ms).join(CallRow).where(
                     *f.calls(), TurnRow.latency_ms.is_not(None)))]
@@ -302,7 +317,8 @@ def call_summary(r: CallRow) -> dict[str, Any]:
     started = _aware(r.started_at)
     ended = _aware(r.ended_at)
     return {"call_id": r.call_id, "started_at": started.isoformat() if started else None,
-            "ended_at": ended.isoformat() if ended else None, "channel": r.channel, "caller": r.caller,
+            "ended_at": ended.isoformat() if ended else None, "channel": r.channel,
+            "channel_group": channels_mod.group_of(r.channel), "caller": r.caller,
             "outcome": r.outcome, "end_reason": r.end_reason, "transfer_reason": r.transfer_reason,
             "handle_time_s": r.handle_time_s, "csat": r.csat, "turns": r.turn_count,
             "p50_latency_ms": r.p50_latency_ms}
