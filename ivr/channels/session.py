@@ -44,6 +44,8 @@ class ChatSession:
     last_active: float = field(default_factory=time.monotonic)
     closed: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    agents: Any = None  # ChatAgents (ivr.channels.agent_leg): transfers go to the agent desk
+    leg: Any = None  # ChatLeg once handed to agents: customer messages go to the agent, not the dialogue
 
     @property
     def manager(self) -> Any:
@@ -72,6 +74,9 @@ class ChatSession:
             shown = label or key if key else text
             first = len(self.messages)
             self._add({"role": "customer", "text": mask_secret(shown) if secret else shown})
+            if self.leg is not None:  # with (or waiting for) a person: the bot no longer answers
+                self.leg.from_customer(shown)
+                return self.messages[first:]
             if key and self.manager.ctx.state in TYPED_STATES:  # numbers are typed: a lone key is text there
                 key, text = "", key
             self._bot(self.call.dtmf(key) if key else self.call.text(text))
@@ -80,32 +85,76 @@ class ChatSession:
     def _bot(self, reply: Any) -> dict[str, Any]:
         msg = self._add(render(self.manager, reply))
         if reply.transfer is not None:
-            self._book_callback(reply.transfer)
+            why = self.agents.hand_over(self, reply.transfer) if self.agents is not None else "none"
+            if not why:
+                return msg  # queued for an agent (ivr.channels.agent_leg); the conversation stays open
+            self._book_callback(reply.transfer, why)
         if reply.end_call or reply.transfer is not None:
             self._finish("bot_hangup" if reply.end_call else "transferred", "bot")
         return msg
 
-    def _book_callback(self, transfer: Any) -> None:
-        """No agent desk takes text conversations yet: book a callback ticket with the hand-off (transcript
-        included; the verified order's phone as the contact) and tell the customer its number."""
+    def book_callback(self, transfer: Any, why: str) -> None:
+        """No agent took the chat in time: a callback ticket, and the conversation ends."""
+        with self.lock:
+            if not self.closed:
+                self.leg = None
+                self._book_callback(transfer, why)
+                self._finish("transferred", "bot")
+
+    def system(self, text: str, *, intent: str = "human_agent", end: bool = False) -> None:
+        """A line of the service (queue place, agent connected) shown as the bot's."""
+        with self.lock:
+            if text and not self.closed:
+                self._add({"role": "bot", "text": text, "quick_replies": [], "cards": [], "state": "transferred",
+                           "intent": intent, "actions": [], "end": end, "transfer": None})
+
+    def agent_say(self, text: str, agent_name: str = "") -> None:
+        """The agent's reply, shown to the customer as typed. Raises :class:`ChatClosed` after the end."""
+        with self.lock:
+            if self.closed or self.leg is None:
+                raise ChatClosed(self.session_id)
+            self.last_active = time.monotonic()
+            self._add({"role": "agent", "text": text, "agent": agent_name, "quick_replies": [], "cards": [],
+                       "end": False})
+            self.leg.from_agent(text)
+
+    def end_by_agent(self, reason: str) -> None:
+        """The agent ended the chat: the customer is told, the record saved."""
+        from ivr.channels.agent_leg import agent_line
+
+        with self.lock:
+            if self.closed:
+                return
+            self._add({"role": "bot", "text": agent_line(self.manager, "ended_by_agent"), "quick_replies": [],
+                       "cards": [], "state": "ended", "intent": "human_agent", "actions": [], "end": True,
+                       "transfer": None})
+            self._finish(reason, "agent" if reason == "agent_hangup" else "system")
+
+    def _book_callback(self, transfer: Any, why: str = "none") -> None:
+        """No agent can take the chat (``why``: none = no desk for chats, closed, unavailable, timeout): book a
+        callback ticket with the hand-off (transcript included; the verified order's phone as the contact) and
+        tell the customer its number."""
+        from ivr.channels.agent_leg import agent_line
+
         m, lines = self.manager, rules(self.manager)
         ctx = m.ctx
         verified = ctx.order is not None and ctx.verification.verified
         ticket_id = ""
         try:
             ticket = m.shop.create_ticket(
-                "callback", f"callback ({self.channel}, no_agent): {transfer.reason}",
+                "callback", f"callback ({self.channel}, {why}): {transfer.reason}",
                 ctx.order.phone if verified else "", ctx.order.order_id if verified else None,
-                {"call_id": self.session_id, "channel": self.channel, "why": "no_agent",
+                {"call_id": self.session_id, "channel": self.channel, "why": why,
                  "handoff": dict(transfer.handoff or {})}, f"{self.session_id}:transfer-callback")
             ticket_id = getattr(ticket, "ticket_id", "") or ""
         except Exception as e:  # the shop being down must not lose the customer's last message
             log.warning("chat %s: callback ticket could not be created: %s", self.session_id, e)
         if ticket_id:
             m.outcome = "callback"
-            self.call.record.extra.update(callback_ticket=ticket_id, callback_why="no_agent")
+            self.call.record.extra.update(callback_ticket=ticket_id, callback_why=why)
             text = lines.callback_phone if verified else lines.callback_no_phone
-            text = text.format(ticket=ticket_id)
+            hours = getattr(getattr(getattr(self.agents, "desk", None), "options", None), "service_hours", "")
+            text = agent_line(m, why, hours=hours) + text.format(ticket=ticket_id)
         else:
             text = lines.callback_failed
         self._add({"role": "bot", "text": text, "quick_replies": [], "cards": [], "state": "ended",
@@ -121,6 +170,8 @@ class ChatSession:
             self.closed = True
             self.last_active = time.monotonic()
             self.call.finish(reason, ended_by)
+            if self.leg is not None:
+                self.leg.customer_left(reason)
             for listen in list(self.listeners):
                 listen({"type": "closed", "reason": reason})
 
@@ -139,6 +190,7 @@ class ChatHub:
         self.shop, self.store, self.secret, self.language = shop, store, secret, language
         self.idle_timeout_s, self.max_sessions = idle_timeout_s, max_sessions
         self.dialog_factory = dialog_factory
+        self.agents: Any = None  # ChatAgents when the service has an agent desk (set by the web app)
         self._sessions: dict[str, ChatSession] = {}
         self._threads: dict[tuple[str, str], str] = {}  # (adapter, platform conversation id) -> session id
         self._lock = threading.Lock()
@@ -162,7 +214,7 @@ class ChatHub:
             factory = self.dialog_factory or (lambda i: new_dialog(self.shop, i, asr_available=True))
             call = RecordedDialog(factory(info), self.store, channel=channel, caller_id=caller_id, call_id=sid,
                                   secret=self.secret, language=self.language)
-            session = ChatSession(sid, secrets.token_urlsafe(32), channel, call)
+            session = ChatSession(sid, secrets.token_urlsafe(32), channel, call, agents=self.agents)
             self._sessions[sid] = session
         session.start()
         return session

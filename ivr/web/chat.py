@@ -25,9 +25,11 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ivr.channels.session import ChatClosed, ChatHub, ChatSession
+from ivr.web.agent_chat import router as agent_chat_router
 from ivr.web.security import same_origin
 
 router = APIRouter()
+router.include_router(agent_chat_router)  # the agent desktop's side of chats handed to agents
 TOKEN_HEADER = "X-Chat-Token"
 CHANNEL = "webchat"
 MAX_TEXT = 500
@@ -70,6 +72,12 @@ async def startup(app: Any) -> None:
                     await asyncio.to_thread(hub.sweep)
 
     app.state.chat_sweeper = asyncio.create_task(sweep())
+    desk = getattr(app.state.calls, "desk", None) if app.state.calls is not None else None
+    if desk is not None:  # web chats that ask for a person join the agents' queue (ivr.channels.agent_leg)
+        from ivr.channels.agent_leg import ChatAgents
+
+        hub = chat_hub(app)
+        hub.agents = ChatAgents(desk, app.state.calls.transfer_hook, asyncio.get_running_loop(), hub.get)
 
 
 async def shutdown(app: Any) -> None:
@@ -78,6 +86,8 @@ async def shutdown(app: Any) -> None:
         task.cancel()
     hub = getattr(app.state, "chat_hub", None)
     if hub is not None:
+        if hub.agents is not None:
+            await hub.agents.close()
         await asyncio.to_thread(hub.close_all)
 
 
