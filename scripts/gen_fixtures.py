@@ -137,6 +137,8 @@ class Spec:
 
 
 GREETING = {"reply_contains": ["您好"], "intent": "greeting"}
+# An unsure request: the bot asks which of two needs, and neither flow starts (no order question yet).
+CLARIFY_ASKED = {"state": "clarify", "actions": ["clarify"], "reply_contains": ["还是"], "reply_not_contains": ["订单号"]}
 O1, O2, O3, O4, O6, O7 = "100000000001", "100000000002", "100000000003", "100000000004", "100000000006", "100000000007"
 
 SPECS: list[Spec] = [
@@ -341,6 +343,86 @@ SPECS: list[Spec] = [
              say("返回 主菜单", {"reply_contains_any": ["主菜单", "有什么可以帮您"]}),
              HANGUP,
          ]),
+    # --- clarifying question (docs/nlu.md): one fixture per way of answering it; nothing starts before it ------
+    Spec("clarify_by_name", "Parcel or return? The unsure request starts no flow; the caller names the parcel and "
+         "the logistics flow reads it.", "mei", caller_id=ZHANG, tags=["clarify", "clarify_by_name", "logistics"],
+         greeting=GREETING, turns=[
+             say("东西 还 没 收到 我 不 想 要 了", CLARIFY_ASKED),
+             say("查 物流", {"intent": "logistics", "state": "ask_order", "actions": ["clarified"]}),
+             say(f"订单 号 {spoken(O1)}", asks_tail(None, "顺丰")),
+             verified(ZHANG, {"reply_contains": ["顺丰"]}),
+             HANGUP,
+         ], expect={"no_actions": ["return_created"]}),
+    Spec("clarify_by_position", "The caller answers the clarifying question by position (后面 那个): the second "
+         "candidate is served.", "jun", caller_id=ZHANG, tags=["clarify", "clarify_by_position"], greeting=GREETING,
+         turns=[
+             say("东西 还 没 收到 我 不 想 要 了", CLARIFY_ASKED),
+             say("后面 那个", {"state": "ask_order", "actions": ["clarified"], "no_actions": ["clarify"]}),
+             HANGUP,
+         ], expect={"no_actions": ["return_created"]}),
+    Spec("clarify_by_key", "On an 8 kHz line the caller picks the first candidate with key 1.", "lao",
+         caller_id=ZHANG, line="telephone", tags=["clarify", "clarify_by_key", "telephone", "dtmf"],
+         greeting=GREETING, turns=[
+             say("能 不能 快 点 我 不 要 了", CLARIFY_ASKED),
+             dtmf("1", {"actions": ["clarified"], "no_actions": ["clarify"]}),
+             HANGUP,
+         ], expect={"no_actions": ["return_created", "order_cancelled"]}),
+    Spec("clarify_neither", "Neither candidate: back to the open question, nothing started; a clear request "
+         "then works.", "fang", caller_id=ZHANG, tags=["clarify", "clarify_neither", "invoice"], greeting=GREETING,
+         turns=[
+             say("东西 到 了 但是 有 问题", CLARIFY_ASKED),
+             say("都 不是", {"state": "main_menu", "actions": ["clarify_neither"], "reply_contains": ["请问"]}),
+             say("我 要 开 发票", {"intent": "invoice"}),
+             HANGUP,
+         ], expect={"no_actions": ["return_created", "exchange_created"]}),
+    Spec("clarify_unclear_answer", "An unclear answer to the clarifying question gets it again with the keys, a "
+         "second one the menu hint.", "xiao", caller_id=ZHANG, tags=["clarify", "clarify_unclear"],
+         greeting=GREETING, turns=[
+             say("东西 还 没 收到 我 不 想 要 了", CLARIFY_ASKED),
+             say("嗯 这个 吧", {"state": "clarify", "reply_contains": ["按1"]}),
+             say("哈哈哈", {"state": "main_menu", "reply_contains": ["查订单"]}),
+             HANGUP,
+         ], expect={"no_actions": ["return_created"]}),
+    Spec("clarify_new_request", "Instead of answering the clarifying question the caller makes a clear new "
+         "request: it is served.", "mei", caller_id=LI, tags=["clarify", "clarify_new_request", "invoice"],
+         greeting=GREETING, turns=[
+             say("东西 还 没 收到 我 不 想 要 了", CLARIFY_ASKED),
+             say(f"我 要 开 发票 订单 号 {spoken(O7)}", {"intent": "invoice", "no_actions": ["clarified"],
+                                                  **asks_tail(None, "邮箱")}),
+             HANGUP,
+         ], expect={"no_actions": ["return_created"]}),
+    # --- two needs in one utterance: the first is served, the second offered right after ---------------------
+    Spec("two_needs_logistics_invoice", "Parcel and invoice in one breath: the parcel first, then the invoice is "
+         "offered and accepted on the same verified order.", "fang", caller_id=LI,
+         tags=["two_needs", "logistics", "invoice"], greeting=GREETING, turns=[
+             say(f"查 一下 物流 顺便 开 个 发票 订单 号 {spoken(O7)}", asks_tail("logistics", "签收", "发票")),
+             verified(LI, {"actions": ["logistics_read", "second_need_offered"], "state": "second_need",
+                           "reply_contains": ["办理发票"]}),
+             say("好 的", {"intent": "invoice", "actions": ["second_need_accepted"],
+                          "no_actions": ["caller_verified"], "reply_contains": ["发票"]}),
+             HANGUP,
+         ]),
+    Spec("two_needs_declined", "Order status and refund progress in one utterance: the refund is offered after "
+         "the status and declined.", "jun", caller_id=ZHANG, tags=["two_needs", "order_status", "refund_status", "deny"],
+         greeting=GREETING, turns=[
+             say(f"帮 我 看看 我 的 订单 {spoken(O4)} 另外 退款 到 哪 了",
+                 asks_tail("order_status", "备货", "退款")),
+             verified(ZHANG, {"state": "second_need", "actions": ["second_need_offered"],
+                              "reply_contains": ["查退款进度"]}),
+             say("不用 了", {"state": "main_menu", "reply_contains": ["还有"], "no_actions": ["second_need_accepted"]}),
+             HANGUP,
+         ]),
+    Spec("two_needs_cancel_refund", "On a telephone line: cancel a paid order and ask about the money; the "
+         "refund question is offered after the cancellation.", "xiao", caller_id=ZHANG, line="telephone",
+         tags=["two_needs", "cancel_order", "refund_status", "telephone"], greeting=GREETING, turns=[
+             say(f"帮 我 取消 订单 {spoken(O4)} 还有 就是 退款 多久 到 账",
+                 asks_tail("cancel_order", "确认取消")),
+             verified(ZHANG, {"reply_contains": ["确认取消"]}),
+             say("确认 取消", {"actions": ["order_cancelled", "second_need_offered"],
+                            "reply_contains": ["查退款进度"]}),
+             say("好 的", {"intent": "refund_status", "actions": ["second_need_accepted"]}),
+             HANGUP,
+         ], expect={"actions": ["order_cancelled"]}),
 ]
 
 

@@ -86,3 +86,35 @@ def test_generator_is_deterministic_and_committed_files_are_current():
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "up to date" in r.stdout
+
+
+# Every way of answering the clarifying question (ivr/dialog/clarify.py), and the two-need utterances.
+CLARIFY_PATHS = {"clarify_by_name", "clarify_by_position", "clarify_by_key", "clarify_neither", "clarify_unclear",
+                 "clarify_new_request"}
+
+
+def test_a_fixture_per_clarification_path_and_two_need_utterance(suite):
+    """The unsure first utterance of each clarify fixture is asked about; each two-need utterance names both needs
+    (the replay itself runs with the whole suite in tests/test_replay_run.py)."""
+    from ivr.dialog.nlu import clarify_of, get_nlu, second_need_of
+
+    nlu = get_nlu("zh-CN")
+    tags = {t for lf in suite for t in lf.fixture.tags}
+    assert tags >= CLARIFY_PATHS, f"clarification paths without a fixture: {sorted(CLARIFY_PATHS - tags)}"
+    seen_pairs = set()
+    for lf in suite:
+        fx = lf.fixture
+        first = next((t for t in fx.turns if t.kind == "say"), None)
+        if first is None:
+            continue
+        r = nlu.parse(first.text)
+        if "clarify" in fx.tags:
+            assert len(clarify_of(r)) == 2, (fx.name, r.intent, r.confidence)
+            assert first.expect is not None and first.expect.state == "clarify", fx.name
+            assert "return_created" in fx.expect.no_actions, fx.name
+        if "two_needs" in fx.tags:
+            second = second_need_of(r)
+            assert second and r.intent in fx.tags and second in fx.tags and not clarify_of(r), (fx.name, r.intent)
+            assert any(t.expect and "second_need_offered" in t.expect.actions for t in fx.turns), fx.name
+            seen_pairs.add((r.intent, second))
+    assert len(seen_pairs) >= 3, seen_pairs

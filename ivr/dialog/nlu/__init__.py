@@ -72,7 +72,11 @@ class Nlu:
         self._topical = set(lex.get("topical_concepts", []))
         self._yesno_endings = sorted((str(e) for e in lex.get("yesno_question_endings", [])), key=len, reverse=True)
         self.slots = SlotExtractor(self.pack)
-        self._splitter = CompoundSplitter(list(lex.get("connectors", []) or []), TASK_INTENTS)
+        connectors = [str(c) for c in lex.get("connectors", []) or [] if str(c)]
+        self._splitter = CompoundSplitter(connectors, TASK_INTENTS)
+        # a recogniser spaces connectors ("还有 就是"): joined before normalisation, so their filler part stays
+        self._spaced_connectors = re.compile("|".join(
+            r"\s*".join(map(re.escape, c)) for c in sorted(connectors, key=len, reverse=True) if len(c) > 1) or "(?!)")
         self._lookup_words = [str(w) for w in lex.get("lookup_words", []) or []]
         self._lock = threading.Lock()
         self.classifier: IntentClassifier = train(self.pack)
@@ -83,7 +87,7 @@ class Nlu:
         """Understand one caller utterance. ``expected`` hints what the dialogue asked for (see EXPECTATIONS)."""
         raw = text if isinstance(text, str) else ""
         pack = self.pack
-        norm = pack.normalize(raw)
+        norm = pack.normalize(self._spaced_connectors.sub(lambda m: re.sub(r"\s+", "", m.group()), raw))
         core = pack.strip_boilerplate(norm)
         corrected = pack.after_correction(core)
         focus = pack.mask_numbers(corrected or core)
