@@ -46,7 +46,10 @@ async def test_return_window_suggestion_reaches_the_agent_within_a_second(parts)
     assert time.monotonic() - t0 < 1.0
     kb = ev["suggestions"][0]
     assert kb["id"] == "kb:seven_day_return" and "七天" in kb["text"] and kb["heard"] == "这个东西七天无理由能退吗"
-    assert ev["suggestions"][1]["kind"] == "order"
+    assert [x["kind"] for x in ev["suggestions"]] == ["kb", "flow", "order"]
+    flow = ev["suggestions"][1]  # the return flow's next step, from the bot's NLU and the order's windows
+    assert flow["id"] == "flow:return_request" and flow["actions"] == ["create_return"]
+    assert flow["text"].startswith("七天无理由可办理") and "创建退货" in flow["text"]
     # a line that matches nothing new sends nothing
     bridge.transcript.append({"who": "agent", "text": "您好，我帮您看一下", "at": time.time()})
     with pytest.raises(TimeoutError):
@@ -57,7 +60,7 @@ async def test_return_window_suggestion_reaches_the_agent_within_a_second(parts)
     watcher.cancel()
     await port.close()
     await leg.close()
-    assert rec.extra["assist"]["shown"] == ["order", "kb:seven_day_return"]
+    assert rec.extra["assist"]["shown"] == ["order", "kb:seven_day_return", "flow:return_request"]
     await m.shutdown(grace_s=1)
 
 

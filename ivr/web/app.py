@@ -35,7 +35,8 @@ WEB_DIR = Path(__file__).resolve().parent
 # web chat (/chat), messaging webhooks (/api/webhook/...), the dashboard's cost view, the supervisor
 # wall (/wall) and agent assist.
 DEFAULT_ROUTERS = ["ivr.web.auth", "ivr.web.phone", "ivr.web.agent", "ivr.web.dashboard", "ivr.web.chat",
-                   "ivr.web.webhook", "ivr.web.value", "ivr.web.wall", "ivr.web.assist"]
+                   "ivr.web.webhook", "ivr.web.value", "ivr.web.wall", "ivr.web.assist",
+                   "ivr.web.assist_actions"]
 
 
 def load_router_modules(names: Sequence[str]) -> list[ModuleType]:

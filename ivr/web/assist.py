@@ -4,7 +4,11 @@
   line that matches one, newest first.
 * ``order``: the facts of the order on the hand-off card (only an order the caller proved), read fresh from the
   shop: status, carrier and tracking number, latest tracking event, the no-reason and quality return windows (open
-  or closed, until when) and the amount still refundable (total minus refunds not rejected).
+  or closed, until when), the amount still refundable (total minus refunds not rejected), an open return and the
+  invoice state; ``actions``: the one-click shop actions it allows (:mod:`ivr.web.assist_actions`).
+* ``flow``: the next step of the bot's flow for the caller's newest request (:mod:`ivr.web.assist_steps`).
+
+Caller lines are the hand-off transcript (what the caller told the bot) followed by the bridge's live transcript.
 
 A watcher (started with the service) looks at every live bridge every ``POLL_S``; when a call's suggestions change
 it sends ``{"type": "assist", "call_id", "suggestions"}`` on that agent's desktop event stream
@@ -12,7 +16,9 @@ it sends ``{"type": "assist", "call_id", "suggestions"}`` on that agent's deskto
 
 * ``GET /api/agent/calls/{call_id}/assist`` -> ``{"call_id", "suggestions"}`` (the agent on the call, or a
   supervisor).
-* ``POST /api/agent/calls/{call_id}/assist/{suggestion_id}/used`` -> 204: the agent used it (counted once).
+* ``POST /api/agent/calls/{call_id}/assist/{suggestion_id}/used`` -> 204: the agent used it (counted once);
+  ``.../ignored`` -> 204: the agent dismissed it (``extra.assist.dismissed``). A suggestion shown and not used
+  counts as ignored (:mod:`ivr.services.records.assist_stats`).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from ivr.services.agents import Account
+from ivr.web.assist_steps import flow_suggestion, order_actions
 from ivr.web.auth import DESK
 
 log = logging.getLogger(__name__)
@@ -42,6 +49,7 @@ def _yuan(cents: int) -> str:
 
 def order_facts(shop: Any, policy: Any, order_id: str, today: Any = None) -> dict[str, Any] | None:
     """The order suggestion (blocking: a shop read); None if the shop does not know the order."""
+    from ivr.dialog.flows.return_request import OPEN_RMA  # the bot's own notion of an open return
     from ivr.services.shop.rules import return_deadline
 
     o = shop.get_order(order_id)
@@ -64,9 +72,15 @@ def order_facts(shop: Any, policy: Any, order_id: str, today: Any = None) -> dic
     refunded = sum(r.amount_cents for r in o.refunds if r.status != "rejected")
     refundable = max(0, o.total_cents - refunded)
     lines.append(f"可退金额：{_yuan(refundable)}（订单{_yuan(o.total_cents)}，已退{_yuan(refunded)}）")
-    return {"id": "order", "kind": "order", "title": f"订单 {o.order_id}", "text": "；".join(lines),
-            "order_id": o.order_id, "status": o.status, "tracking_no": sh.tracking_no if sh else None,
-            "return_windows": windows, "refundable_cents": refundable}
+    open_rma = next((r.rma_id for r in o.returns if r.status in OPEN_RMA), None)
+    if open_rma:
+        lines.append(f"售后单：{open_rma}（处理中）")
+    facts = {"id": "order", "kind": "order", "title": f"订单 {o.order_id}", "text": "；".join(lines),
+             "order_id": o.order_id, "status": o.status, "tracking_no": sh.tracking_no if sh else None,
+             "return_windows": windows, "refundable_cents": refundable, "open_return": open_rma,
+             "invoice_status": o.invoice.status if o.invoice is not None else "none"}
+    facts["actions"] = order_actions(facts)
+    return facts
 
 
 def kb_suggestions(kb: Any, transcript: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -120,10 +134,23 @@ class Assistant:
             self._orders[call_id] = facts
         return self._orders[call_id]
 
+    def refresh(self, call_id: str) -> None:
+        """Read the order again and republish (after an agent's action changed it)."""
+        self._orders.pop(call_id, None)
+        self._seen.pop(call_id, None)
+
     async def suggestions(self, call_id: str, bridge: Any) -> list[dict[str, Any]]:
-        order = await self._order(call_id, bridge.context or {})
-        kb = await asyncio.to_thread(kb_suggestions, self.kb(), list(bridge.transcript))
-        return kb + ([order] if order else [])
+        context = bridge.context or {}
+        order = await self._order(call_id, context)
+        lines = [t for t in context.get("transcript") or [] if isinstance(t, dict)] + list(bridge.transcript)
+
+        def text_part() -> list[dict[str, Any]]:
+            from ivr.dialog.nlu import get_nlu
+
+            flow = flow_suggestion(get_nlu(self.state.settings.language), lines, order)
+            return kb_suggestions(self.kb(), lines) + ([flow] if flow else [])
+
+        return await asyncio.to_thread(text_part) + ([order] if order else [])
 
     async def tick(self) -> None:
         """Look at every live bridge once; publish changed suggestions to its agent."""
@@ -138,7 +165,7 @@ class Assistant:
             if call_id in self._seen and self._seen[call_id][0] == n:
                 continue
             sugg = await self.suggestions(call_id, bridge)
-            ids = tuple(s["id"] for s in sugg)
+            ids = tuple(f"{s['id']}|{s['text']}|{','.join(s.get('actions', []))}" for s in sugg)
             if call_id in self._seen and self._seen[call_id][1] == ids:
                 self._seen[call_id] = (n, ids)
                 continue
@@ -147,8 +174,8 @@ class Assistant:
             warm.desk.publish(bridge.agent_id, {"type": "assist", "call_id": call_id, "suggestions": sugg})
             rec = self._record(call_id)
             if rec is not None:
-                shown = rec.extra.setdefault("assist", {"shown": [], "used": []})["shown"]
-                shown.extend(i for i in ids if i not in shown)
+                shown = _counts(rec)["shown"]
+                shown.extend(s["id"] for s in sugg if s["id"] not in shown)
 
     def _record(self, call_id: str) -> Any:
         session = getattr(self.state.calls, "sessions", {}).get(call_id)
@@ -187,15 +214,29 @@ async def assist_api(call_id: str, request: Request, acc: Account = DESK) -> Res
     return JSONResponse({"call_id": call_id, "suggestions": await _assistant(request).suggestions(call_id, bridge)})
 
 
-@router.post("/api/agent/calls/{call_id}/assist/{suggestion_id}/used")
-def assist_used(call_id: str, suggestion_id: str, request: Request, acc: Account = DESK) -> Response:
-    if _on_call(request, acc, call_id) is None:
-        return JSONResponse({"error": f"you are not on call {call_id}"}, status_code=404)
+def _counts(rec: Any) -> dict[str, list[str]]:
+    counts = rec.extra.setdefault("assist", {})
+    for k in ("shown", "used", "dismissed"):
+        counts.setdefault(k, [])
+    return counts
+
+
+def count_use(request: Request, call_id: str, suggestion_id: str, what: str = "used") -> None:
+    """Count a suggestion as ``used`` or ``dismissed`` in the call's record (once each)."""
     rec = _assistant(request)._record(call_id)
     if rec is not None:
-        used = rec.extra.setdefault("assist", {"shown": [], "used": []})["used"]
-        if suggestion_id not in used:
-            used.append(suggestion_id)
+        ids = _counts(rec)[what]
+        if suggestion_id not in ids:
+            ids.append(suggestion_id)
+
+
+@router.post("/api/agent/calls/{call_id}/assist/{suggestion_id}/{what}")
+def assist_used(call_id: str, suggestion_id: str, what: str, request: Request, acc: Account = DESK) -> Response:
+    if what not in ("used", "ignored"):
+        return JSONResponse({"error": "use .../used or .../ignored"}, status_code=404)
+    if _on_call(request, acc, call_id) is None:
+        return JSONResponse({"error": f"you are not on call {call_id}"}, status_code=404)
+    count_use(request, call_id, suggestion_id[:64], "used" if what == "used" else "dismissed")
     return Response(status_code=204)
 
 

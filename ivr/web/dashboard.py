@@ -3,7 +3,7 @@
 * ``GET /dashboard``: the page (KPI tiles, charts over time, intents, unrecognised utterances, drill-down).
 * ``GET /api/stats?period=7d&channel=webrtc`` (also ``from``/``to`` ISO dates, ``bucket=hour|day``; period syntax:
   :mod:`ivr.services.records.period`): ``{"period", "channel", "channels", "kpis", "series", "intents",
-  "sentiment", "unrecognised", "cost"}`` (KPI definitions: :mod:`ivr.services.records.stats`; ``cost``: the cost and
+  "sentiment", "unrecognised", "cost", "assist"}`` (KPI definitions: :mod:`ivr.services.records.stats`; ``cost``: the cost and
   value view, :mod:`ivr.web.value`).
 * ``GET /api/stats/calls?...&kpi=containment`` (or ``outcome``, ``csat``, ``intent``, ``ids``, ``limit``,
   ``offset``): ``{"total", "calls": [...]}``, the calls behind a KPI. ``GET /api/stats/calls/{call_id}``: one
@@ -68,6 +68,9 @@ def stats_api(request: Request, period: str = "7d", channel: str = "", start: st
     from ivr.web.value import cost_report
 
     report["cost"] = cost_report(request, f)
+    from ivr.services.records.assist_stats import assist_report
+
+    report["assist"] = assist_report(_stats(request).url, f)  # agent-assist suggestions used / ignored
     labels = [i["intent"] for i in report.get("intents", [])] + [r["key"] for r in report["cost"]["by_intent"]]
     report["intent_labels"] = _intent_labels(request, labels)
     return JSONResponse(report)

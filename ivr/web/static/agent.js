@@ -1,5 +1,5 @@
 // Agent desktop: presence, ringing (tone + desktop notification) with the context card, the agent's WebRTC leg
-// (mute, hold, call timer), live transcript, wrap-up.
+// (mute, hold, call timer), live transcript, wrap-up; assist suggestions are drawn by agent_assist.js.
 // Events come from /api/agent/events (Server-Sent Events); actions are JSON POSTs under /api/agent/.
 (function () {
   "use strict";
@@ -97,7 +97,10 @@
 
   function onEvent(ev) {
     desk.events += 1;
-    if (ev.type === "presence") { setPresence(ev.presence); if (ev.presence === "available") showCard(null); }
+    if (ev.type === "presence") {
+      setPresence(ev.presence);
+      if (ev.presence === "available") { showCard(null); assist("clear"); }
+    }
     else if (ev.type === "queue") showQueue(ev.waiting || []);
     else if (ev.type === "offer") {
       desk.offer = ev; desk.callId = ev.call_id; showCard(ev.context); setPresence("ringing");
@@ -107,15 +110,20 @@
       $("countdown").textContent = left + "秒";
       ringTimer = setInterval(() => { left -= 1; $("countdown").textContent = Math.max(0, left) + "秒"; }, 1000);
     } else if (ev.type === "offer_cancelled") { desk.offer = null; clearInterval(ringTimer); ringer.stop(); showCard(null); }
-    else if (ev.type === "connected") { $("callstate").textContent = "通话中（已播报摘要）"; startTimer(); }
+    else if (ev.type === "connected") { $("callstate").textContent = "通话中（已播报摘要）"; startTimer(); assist("load", ev.call_id); }
     else if (ev.type === "hold") showHold(ev.held);
     else if (ev.type === "transcript") addLine(ev.who, ev.text);
+    else if (ev.type === "assist") assist("show", ev);
     else if (ev.type === "caller_hangup") { addLine("bot", "客户已挂机"); teardown(); }
     else if (ev.type === "call_ended") teardown();
     else if (ev.type === "session_ended") {  // logged out, password changed or account deactivated
       if (desk.eventSource) desk.eventSource.close();
       teardown(); location.href = "/login?next=/agent";
     }
+  }
+
+  function assist(what, arg) {  // the suggestions panel (agent_assist.js)
+    if (window.ivrAssist) window.ivrAssist[what](arg);
   }
 
   function measure(stream) {
@@ -231,7 +239,7 @@
     $("accept-phone").hidden = !st.agent.desk_phone;
     if (st.offer) onEvent({ type: "offer", ...st.offer });
     if (st.call) { desk.callId = st.call.call_id; showCard(st.call.context); (st.call.transcript || []).forEach((t) => addLine(t.who, t.text)); }
-    if (st.call && st.call.live) startTimer();
+    if (st.call && st.call.live) { startTimer(); assist("load", st.call.call_id); }
     const es = new EventSource("/api/agent/events");
     es.onmessage = (m) => { try { onEvent(JSON.parse(m.data)); } catch (err) { console.warn(err); } };
     desk.eventSource = es;
