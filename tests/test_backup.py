@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -13,6 +12,7 @@ from pathlib import Path
 import httpx
 from test_shop_helpers import pg_server  # noqa: F401  (fixture)
 
+from ivr.bench.ports import reserve_port
 from tests.conftest import wait_healthy
 
 
@@ -23,9 +23,7 @@ def _ivr(*args: str, data: Path, stdin: str = "") -> subprocess.CompletedProcess
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return reserve_port()  # held for this test process: no race with parallel workers
 
 
 @contextmanager

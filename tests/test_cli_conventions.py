@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 from browser.server import serve_in_thread
 
+from ivr.bench.ports import reserve_port
 from ivr.config import load_settings
 from ivr.services.agents import AccountStore
 from tests.conftest import wait_healthy
@@ -63,11 +64,7 @@ def test_disable_enable_role_skills_and_a_disabled_account_cannot_log_in(tmp_pat
 
 
 def test_serve_without_demo_has_an_empty_shop_and_a_quiet_start(tmp_path):
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = reserve_port()
     data = tmp_path / "fresh"
     env = {**os.environ, "IVR_DATA_DIR": str(data), "IVR_DEMO_DATA": "0"}
     err = tmp_path / "err.txt"

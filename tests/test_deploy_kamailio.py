@@ -15,6 +15,7 @@ import pytest
 from browser.server import serve_in_thread
 from sip.peers import free_port, run_sipp
 
+from ivr.bench.ports import reserve_ports
 from ivr.config import load_settings
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
@@ -90,7 +91,7 @@ async def test_sip_binds_its_own_address(tmp_path):
 
 async def test_sip_rtp_stays_in_the_rtp_port_range(tmp_path):
     """rtp_port_min..rtp_port_max: the bot's RTP/RTCP pair of a SIP call is inside the firewall range."""
-    low = 53000 + free_port() % 500 * 10
+    low = reserve_ports(10, align=2)
     settings = load_settings({"data_dir": str(tmp_path / "data"), "rtp_port_min": low, "rtp_port_max": low + 9})
     with serve_in_thread(settings, sip=True) as (_url, app):
         gateway = app.state.sip

@@ -25,6 +25,7 @@ from deploy_peers import DEPLOY, chromium_tls_page, ivr_serve, need
 
 from ivr.audio.files import write_wav
 from ivr.audio.frames import AudioFrame
+from ivr.bench.ports import reserve_ports
 from ivr.config import load_settings
 from ivr.telephony.webrtc.client import WebRtcClient
 
@@ -68,7 +69,7 @@ def coturn(tmp: Path, port: int, relay: tuple[int, int]) -> Iterator[Path]:
 
 async def test_chromium_call_relayed_through_coturn(tmp_path):
     turn_port = free_port()
-    relay = (51000 + turn_port % 1000 * 10, 51000 + turn_port % 1000 * 10 + 9)
+    relay = (low := reserve_ports(10), low + 9)
     quiet_mic = write_wav(tmp_path / "quiet.wav", AudioFrame.silence(5.0, 48000))
     env = {"IVR_ICE_SERVERS": json.dumps([{"urls": f"turn:127.0.0.1:{turn_port}?transport=udp"}]),
            "IVR_TURN_SECRET": SECRET, "IVR_ICE_TRANSPORT_POLICY": "relay"}
@@ -95,7 +96,7 @@ async def test_chromium_call_relayed_through_coturn(tmp_path):
 
 
 async def test_bot_webrtc_sockets_stay_in_the_rtp_port_range(tmp_path):
-    low = 52000 + free_port() % 1000 * 10
+    low = reserve_ports(5)
     settings = load_settings({"data_dir": str(tmp_path / "data"), "rtp_port_min": low, "rtp_port_max": low + 4})
     with serve_in_thread(settings) as (url, _app):
         clients = []

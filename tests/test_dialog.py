@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from pathlib import Path
 
 import pytest
 
+from ivr.bench.ports import reserve_port
 from ivr.dialog.kb import KnowledgeBase
 from ivr.dialog.manager import DialogManager
 from ivr.dialog.sentiment import analyse
@@ -84,9 +84,7 @@ def test_every_static_prompt_the_engine_names_exists() -> None:
 def test_order_system_outage_apologises_and_offers_human_or_callback() -> None:
     from ivr.services.shop.http_oms import HttpShop
 
-    with socket.socket() as s:  # a free port with nothing listening: every request is refused for real
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = reserve_port()  # a port with nothing listening: every request is refused for real
     down = HttpShop(f"http://127.0.0.1:{port}/ivr/v1", timeout_s=1.0, retries=0)
     m = _manager(down)
     r = m.handle_text(f"我的快递到哪了 订单号 {_spoken(RETURNABLE)}")

@@ -22,6 +22,7 @@ import pytest
 
 from ivr.asr.download import DownloadError, fetch
 from ivr.asr.models import registry_entry
+from ivr.bench.ports import reserve_port
 from tests.conftest import wait_healthy
 
 
@@ -131,9 +132,7 @@ def test_models_pull_url_with_progress_installs_atomically(server, tmp_path):
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return reserve_port()  # held for this test process: no race with parallel workers
 
 
 def _serve_until_up(env: dict[str, str], tmp_path: Path) -> tuple[str, int]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from ivr.bench.ports import reserve_port
 from tests.conftest import ROOT, wait_healthy
 
 FIXTURE = ROOT / "audio_fixtures" / "calls" / "product_question.yaml"
@@ -117,7 +118,6 @@ def test_serve_refuses_a_bad_override_folder_with_clear_errors(tmp_path):
 
 def test_training_phrasings_are_added_and_sighup_reloads_a_running_service(tmp_path):
     import signal
-    import socket
 
     from ivr.lang import get_pack
     from ivr.lang.custom import set_custom_dir
@@ -131,9 +131,7 @@ def test_training_phrasings_are_added_and_sighup_reloads_a_running_service(tmp_p
         assert "我的宝贝走到哪儿了" in merged["intents"]["logistics"] and len(merged["intents"]["logistics"]) > 1
     finally:
         set_custom_dir(None)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = reserve_port()
     err = tmp_path / "err.txt"
     env = {**os.environ, "IVR_DATA_DIR": str(tmp_path / "data")}
     with err.open("w") as f:

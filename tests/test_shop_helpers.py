@@ -10,7 +10,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -19,13 +18,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from ivr.bench.ports import reserve_port
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port held for this test process (no race with parallel workers)."""
+    return reserve_port()
 
 
 def _pg_bin() -> str:

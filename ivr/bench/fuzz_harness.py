@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import socket
 import tempfile
 import threading
 import time
@@ -24,6 +23,8 @@ from typing import Any, Protocol
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
+
+from ivr.bench.ports import reserve_port
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +132,6 @@ class LogWatch(logging.Handler):
         threading.excepthook = self._old_hook
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serve_app(*, sip: bool = False, max_calls: int = 8, data_dir: Path | None = None) -> Iterator[tuple[str, Any]]:
     """The real service (``create_app`` under uvicorn, lifespan on: the SIP gateway starts as in ``ivr serve``)
@@ -152,9 +147,9 @@ def serve_app(*, sip: bool = False, max_calls: int = 8, data_dir: Path | None = 
     with contextlib.ExitStack() as stack:
         if data_dir is None:
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ivr-fuzz-")))
-        port = free_port()
+        port = reserve_port()  # held by this process: a parallel run cannot take it between here and the bind
         settings = load_settings({"data_dir": str(data_dir), "host": "127.0.0.1", "port": port,
-                                  "sip_port": free_port(socket.SOCK_DGRAM) if sip else 0, "max_calls": max_calls})
+                                  "sip_port": reserve_port() if sip else 0, "max_calls": max_calls})
         ensure_schema(settings.database_url)
         store = AccountStore(settings.database_url)
         store.add(AGENT[0], role="agent", password=AGENT[1])

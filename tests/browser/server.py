@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -11,21 +10,19 @@ from collections.abc import Iterator
 import httpx
 import uvicorn
 
+from ivr.bench.ports import reserve_port
 from ivr.config import Settings
 from ivr.web.app import create_app
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port held for this test process (``ivr.bench.ports``: no race with parallel workers)."""
+    return reserve_port()
 
 
 def free_udp_port() -> int:
-    """A loopback port free for UDP (the SIP gateway adds TCP on the same number when it can)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port for UDP (the SIP gateway adds TCP on the same number: it is free for both)."""
+    return reserve_port()
 
 
 @contextlib.contextmanager

@@ -19,20 +19,17 @@ from pathlib import Path
 
 from ivr.audio import g711
 from ivr.audio.frames import AudioFrame
+from ivr.bench.ports import reserve_port, reserve_ports
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 SIPP_PCAPS = Path("/usr/share/sip-tester")
 
 
 def free_port(kind: int = socket.SOCK_DGRAM, even: bool = False) -> int:
-    """A currently free loopback port (RTP peers want even ones with port+1 free too)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if not even or (port % 2 == 0 and port < 65000):
-            return port
-    raise RuntimeError("no free port")
+    """A loopback port held for this test process (``ivr.bench.ports``: no race with parallel workers); an RTP
+    peer (``even``) gets the first of four (RTP, RTCP, and sipp's video pair). ``kind``: any, free for both."""
+    del kind
+    return reserve_ports(4, align=4) if even else reserve_port()
 
 
 @dataclass
