@@ -57,6 +57,8 @@ class RtpStream:
         self.codec = codec
         self.config = config
         self.on_pcm: Callable[[bytes], None] | None = None
+        self.last_rx_at: float | None = None  # arrival (monotonic) of the packet behind the PCM on_pcm gets now
+        self._arrivals: dict[int, float] = {}  # RTP timestamp -> arrival, until the jitter buffer releases it
         self.on_dtmf: Callable[[str], None] | None = None
         self._out = bytearray()
         self._room = asyncio.Event()
@@ -115,6 +117,8 @@ class RtpStream:
         def guarded(data: bytes, addr: tuple[str, int]) -> None:
             if not latch.admit(addr):
                 return
+            if not rtcp and len(data) >= 12:
+                self._arrived(int.from_bytes(data[4:8], "big"))
             if latch.latched is not None and rtp_private.remote(self._session, rtcp=rtcp) != latch.latched:
                 rtp_private.set_remote(self._session, latch.latched, rtcp=rtcp)
             inner(data, addr)
@@ -218,8 +222,16 @@ class RtpStream:
         self._out.clear()
         self._room.set()
 
-    def _on_audio(self, pcm: bytes, _timestamp: int) -> None:
+    def _arrived(self, timestamp: int) -> None:
+        """Remember when the packet with this RTP timestamp arrived (the caller-side start of a turn's trace)."""
+        arrivals = self._arrivals
+        arrivals.setdefault(timestamp, time.monotonic())
+        if len(arrivals) > 4 * self.config.jitter_capacity:  # events, comfort noise, never released: forget
+            del arrivals[next(iter(arrivals))]
+
+    def _on_audio(self, pcm: bytes, timestamp: int) -> None:
         self.frames_received += 1
+        self.last_rx_at = self._arrivals.pop(timestamp, None)  # None: concealment of a lost packet
         if self.on_pcm is not None:
             self.on_pcm(pcm)
 

@@ -144,6 +144,8 @@ class SipCall(CallPort):
             return
         up = self._up.process(AudioFrame(pcm, G711_RATE))
         frame = AudioFrame(up.pcm, PORT_RATE, self._in_samples / PORT_RATE)
+        if self.stream.last_rx_at is not None:  # the packet's arrival: the turn trace's jitter-buffer stage
+            frame.meta["rx_at"] = self.stream.last_rx_at
         self._in_samples += up.samples
         if self._events.qsize() >= MAX_INBOUND_FRAMES:
             with contextlib.suppress(asyncio.QueueEmpty):

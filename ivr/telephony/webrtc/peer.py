@@ -174,6 +174,7 @@ class WebRtcPort(CallPort):
         self._connected = asyncio.Event()
         self.codec = ""
         self.frames_in = 0
+        self._arrivals: aiortc_private.ArrivalStamps | None = None  # caller packets' arrival, for turn traces
 
     # --- signalling ----------------------------------------------------------------------------------------
     @classmethod
@@ -243,6 +244,7 @@ class WebRtcPort(CallPort):
         audio = [t for t in pc.getTransceivers() if t.kind == "audio"]
         if not audio:
             raise OfferError(422, "the offer has no audio section")
+        self._arrivals = aiortc_private.stamp_arrivals(audio[0].receiver)
         pc.addTrack(self.track)
         tune_receiver_latency(pc)
         for t in pc.getTransceivers():
@@ -264,7 +266,10 @@ class WebRtcPort(CallPort):
                 except TimeoutError:
                     self._caller_gone("media_timeout")
                     return
+                rx = self._arrivals.get(frame.pts) if self._arrivals is not None else None
                 mono = to_call(_to_mono(frame))
+                if rx is not None:  # the packet's arrival: the turn trace's jitter-buffer stage starts there
+                    mono.meta["rx_at"] = rx
                 self.frames_in += 1
                 if mono.samples:
                     self._inbound.put_nowait(mono)
