@@ -149,7 +149,9 @@ class ChatAgents:
         handoff = dict(transfer.handoff or {})
         handoff.setdefault("call_id", session.session_id)
         handoff["channel"] = session.channel
-        handoff["transcript"] = list(handoff.get("transcript") or [])
+        handoff["transcript"] = [  # what the customer saw (the chat's wording, the phone tail already masked)
+            {"who": "caller" if m["role"] == "customer" else "bot", "text": mask_text(m["text"])}
+            for m in session.messages if m.get("text") and m.get("role") in ("customer", "bot")]
         leg = ChatLeg(self, session, handoff)
         session.leg = leg
 

@@ -42,6 +42,13 @@
     chat.messages.push(msg);
     const li = document.createElement("li");
     li.className = "msg " + msg.role;
+    if (msg.role === "agent") {  // a person took over (the agent desktop)
+      const who = document.createElement("span");
+      who.className = "who";
+      who.textContent = "人工客服" + (msg.agent ? " " + msg.agent : "");
+      li.append(who);
+      setStatus("人工客服" + (msg.agent ? " " + msg.agent : "") + "正在为您服务");
+    }
     const b = document.createElement("div");
     b.className = "bubble";
     b.textContent = msg.text;
@@ -50,7 +57,7 @@
     list.append(li);
     list.scrollTop = list.scrollHeight;
     if (msg.role === "bot") buttons(msg.quick_replies || []);
-    if (msg.end || msg.transfer) finished();
+    if (msg.end) finished();  // a transfer stays open: the chat waits for a person (or ends with a callback)
   }
 
   function buttons(items) {

@@ -1,0 +1,72 @@
+// Agent desktop: web chats handed to agents (ivr/channels/agent_leg.py). Loaded after ring.js and before agent.js:
+// agent.js rings, shows the card and the live lines (transcript events) as for calls; this file accepts a chat
+// offer without a microphone (POST /api/agent/chats/{offer_id}/accept), shows the reply box while the chat is
+// live and sends the agent's messages (POST /api/agent/chats/{call_id}/messages). Hang-up and wrap-up are the
+// call's. State for tests: window.ivrAgentChat.
+(function () {
+  "use strict";
+  const $ = (id) => document.getElementById(id);
+  const CHAT_CHANNELS = ["webchat"];
+  const chat = (window.ivrAgentChat = { active: false, callId: null, sent: [], error: null, ringer: null });
+
+  // agent.js builds its ringer with window.ivrRinger: keep a handle to stop the ring when a chat is accepted here.
+  const makeRinger = window.ivrRinger;
+  window.ivrRinger = function (stats) { chat.ringer = makeRinger(stats); return chat.ringer; };
+
+  const desk = () => window.ivrDesk || {};
+  const isChat = (ctx) => !!ctx && CHAT_CHANNELS.includes(ctx.channel);
+
+  async function post(path, body) {
+    const res = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body || {}) });
+    if (res.status === 401) { location.href = "/login?next=/agent"; throw new Error("login"); }
+    return res;
+  }
+
+  async function accept(offer) {
+    if (chat.ringer) chat.ringer.stop();
+    const res = await post("/api/agent/chats/" + encodeURIComponent(offer.offer_id) + "/accept", {});
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) { chat.error = body.error || String(res.status); return; }
+    const d = desk();
+    d.offer = null; d.callId = body.call_id;
+    chat.callId = body.call_id;
+    sync();
+  }
+
+  // A chat offer's 接听 accepts the chat: stop the click before agent.js asks for the microphone.
+  document.addEventListener("click", (e) => {
+    const target = e.target && e.target.closest ? e.target.closest("#accept") : null;
+    const offer = desk().offer;
+    if (!target || !offer || !isChat(offer.context)) return;
+    e.stopPropagation(); e.preventDefault();
+    accept(offer);
+  }, true);
+
+  async function send(e) {
+    e.preventDefault();
+    const input = $("chat-text"), text = input.value.trim();
+    if (!text || !chat.callId) return;
+    const res = await post("/api/agent/chats/" + encodeURIComponent(chat.callId) + "/messages", { text: text });
+    if (res.status === 204) { input.value = ""; chat.sent.push(text); chat.error = null; }
+    else chat.error = ((await res.json().catch(() => ({}))).error || String(res.status));
+    $("chat-error").textContent = chat.error ? "发送失败：" + chat.error : "";
+  }
+
+  // Follows agent.js's state (window.ivrDesk): a live chat shows the reply box instead of the audio controls.
+  function sync() {
+    const d = desk();
+    const ringingChat = d.presence === "ringing" && d.offer && isChat(d.offer.context);
+    const live = d.presence === "busy" && isChat(d.context);
+    document.body.classList.toggle("chat-mode", !!(live || ringingChat));
+    if (d.presence === "ringing") $("ringing").querySelector("h2").firstChild.textContent = ringingChat ? "在线咨询转接 " : "来电转接 ";
+    if (live && !chat.active) { chat.callId = d.callId; $("chat-text").focus(); }
+    chat.active = !!live;
+    $("chat-reply").hidden = !live;
+    if (live) $("callstate").textContent = "文字会话中";
+    $("hangup").textContent = live ? "结束会话" : "挂断";
+  }
+
+  $("chat-reply").addEventListener("submit", send);
+  setInterval(sync, 250);
+})();
