@@ -128,6 +128,7 @@ class Settings(BaseModel):
     oms_timeout_s: float = Field(3.0, gt=0, le=60, description="Timeout of one request to oms_url.")
     return_days: int = Field(7, ge=0, le=365, description="七天无理由: days after delivery a return needs no reason.")
     quality_return_days: int = Field(15, ge=0, le=365, description="Days after delivery for returns/exchanges for quality problems.")
+    offers: bool = Field(False, description="Personal offers: after a served need, at most one coupon, accessory coupon or restock notice per contact from the customer's purchase history (never to an upset caller; ivr/services/shop/offer_catalog.yaml). Off until the shop turns it on.")
 
     # --- caller identity (docs/security.md) -------------------------------------------------------------
     verify_tail_digits: int = Field(4, ge=4, le=11, description="Digits of the order's phone (from the end) a caller gives after the order number to be verified; 11 = the whole number.")

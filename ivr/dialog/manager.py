@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from ivr.dialog import clarify, gate, repair, states, transcript
 from ivr.dialog import handoff as handoff_mod
+from ivr.dialog import offers as offers_mod
 from ivr.dialog.context import CallContext, Input
 from ivr.dialog.flows import FLOWS
 from ivr.dialog.kb import KnowledgeBase
@@ -65,7 +66,7 @@ class DialogManager(ReplyBuilder):
     def __init__(self, shop: ShopService, *, language: str = "zh-CN", caller_id: str = "", channel: str = "chat",
                  call_id: str = "", asr_available: bool = True, now: Callable[[], datetime] = _utcnow,
                  nlu: Parser | None = None, policy: DialogPolicy | None = None, caller_id_trusted: bool = False,
-                 lockout: LockoutStore | None = None) -> None:
+                 lockout: LockoutStore | None = None, offers: bool | None = None) -> None:
         self.shop = shop
         self.pack = get_pack(language)
         if nlu is None:
@@ -92,6 +93,7 @@ class DialogManager(ReplyBuilder):
         self._sentiment = Sentiment(0.0, "calm", 0.0)
         self._caller_turns = 0
         self._pending_feedback = False
+        self.offers = offers_mod.OfferState(offers_mod.enabled_by_settings() if offers is None else offers)
 
     # ------------------------------------------------------------------------------------------------
     # public API (the call session, `ivr chat` and the tests drive these)
@@ -221,9 +223,11 @@ class DialogManager(ReplyBuilder):
     def finish(self) -> None:
         """The task is done: count it and ask whether there is anything else."""
         self.ctx.served += 1
-        self.ctx.flow = None
+        served, self.ctx.flow = self.ctx.flow, None
         self.ctx.flow_data = {}
         if clarify.offer_second(self):  # two needs in one utterance: the second is offered now
+            return
+        if offers_mod.offer(self, self.offers, served):  # at most one personal offer per contact
             return
         self.ask("main_menu", "anything_else", dtmf_help="menu.dtmf")
 

@@ -36,6 +36,8 @@ class TextRules:
         self.choice = re.compile(data["choice"]) if data.get("choice") else None
         self.keys: dict[str, str] = dict(data.get("keys") or {})
         self.yes, self.no = str(data.get("yes", "yes")), str(data.get("no", "no"))
+        offer = data.get("offer") or {}
+        self.offer_yes, self.offer_no = str(offer.get("yes", self.yes)), str(offer.get("no", self.no))
         self.rating = str(data.get("rating", "{n}"))
         self.empty_with_buttons = str(data.get("empty_with_buttons", ""))
         self.menu_prompt = str(data.get("menu_prompt", "menu.dtmf"))
@@ -87,6 +89,8 @@ def _buttons(manager: FlowHost, reply: BotReply, r: TextRules) -> list[dict[str,
     if reply.end_call or reply.transfer is not None:
         return []
     ctx = manager.ctx
+    if ctx.state == "offer":  # a personal offer: take it or leave it, in the offer's own words
+        return [{"label": r.offer_yes, "key": YES_KEY}, {"label": r.offer_no, "key": NO_KEY}]
     if reply.expect == "yesno" or ctx.expect == "yesno":
         return [{"label": r.yes, "key": YES_KEY}, {"label": r.no, "key": NO_KEY}]
     if reply.expect == "rating":

@@ -1,5 +1,5 @@
 """The system states of the dialogue (the main menu, asking for the order, verification, offering a person, the
-order-system outage choice, the satisfaction rating) and ``STATES``, the table the manager dispatches through.
+order-system outage choice, the satisfaction rating, the answer to a personal offer) and ``STATES``, the table the manager dispatches through.
 Task steps ('<flow>.<step>') belong to the flows; any state not in the table is handled as the main menu."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ivr.dialog import clarify, gate
+from ivr.dialog import clarify, gate, offers
 from ivr.dialog.flows import FLOWS
 from ivr.dialog.policy import HUMAN_KEY, MENU_KEYS, REPEAT_KEY, TASK_INTENTS
 
@@ -200,4 +200,5 @@ STATES: dict[str, Callable[[SystemHost, Input], None]] = {
     "offer_human": offer_human,
     "oms_choice": oms_choice,
     "csat": csat,
+    offers.STATE: offers.answer,
 }
