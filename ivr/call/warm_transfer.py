@@ -72,6 +72,7 @@ class Bridge:
     relaying: bool = False  # agent audio goes to the caller (after the whisper); before, it is read and dropped
     held: bool = False  # on hold: the caller hears hold audio, neither side hears the other
     hold_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    supervisors: list[Any] = field(default_factory=list)  # ivr.call.supervise.Supervision: listen/whisper/barge
 
     def hangup(self, reason: str = "agent_hangup") -> None:
         if not self.ended.is_set():
@@ -215,8 +216,11 @@ class WarmTransfer:
             def on_caller(frame: AudioFrame) -> None:
                 if bridge.held:  # the agent does not hear a caller on hold
                     return
+                out = to_agent(frame)
+                for sup in list(bridge.supervisors):  # a supervisor hears it; a whisper or barge is mixed in
+                    out = sup.caller_frame(frame, out)
                 if agent_out.queued_seconds < 1.0:  # a stalled leg must not build up delay
-                    agent_out.enqueue(to_agent(frame))
+                    agent_out.enqueue(out)
                 if not caller_frames.full():
                     caller_frames.put_nowait(frame)
 
@@ -260,8 +264,11 @@ class WarmTransfer:
                     return
                 if not isinstance(ev, AudioFrame) or not bridge.relaying or bridge.held:
                     continue
+                out = to_caller(ev)
+                for sup in list(bridge.supervisors):  # a supervisor hears it; a barge is mixed in
+                    out = sup.agent_frame(ev, out)
                 if control.queued_seconds < 1.0:
-                    control.play(to_caller(ev))
+                    control.play(out)
                 if listener is not None:
                     await self._transcribe(control, bridge, listener, ev, "agent", lang)
         finally:

@@ -60,10 +60,11 @@ function render(s) {
     "data-presence": a.presence }, el("td", {}, a.display_name || a.username),
   el("td", { class: `p-${a.presence}` }, PRESENCE[a.presence] || a.presence), el("td", {}, a.skills.join("、")),
   el("td", {}, a.call_id || "")));
-  rows("#live", s.live, 6, "目前没有通话", (c) => el("tr", { "data-call": c.call_id, "data-state": c.state },
+  const join = window.ivrSuperviseButtons || (() => null);  // listen/whisper/barge (wall_supervise.js)
+  rows("#live", s.live, 7, "目前没有通话", (c) => el("tr", { "data-call": c.call_id, "data-state": c.state },
     el("td", {}, c.caller || "未知号码"), el("td", {}, CHANNEL[c.channel] || c.channel), el("td", {}, STATE[c.state]),
     el("td", {}, secs(c.duration_s)), el("td", {}, c.agent || ""),
-    el("td", { class: `m-${c.mood}` }, MOOD[c.mood] || c.mood)));
+    el("td", { class: `m-${c.mood}` }, MOOD[c.mood] || c.mood), el("td", { class: "sv" }, join(c))));
 }
 
 function connect() {
