@@ -24,12 +24,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from ivr.channels.lines import agent_line
 from ivr.privacy import mask_text
 
 if TYPE_CHECKING:
@@ -39,19 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 LIVE_CHANNELS = ("webchat",)  # channels that can show an agent's replies as they are typed (not webhooks)
 MAX_AGENT_TEXT = 2000
-
-
-@cache
-def _lines(pack_dir: Path) -> dict[str, str]:
-    path = pack_dir / "text_channel.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    return {str(k): str(v) for k, v in ((data or {}).get("agent") or {}).items()}
-
-
-def agent_line(manager: Any, name: str, **fields: object) -> str:
-    """The language pack's customer-facing line ``agent.<name>`` of ``text_channel.yaml`` ('' if none)."""
-    text = _lines(manager.pack.dir).get(name, "")
-    return text.format(**fields) if text and fields else text
 
 
 @dataclass
@@ -222,6 +206,7 @@ class ChatAgents:
         try:
             await asyncio.to_thread(session.system, agent_line(session.manager, "connected", agent=agent.display_name),
                                     intent="agent_connected")
+            await asyncio.to_thread(session.note_matter, "agent", agent=agent.display_name)
             if not session.closed:
                 await bridge.ended.wait()
             reason = bridge.end_reason or "caller_hangup"

@@ -120,7 +120,7 @@ class ChatSession:
 
     def end_by_agent(self, reason: str) -> None:
         """The agent ended the chat: the customer is told, the record saved."""
-        from ivr.channels.agent_leg import agent_line
+        from ivr.channels.lines import agent_line
 
         with self.lock:
             if self.closed:
@@ -134,7 +134,7 @@ class ChatSession:
         """No agent can take the chat (``why``: none = no desk for chats, closed, unavailable, timeout): book a
         callback ticket with the hand-off (transcript included; the verified order's phone as the contact) and
         tell the customer its number."""
-        from ivr.channels.agent_leg import agent_line
+        from ivr.channels.lines import agent_line
 
         m, lines = self.manager, rules(self.manager)
         ctx = m.ctx
@@ -150,6 +150,7 @@ class ChatSession:
         except Exception as e:  # the shop being down must not lose the customer's last message
             log.warning("chat %s: callback ticket could not be created: %s", self.session_id, e)
         if ticket_id:
+            self.note_matter("callback", ticket_id=ticket_id)
             m.outcome = "callback"
             self.call.record.extra.update(callback_ticket=ticket_id, callback_why=why)
             text = lines.callback_phone if verified else lines.callback_no_phone
@@ -160,6 +161,13 @@ class ChatSession:
         self._add({"role": "bot", "text": text, "quick_replies": [], "cards": [], "state": "ended",
                    "intent": "human_agent", "actions": ["callback_booked"] if ticket_id else [], "end": True,
                    "transfer": None, "ticket": ticket_id or None})
+
+    def note_matter(self, matter: str, **detail: object) -> None:
+        """Keep what the channel did for a verified customer (``callback``, ``agent``) in the customer's history
+        (``ivr.dialog.resume``), unless the dialogue already did something more specific."""
+        resume = getattr(self.manager, "resume", None)
+        if resume is not None and not resume.matter:
+            resume.note(self.manager, matter, **detail)
 
     def close(self, reason: str = "caller_hangup", ended_by: str = "caller") -> None:
         with self.lock:

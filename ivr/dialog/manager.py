@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from ivr.dialog import clarify, gate, repair, states, transcript
 from ivr.dialog import handoff as handoff_mod
 from ivr.dialog import offers as offers_mod
+from ivr.dialog import resume as resume_mod
 from ivr.dialog.context import CallContext, Input
 from ivr.dialog.flows import FLOWS
 from ivr.dialog.kb import KnowledgeBase
@@ -93,6 +94,7 @@ class DialogManager(ReplyBuilder):
         self._sentiment = Sentiment(0.0, "calm", 0.0)
         self._caller_turns = 0
         self._pending_feedback = False
+        self.resume = resume_mod.for_shop(shop)  # one customer history across channels
         self.offers = offers_mod.OfferState(offers_mod.enabled_by_settings() if offers is None else offers)
 
     # ------------------------------------------------------------------------------------------------
@@ -110,6 +112,7 @@ class DialogManager(ReplyBuilder):
         else:
             self.say("greeting.dtmf")
             self.ask("main_menu", "menu.dtmf", expect="digits")
+        self.resume.at_start(self)
         return self._emit()
 
     def handle_text(self, text: str, confidence: float = 1.0) -> BotReply:
@@ -197,6 +200,7 @@ class DialogManager(ReplyBuilder):
                 self.outcome = "hangup" if reason in ("", "caller", "hangup", "caller_hangup") else reason
             self.ctx.state = "ended"
         self.turns.append(transcript.end_turn(reason))
+        self.resume.at_end(self)
 
     # ------------------------------------------------------------------------------------------------
     # flow control used by the flows
@@ -291,6 +295,7 @@ class DialogManager(ReplyBuilder):
             self._dispatch(inp)
         except OmsDown:
             repair.oms_down(self)
+        self.resume.after_turn(self)
         if self.ctx.state != state_before or self.out.transfer is not None:
             self.ctx.no_match = 0
         return self._emit()
