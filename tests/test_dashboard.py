@@ -232,6 +232,33 @@ def test_csv_export(mix):
     assert X not in text
 
 
+def test_per_channel_kpis_and_channel_groups(mix):
+    url, ids, recs, _ = mix
+    with login(url, "sup1") as c:
+        body = c.get("/api/stats", params={"period": "7d"}).json()
+        voice = c.get("/api/stats", params={"period": "7d", "channel": "voice-webrtc"}).json()
+        chat_calls = c.get("/api/stats/calls", params={"period": "7d", "channel": "chat"}).json()
+        export = c.get("/api/stats/export.csv", params={"period": "7d", "channel": "voice-webrtc"}).content
+    rows = {r["channel"]: r for r in body["by_channel"]}
+    assert list(rows) == ["voice-sip", "voice-webrtc", "chat", "webhook"]  # no "other" contacts in the mix
+    # the week's six text dialogues (channel "chat"): c1, c5 self-served; c2, c3 transferred; CSAT 4 and 2
+    chat = rows["chat"]
+    assert (chat["calls"], chat["self_served"], chat["transferred"]) == (6, 2, 2)
+    assert chat["containment"] == pytest.approx(2 / 6) and chat["transfer_rate"] == pytest.approx(2 / 6)
+    assert chat["csat_avg"] == 3.0 and chat["aht_s"] == pytest.approx((60 + 20 + 45 + 5 + 90 + 15) / 6)
+    web = rows["voice-webrtc"]
+    assert (web["calls"], web["containment"], web["transfer_rate"], web["csat_avg"]) == (1, 1.0, 0.0, None)
+    assert web["aht_s"] == pytest.approx(recs["voice"].handle_time_s)
+    assert rows["voice-sip"]["calls"] == rows["webhook"]["calls"] == 0 and rows["webhook"]["containment"] is None
+    assert body["offers"]["offered"] == 0 and body["offers"]["acceptance_rate"] is None  # offers are off here
+    assert body["kpis"]["offers_offered"] == 0 and body["kpis"]["offer_acceptance_rate"] is None
+    assert [g["label"] for g in body["channel_groups"]] == ["电话（SIP）", "网页电话", "在线聊天", "消息平台"]
+    assert voice["kpis"]["calls"] == 1 and voice["channel"] == "voice-webrtc"
+    assert len(chat_calls["calls"]) == 6 and {x["channel_group"] for x in chat_calls["calls"]} == {"chat"}
+    lines = list(csv.DictReader(io.StringIO(export.decode("utf-8").lstrip("\ufeff"))))
+    assert [(r["call_id"], r["channel_group"], r["offer"]) for r in lines] == [(ids["voice"], "voice-webrtc", "")]
+
+
 @pytest.mark.parametrize("path", ["/dashboard", "/api/stats", "/api/stats/calls", "/api/stats/unrecognised",
                                   "/api/stats/export.csv", "/api/stats/calls/whatever"])
 def test_anonymous_and_agents_are_refused(mix, path):

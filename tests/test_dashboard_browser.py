@@ -57,6 +57,10 @@ async def test_dashboard_renders_charts_and_drills_down(mix, tmp_path):  # noqa:
             ".kpi", "els => Object.fromEntries(els.map(e => [e.dataset.kpi, e.querySelector('.value').textContent]))")
         assert tiles["calls"] == "7" and tiles["containment"] == "42.9%" and tiles["fcr"] == "20.0%"
         assert tiles["csat"] == "3.00"
+        assert tiles["offers"] == "—"  # no offer was made in the mix: no rate, not 0 %
+        channels = await page.eval_on_selector_all(
+            "#channel-kpis tbody tr", "els => els.map(e => [e.dataset.channel, e.children[1].textContent])")
+        assert channels == [["voice-sip", "0"], ["voice-webrtc", "1"], ["chat", "6"], ["webhook", "0"]]
         rows = await page.eval_on_selector_all("#unrecognised tbody tr td:first-child", "els => els.map(e => e.textContent)")
         assert rows[0] == "阿巴阿巴"
         locked = await page.eval_on_selector_all("#locked-orders tbody tr td", "els => els.map(e => e.textContent)")
@@ -72,3 +76,9 @@ async def test_dashboard_renders_charts_and_drills_down(mix, tmp_path):  # noqa:
         transcript = await page.inner_text("#transcript")
         assert "你们保修多久" in transcript and "很不满意" in transcript and ids["c5"] in transcript
         await page.screenshot(path=str(ARTIFACTS / "dashboard-drill.png"), full_page=True)
+
+        await page.click("#channel-kpis tbody tr[data-channel=chat]")  # a channel row filters the whole page
+        await wait_js(page, "window.ivrDashboard.stats && window.ivrDashboard.stats.channel === 'chat'", 30000)
+        assert await page.input_value("#channel") == "chat"
+        assert await page.inner_text(".kpi[data-kpi=calls] .value") == "6"
+        assert "在线聊天" in await page.inner_text("#status")

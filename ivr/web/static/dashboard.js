@@ -18,9 +18,14 @@ const KPIS = [
   { key: "latency", label: "延迟 p50 / p95", fmt: (k) => `${num(k.latency_p50_ms, 0)} / ${num(k.latency_p95_ms, 0)}`,
     sub: (k) => `毫秒，${k.latency_turns} 轮` },
   { key: "calls", id: "asr", label: "识别置信度", fmt: (k) => num(k.asr_confidence_avg, 2), sub: (k) => `${k.asr_turns} 句` },
+  { key: "offers", label: "个性化推荐接受率", fmt: (k) => pct(k.offer_acceptance_rate),
+    sub: (k) => `推荐 ${k.offers_offered} 次，接受 ${k.offers_accepted} 次` },
 ];
 const KPI_TITLE = { calls: "全部通话", containment: "自助解决的通话", transfer_rate: "转人工的通话", abandonment: "放弃的通话",
-  callback_rate: "回拨的通话", fcr: "首次解决的通话", csat: "有满意度评分的通话", latency: "含高延迟（≥p95）轮次的通话" };
+  callback_rate: "回拨的通话", fcr: "首次解决的通话", csat: "有满意度评分的通话", latency: "含高延迟（≥p95）轮次的通话",
+  offers: "做过个性化推荐的联络", offers_accepted: "接受了推荐的联络" };
+const OFFER_KIND = { accessory: "配件券", coupon: "品类券", restock: "到货提醒" };
+let channelNames = {};  // channel or channel group -> its label (from /api/stats channel_groups)
 
 const charts = {};
 window.ivrCharts = charts;
@@ -129,6 +134,33 @@ function renderCharts(s) {
     onClick: (_e, els) => { if (els.length) { const i = intents[els[0].index].intent; drill({ intent: i }, `意图 ${i} 的通话`); } } } });
 }
 
+// Per-channel KPIs (voice-sip, voice-webrtc, chat, webhook): a row filters the whole page to its channel.
+function renderChannels(s) {
+  const body = document.querySelector("#channel-kpis tbody");
+  body.replaceChildren();
+  for (const c of s.by_channel || []) {
+    const offers = c.offers_made ? `${c.offers_accepted}/${c.offers_made}（${pct(c.offer_acceptance_rate)}）` : "—";
+    body.append(el("tr", { class: "clickable", "data-channel": c.channel, onclick: () => pickChannel(c.channel) },
+      el("td", {}, c.label), el("td", {}, c.calls), el("td", {}, pct(c.containment)), el("td", {}, pct(c.transfer_rate)),
+      el("td", {}, c.csat_count ? `${num(c.csat_avg, 2)}（${c.csat_count}）` : "—"), el("td", {}, secs(c.aht_s)),
+      el("td", {}, offers)));
+  }
+  const o = s.offers || { by_kind: {} };
+  const kinds = document.getElementById("offer-kinds");
+  kinds.replaceChildren();
+  for (const [kind, k] of Object.entries(o.by_kind || {})) {
+    kinds.append(el("li", { "data-kind": kind }, `${OFFER_KIND[kind] || kind}：推荐 ${k.offered}，接受 ${k.accepted}，` +
+      `婉拒 ${k.declined}，接受率 ${pct(k.acceptance_rate)}`));
+  }
+}
+
+function pickChannel(channel) {
+  const sel = document.getElementById("channel");
+  if (![...sel.options].some((o) => o.value === channel)) sel.append(el("option", { value: channel }, channelNames[channel] || channel));
+  sel.value = channel;
+  load();
+}
+
 function renderUnrecognised(groups) {
   const body = document.querySelector("#unrecognised tbody");
   body.replaceChildren();
@@ -165,7 +197,7 @@ async function drill(filter, title) {
   body.replaceChildren();
   for (const c of data.calls) {
     body.append(el("tr", { class: "clickable", "data-call": c.call_id, onclick: () => showCall(c.call_id) },
-      el("td", {}, when(c.started_at)), el("td", {}, c.channel),
+      el("td", {}, when(c.started_at)), el("td", {}, channelNames[c.channel_group] || c.channel),
       el("td", {}, c.caller || "—"), el("td", {}, OUTCOME[c.outcome] || c.outcome), el("td", {}, secs(c.handle_time_s)),
       el("td", {}, c.csat ?? "—"), el("td", {}, c.turns), el("td", {}, c.transfer_reason || "")));
   }
@@ -180,7 +212,7 @@ async function showCall(id) {
   const meta = document.getElementById("transcript-meta");
   meta.replaceChildren();
   const add = (k, v) => meta.append(el("dt", {}, k), el("dd", {}, v ?? "—"));
-  add("渠道", c.channel); add("来电", c.caller || "—"); add("结果", OUTCOME[c.outcome] || c.outcome);
+  add("渠道", `${channelNames[c.channel] || c.channel}`); add("来电", c.caller || "—"); add("结果", OUTCOME[c.outcome] || c.outcome);
   add("时长", secs(c.handle_time_s)); add("满意度", c.csat ?? "—"); add("转人工原因", c.transfer_reason || "—");
   add("结束", `${c.ended_by} / ${c.end_reason}`); add("反馈", c.feedback || "—");
   const list = document.getElementById("transcript-turns");
@@ -214,15 +246,20 @@ async function load() {
     shopTz = s.period.timezone || shopTz;
     const sel = document.getElementById("channel");
     const have = new Set([...sel.options].map((o) => o.value));
-    for (const c of s.channels) if (!have.has(c)) sel.append(el("option", { value: c }, c));
+    for (const g of s.channel_groups || []) {
+      channelNames[g.channel] = g.label;
+      if (!have.has(g.channel)) { sel.append(el("option", { value: g.channel }, g.label)); have.add(g.channel); }
+    }
+    for (const c of s.channels) if (!have.has(c)) sel.append(el("option", { value: c }, `${c}（原始渠道）`));
     renderKpis(s.kpis);
+    renderChannels(s);
     renderCharts(s);
     renderUnrecognised(s.unrecognised);
     renderLocks(s.self_service_locks);
     document.dispatchEvent(new CustomEvent("ivr:stats", { detail: { stats: s, query: p.toString() } }));
     const from = s.period.from ? when(s.period.from) : "最早";
     status.textContent = `${from} 至 ${when(s.period.to)}（北京时间），` +
-      `${s.channel || "全部渠道"}，共 ${s.kpis.calls} 通已结束的通话`;
+      `${channelNames[s.channel] || s.channel || "全部渠道"}，共 ${s.kpis.calls} 通已结束的通话`;
     window.ivrDashboard = { ready: true, stats: s };
   } catch (e) {
     status.className = "status error";
