@@ -84,7 +84,12 @@ class LocalCluster:
         self.sip_port = self.sip_port or free_port(socket.SOCK_DGRAM)
         self.http_port = self.http_port or free_port()
         self.haproxy_stats_port = free_port()
-        pg, self.db_url = start_postgres(self.root / "postgresql", free_port())
+        pg_root = self.root / "postgresql"
+        if os.geteuid() == 0:  # the postgres user must reach its folder: not under a private (0700) one
+            pg_root = Path(tempfile.mkdtemp(prefix="ivr-cluster-pg-"))
+        pg, self.db_url = start_postgres(pg_root, free_port())
+        if pg_root != self.root / "postgresql":
+            pg.on_stop.append(lambda: shutil.rmtree(pg_root, ignore_errors=True))
         self.procs.append(pg)
         if self.redis:
             rd, self.redis_url = start_redis(self.root / "redis", free_port())
