@@ -218,3 +218,54 @@ def test_render_of_the_offer_without_keypad_words(shop):
     m, r = verified(shop, IN_TRANSIT_PHONE, asr_available=True)
     msg = render(m, r)
     assert "请按" not in msg["text"] and msg["quick_replies"][1]["label"] == "不需要"
+
+
+async def test_a_keypad_voice_call_hears_the_offer_and_takes_it(monkeypatch):
+    """The same offer on a real call (CallSession over LocalPort, espeak-ng, keypad because the line has no speech
+    model): heard after the order, taken with key 1, written, and counted on the voice-webrtc channel."""
+    import asyncio
+    import dataclasses
+
+    from ivr.call.local import LocalPort
+    from ivr.call.manager import CallManager
+    from ivr.call.session import SessionOptions
+    from ivr.config import get_settings
+    from ivr.services.shop import open_shop
+    from ivr.wiring import build_parts
+
+    monkeypatch.setenv("IVR_OFFERS", "1")  # the shop turned offers on
+    get_settings.cache_clear()
+    settings = get_settings()
+    order = open_shop(settings).get_order(IN_TRANSIT_PHONE)
+    parts = dataclasses.replace(build_parts(settings), asr_engine=None)
+    calls = CallManager(settings, parts, options=SessionOptions(no_input_timeout_s=30.0, max_call_s=120.0))
+    port = LocalPort(channel="webrtc")
+    port.start()
+    task = calls.start_call(port, calls.reserve(port.info.call_id))
+    try:
+        await port.wait_bot(1, quiet=False)
+        port.press("1")
+        await port.wait_bot(2)
+        for d in f"{IN_TRANSIT_PHONE}#":
+            port.press(d)
+        await port.wait_bot(3)
+        for d in order.phone[-4:]:
+            port.press(d)
+        said = (await port.wait_bot(4, quiet=False))[-1]
+        assert "核实通过" in said and "快充充电器专享券" in said and said.endswith("需要请按1，不需要请按2。"), said
+        await asyncio.sleep(1.0)
+        port.press("1")  # a keypad caller who knows the answer need not wait for the end of the sentence
+        assert "优惠券已经发到您的账户" in (await port.wait_bot(5, quiet=False))[-1]
+        await asyncio.sleep(0.3)
+        port.caller_hangup()
+        rec = await asyncio.wait_for(task, 30)
+    finally:
+        await port.close()
+        await calls.shutdown(grace_s=1)
+    actions = [a for t in rec.turns for a in t.actions]
+    assert "offer_made:accessory" in actions and "offer_accepted:accessory" in actions
+    assert [c["template"] for c in SqlOffers(settings.database_url).coupons(order.customer_id)] == ["charger_20"]
+    report = Stats(settings.database_url).report(Filters(parse_window("24h"), "voice-webrtc"))
+    voice = next(c for c in report["by_channel"] if c["channel"] == "voice-webrtc")
+    assert (voice["calls"], voice["offers_made"], voice["offers_accepted"]) == (1, 1, 1)
+    assert report["kpis"]["offer_acceptance_rate"] == 1.0
