@@ -4,6 +4,7 @@ inside `ivr serve` (the real app under uvicorn)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import sys
@@ -83,6 +84,35 @@ def test_export_csv_and_stats_cli(tmp_path, capsys):
     assert main(["records", "stats", "--period", "all", "--json", "--db", db]) == 0
     assert json.loads(capsys.readouterr().out)["kpis"]["calls"] == 5
     assert main(["records", "stats", "--period", "soon", "--db", db]) == 2
+
+
+def test_channel_groups_offers_and_webhook_ids_on_the_command_line(tmp_path, capsys):
+    from test_stats_channels import RECORDS
+
+    from ivr.services.channels.replay import SeenMessages
+
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    ensure_schema(db)
+    store = RecordStore(db)
+    now = datetime.now(UTC)
+    for r in RECORDS:  # moved to the last hours (the "old" one stays 9 days back)
+        shift = now - datetime(2024, 6, 12, 4, 0, tzinfo=UTC)
+        store.save(dataclasses.replace(r, started_at=r.started_at + shift,
+                                       ended_at=r.ended_at + shift if r.ended_at else None))
+    assert main(["records", "export", "--csv", "--channel", "chat", "--db", db]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert sorted(r["call_id"] for r in rows) == ["c1", "c2", "c3", "live"]
+    c1 = next(r for r in rows if r["call_id"] == "c1")
+    assert (c1["channel"], c1["channel_group"], c1["offer"], c1["offer_result"]) == ("webchat", "chat", "restock",
+                                                                                       "accepted")
+    assert main(["records", "stats", "--period", "7d", "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "offers 5, accepted 3 (60.0%)" in out
+    assert "voice-sip     calls 3, containment 66.7%, transfer 33.3%, CSAT 4.00, AHT 120.0 s, offers 2/1" in out
+    SeenMessages(db, timedelta(days=3650)).claim("demo", "m-old", now=now - timedelta(days=100))
+    assert main(["records", "purge", "--older-than-days", "90", "--db", db]) == 0
+    assert "1 webhook_messages" in capsys.readouterr().out
+    assert SeenMessages(db, timedelta(days=1)).count() == 0
 
 
 def test_feedback_export_jsonl_and_csv(tmp_path, capsys):
