@@ -35,8 +35,8 @@ from ivr.web.callaccess import record_headers
 pytestmark = [pytest.mark.timeout(360), pytest.mark.slow, pytest.mark.realtime]
 CALLER_HZ, AGENT_HZ, SUP_HZ = 900.0, 1700.0, 2500.0
 ORDER, TAIL = "100000000002", "8000"
-PAGE = ("JSON.stringify({desk: window.ivrDesk, sv: window.ivrSupervise, live: document.querySelector('#live')?.outerHTML, "
-        "role: document.getElementById('supervise')?.dataset.role, wall: window.ivrWall && window.ivrWall.snapshot && window.ivrWall.snapshot.live})")
+PAGE = ("JSON.stringify({desk: window.ivrDesk, sv: window.ivrSupervise, "
+        "live: window.ivrWall && window.ivrWall.snapshot && window.ivrWall.snapshot.live})")
 
 # Per 20 ms window of what arrives on <audio id=args.id>: the windows whose band around each frequency is loud.
 _BANDS_JS = """async (args) => {
@@ -197,6 +197,9 @@ async def test_listen_whisper_barge_reach_the_right_people(tmp_path):
             assert _share(a, SUP_HZ) > 0.5, ("whisper: the agent hears the supervisor", a)
             assert c[0] > 50 and c[1] < 0.05 * c[0], ("whisper: the caller must not hear the supervisor", c)
             assert _share(s, CALLER_HZ) > 0.2, ("whisper: the supervisor still hears the caller", s)
+            lines = [x["text"] for x in await agent.evaluate("window.ivrDesk.lines")]
+            assert any("lead正在耳语" in x for x in lines), lines  # the agent is told; a silent listen is not
+            assert not any("监听" in x for x in lines)
 
             # barge: everyone hears everyone
             await sup.click("#supervise button[data-mode=\"barge\"]")
@@ -206,6 +209,7 @@ async def test_listen_whisper_barge_reach_the_right_people(tmp_path):
             assert _share(a, SUP_HZ) > 0.5, ("barge: the agent hears the supervisor", a)
             assert c[0] > 50 and c[1] > 0.5 * c[0], ("barge: the caller hears the supervisor", c)
             assert _share(s, CALLER_HZ) > 0.2 and _share(s, AGENT_HZ) > 0.1, ("barge: supervisor", s)
+            assert any("三方通话" in x["text"] for x in await agent.evaluate("window.ivrDesk.lines"))
 
             await sup.click("#sv-end")
             await _until(sup, "window.ivrSupervise.callId === null && window.ivrSupervise.closed === true", 5,

@@ -114,12 +114,21 @@
     else if (ev.type === "hold") showHold(ev.held);
     else if (ev.type === "transcript") addLine(ev.who, ev.text);
     else if (ev.type === "assist") assist("show", ev);
+    else if (ev.type === "supervision") supervised(ev);
     else if (ev.type === "caller_hangup") { addLine("bot", "客户已挂机"); teardown(); }
     else if (ev.type === "call_ended") teardown();
     else if (ev.type === "session_ended") {  // logged out, password changed or account deactivated
       if (desk.eventSource) desk.eventSource.close();
       teardown(); location.href = "/login?next=/agent";
     }
+  }
+
+  function supervised(ev) {  // a supervisor's whisper or barge is announced; silent listening is not
+    const speaking = ev.event !== "leave" && (ev.mode === "whisper" || ev.mode === "barge");
+    if (speaking && desk.supervision !== ev.mode) {
+      addLine("bot", ev.mode === "whisper" ? "主管" + ev.supervisor + "正在耳语（只有您能听到）" : "主管" + ev.supervisor + "已加入三方通话");
+    } else if (!speaking && desk.supervision) addLine("bot", "主管已停止讲话");
+    desk.supervision = speaking ? ev.mode : null;
   }
 
   function assist(what, arg) {  // the suggestions panel (agent_assist.js)
