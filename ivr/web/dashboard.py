@@ -1,10 +1,13 @@
 """Service-health dashboard (supervisor/admin login): ``/dashboard`` and its JSON APIs, plus scheduled retention.
 
-* ``GET /dashboard``: the page (KPI tiles, charts over time, intents, unrecognised utterances, drill-down).
-* ``GET /api/stats?period=7d&channel=webrtc`` (also ``from``/``to`` ISO dates, ``bucket=hour|day``; period syntax:
-  :mod:`ivr.services.records.period`): ``{"period", "channel", "channels", "kpis", "series", "intents",
-  "sentiment", "unrecognised", "cost", "assist"}`` (KPI definitions: :mod:`ivr.services.records.stats`; ``cost``: the cost and
-  value view, :mod:`ivr.web.value`).
+* ``GET /dashboard``: the page (KPI tiles, per-channel table, charts over time, intents, unrecognised utterances,
+  drill-down).
+* ``GET /api/stats?period=7d&channel=voice-sip`` (also ``from``/``to`` ISO dates, ``bucket=hour|day``; period syntax:
+  :mod:`ivr.services.records.period`): ``{"period", "channel", "channels", "channel_groups", "by_channel",
+  "offers", "kpis", "series", "intents", "sentiment", "unrecognised", "cost", "assist"}`` (KPI definitions:
+  :mod:`ivr.services.records.stats`; channel groups, per-channel KPIs and offer counts:
+  :mod:`ivr.services.records.channels`; ``cost``: the cost and value view, :mod:`ivr.web.value`). ``channel`` is
+  a group (voice-sip, voice-webrtc, chat, webhook, other) or a raw channel name, here and in every API below.
 * ``GET /api/stats/calls?...&kpi=containment`` (or ``outcome``, ``csat``, ``intent``, ``ids``, ``limit``,
   ``offset``): ``{"total", "calls": [...]}``, the calls behind a KPI. ``GET /api/stats/calls/{call_id}``: one
   call with its transcript.
