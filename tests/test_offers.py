@@ -95,6 +95,17 @@ def test_declining_is_a_polite_close_and_writes_nothing(shop):
     assert not any(a.startswith("offer_made") for a in r.actions)
 
 
+def test_a_yes_over_an_unheard_offer_is_not_taken(shop):
+    m, r = verified(shop, AIRCON)
+    assert r.state == "offer"
+    m.played(r.reply_id, 1, 0.3)  # the caller talked over the order details: the offer was never heard
+    r = m.handle_text("好的")
+    assert "confirmation_repeated" in r.actions and "coupon_issued" not in r.actions and r.state == "offer"
+    assert "需要我发到您的账户吗" in r.text
+    r = m.handle_text("好的")  # now heard and answered
+    assert "coupon_issued" in r.actions and len(SqlOffers(shop.url).coupons("C0000002")) == 1
+
+
 def test_a_new_request_instead_of_an_answer_drops_the_offer(shop):
     m, r = verified(shop, AIRCON)
     r = m.handle_text("我想开发票")
@@ -251,10 +262,9 @@ async def test_a_keypad_voice_call_hears_the_offer_and_takes_it(monkeypatch):
         await port.wait_bot(3)
         for d in order.phone[-4:]:
             port.press(d)
-        said = (await port.wait_bot(4, quiet=False))[-1]
+        said = (await port.wait_bot(4, timeout=120))[-1]  # the whole answer and the offer, heard to the end
         assert "核实通过" in said and "快充充电器专享券" in said and said.endswith("需要请按1，不需要请按2。"), said
-        await asyncio.sleep(1.0)
-        port.press("1")  # a keypad caller who knows the answer need not wait for the end of the sentence
+        port.press("1")
         assert "优惠券已经发到您的账户" in (await port.wait_bot(5, quiet=False))[-1]
         await asyncio.sleep(0.3)
         port.caller_hangup()

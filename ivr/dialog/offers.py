@@ -4,7 +4,8 @@ it: ``ivr.services.shop.offers``), asked as a yes/no question in the ``offer`` s
 
 Never before verification, never to a caller who complained, asked for a person, was apologised to or sounded
 angry or frustrated in any turn, never after a return, exchange, cancellation or refund question, never twice in a
-contact. The answer is taken once: yes (an affirmation / key 1) writes through the shop (one transaction, idempotent
+contact. A yes or no said over the offer before it was heard (barge-in) asks it again, as confirmations do. The
+answer is taken once: yes (an affirmation / key 1) writes through the shop (one transaction, idempotent
 per call and offer); anything else is a polite "no" (a denial, a new request), with no second ask. The shop
 being down never costs the caller anything: the offer is simply not made, or its failure is said in one sentence.
 
@@ -125,7 +126,14 @@ def on_answer(m: SystemHost, inp: Input, st: OfferState) -> None:
     found = st.made
     if found is None:  # not expected: no offer open
         return m.ask("main_menu", "anything_else", dtmf_help="menu.dtmf")
-    if m.yes_no(inp) is True:
+    yn = m.yes_no(inp)
+    if yn is not None and not m.ctx.question_heard:  # a yes/no said over an offer the caller has not heard yet
+        m.ctx.question_heard = True
+        m.say("confirm.again")
+        m.reask()
+        m.act("confirmation_repeated")
+        return None
+    if yn is True:
         return _accept(m, st, found)
     st.answer = "declined"
     m.act(f"offer_declined:{found.kind}")
