@@ -2,7 +2,8 @@
 real app. The customer chats on /chat, checks an order after verification (order card), then types 转人工; the
 agent's desktop (/agent, logged in) rings with the chat's card (order, the bot part), the agent accepts without a
 microphone and types; the customer sees the reply live (WebSocket), answers, and the agent sees that; the agent ends
-the chat, files the wrap-up, and the record (channel webchat) has the bot part and the agent part. Screenshots are
+the chat, files the wrap-up, and the record (channel webchat) has the bot part and the agent part. The same customer
+asked for a return in an earlier chat: the verification is followed by that matter, and the card lists it. Screenshots are
 kept in test-artifacts/chat-agent-*.png."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import soundfile as sf
@@ -27,6 +29,19 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 ORDER = "100000000001"  # in transit (FIXED_ORDERS)
 DESK = "JSON.stringify({desk: window.ivrDesk, chat: window.ivrAgentChat})"
 CHAT = "JSON.stringify(window.ivrChat)"
+
+
+RETURNED = "100000000002"  # the same customer's delivered order
+
+
+def _earlier_return(url: str) -> None:
+    with httpx.Client(base_url=url, timeout=15) as c:
+        s = c.post("/api/chat/sessions", json={}).json()
+        c.headers["X-Chat-Token"] = s["chat_token"]
+        for text in ("我要退货", RETURNED, "8000", "不想要了", "明天上午", "是"):
+            last = c.post(f"/api/chat/sessions/{s['session_id']}/messages", json={"text": text}).json()
+        assert "return_created" in last["messages"][-1]["actions"], last
+        c.delete(f"/api/chat/sessions/{s['session_id']}")
 
 
 @contextlib.asynccontextmanager
@@ -74,6 +89,7 @@ async def test_chat_transferred_to_an_agent_in_a_second_browser(tmp_path) -> Non
     ARTIFACTS.mkdir(exist_ok=True)
     with serve_in_thread(settings) as (url, app):
         tail = app.state.calls.parts.shop.get_order(ORDER).phone[-4:]
+        await asyncio.to_thread(_earlier_return, url)  # the same customer asked for a return in the morning
         async with async_playwright() as pw, _browser(pw, mic, tmp_path / "agent") as agent, \
                 _browser(pw, mic, tmp_path / "customer") as customer:
             await agent.goto(f"{url}/agent")
@@ -95,7 +111,7 @@ async def test_chat_transferred_to_an_agent_in_a_second_browser(tmp_path) -> Non
                 await customer.fill("#input", text)
                 await customer.click("#send")
                 bot = await _bot_after(customer, n, f"the answer to {text}")
-            assert "核实通过" in bot["text"], bot
+            assert "核实通过" in bot["text"] and "在网页咨询的退货" in bot["text"], bot  # the earlier contact resumed
             await customer.wait_for_selector(f".order-card[data-order='{ORDER}']")
             await customer.fill("#input", "转人工")
             await customer.click("#send")
@@ -106,6 +122,9 @@ async def test_chat_transferred_to_an_agent_in_a_second_browser(tmp_path) -> Non
             # the desktop rings with the chat's card: the order and the bot part
             await _until(agent, "window.ivrDesk.presence === 'ringing'", "ringing", DESK)
             assert ORDER in await agent.inner_text("#order")
+            await _until(agent, "window.ivrAgentChat.history === 1", "the history on the card", DESK)
+            earlier = await agent.inner_text("#history")
+            assert "网页" in earlier and "退货" in earlier and RETURNED in earlier, earlier
             await _until(agent, "document.querySelector('#ringing h2').textContent.includes('在线咨询转接')",
                          "the chat offer's title", DESK)
             lines = await agent.inner_text("#lines")

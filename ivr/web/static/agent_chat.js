@@ -2,12 +2,13 @@
 // agent.js rings, shows the card and the live lines (transcript events) as for calls; this file accepts a chat
 // offer without a microphone (POST /api/agent/chats/{offer_id}/accept), shows the reply box while the chat is
 // live and sends the agent's messages (POST /api/agent/chats/{call_id}/messages). Hang-up and wrap-up are the
-// call's. State for tests: window.ivrAgentChat.
+// call's. It also lists the customer's earlier contacts on any channel under the card (calls and chats).
+// State for tests: window.ivrAgentChat.
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
   const CHAT_CHANNELS = ["webchat"];
-  const chat = (window.ivrAgentChat = { active: false, callId: null, sent: [], error: null, ringer: null });
+  const chat = (window.ivrAgentChat = { active: false, callId: null, sent: [], error: null, ringer: null, history: 0 });
 
   // agent.js builds its ringer with window.ivrRinger: keep a handle to stop the ring when a chat is accepted here.
   const makeRinger = window.ivrRinger;
@@ -56,6 +57,7 @@
   // Follows agent.js's state (window.ivrDesk): a live chat shows the reply box instead of the audio controls.
   function sync() {
     const d = desk();
+    history(d.context);
     const ringingChat = d.presence === "ringing" && d.offer && isChat(d.offer.context);
     const live = d.presence === "busy" && isChat(d.context);
     document.body.classList.toggle("chat-mode", !!(live || ringingChat));
@@ -65,6 +67,30 @@
     $("chat-reply").hidden = !live;
     if (live) $("callstate").textContent = "文字会话中";
     $("hangup").textContent = live ? "结束会话" : "挂断";
+  }
+
+  // The customer's earlier contacts on any channel (hand-off "history", ivr/dialog/resume.py), under the card.
+  let shownHistory = null;
+  function history(ctx) {
+    const items = (ctx && ctx.history) || [];
+    if (ctx === shownHistory) return;
+    shownHistory = ctx;
+    const box = $("history");
+    box.replaceChildren();
+    box.hidden = !items.length;
+    if (!items.length) return;
+    const h = document.createElement("h3"); h.textContent = "历史联络（全渠道）"; box.append(h);
+    const ol = document.createElement("ol");
+    items.forEach((c) => {
+      const li = document.createElement("li");
+      const l = c.labels || {};
+      const what = [l.matter, c.order_id ? "订单 " + c.order_id : "", (c.detail || {}).rma_id ? "售后单 " + c.detail.rma_id : "",
+        (c.detail || {}).ticket_id ? "工单 " + c.detail.ticket_id : ""].filter(Boolean).join(" · ");
+      li.textContent = (l.when || c.started_at) + " " + (l.channel || c.channel) + (what ? "：" + what : "");
+      ol.append(li);
+    });
+    box.append(ol);
+    chat.history = items.length;
   }
 
   $("chat-reply").addEventListener("submit", send);
