@@ -1,7 +1,8 @@
 """Knowing when it does not know, two needs in one utterance, `ivr nlu eval`, and the learning loop.
 
 Utterances here are written for these tests (not copied from training data, the held-out files or the dev set).
-The held-out files in tests/data/ were written before the phrasing work; nlu_sealed.tsv was only run at the end.
+The held-out files in tests/data/ were written before the phrasing work they measure; nlu_sealed.tsv and
+nlu_sealed2.tsv were only run at the end of their rounds (nlu_heldout.tsv and nlu_fresh.tsv were used to diagnose).
 """
 
 from __future__ import annotations
@@ -87,15 +88,28 @@ def test_one_need_is_not_split(nlu, text):
     assert second_need_of(nlu.parse(text)) is None
 
 
-@pytest.mark.parametrize("name", ["nlu_heldout.tsv", "nlu_sealed.tsv"])
+@pytest.mark.parametrize("name", ["nlu_heldout.tsv", "nlu_sealed.tsv", "nlu_fresh.tsv", "nlu_sealed2.tsv"])
 def test_own_held_out_sets_meet_the_targets(nlu, name):
     rows, _ = read_rows(DATA / name)
     ev = evaluate(nlu, rows).as_dict()
     print(f"\n{name}: all {ev['accuracy']:.1%}, task {ev['task_accuracy']:.1%}, "
           f"clarify {ev['clarification_rate']:.1%}, wrong action {ev['wrong_action_rate']:.1%}")
-    assert ev["rows"] >= 70
+    assert ev["rows"] >= 50
     assert ev["task_accuracy"] >= 0.95 and ev["accuracy"] >= 0.90
     assert ev["wrong_action_rate"] <= 0.02 and ev["clarification_rate"] <= 0.10
+
+
+def test_phone_style_utterances_of_the_unseen_sets():
+    """Target: >= 97 % of phone-recogniser style utterances (spaced, digit words, dialect) on the sets never
+    used for tuning (nlu_sealed.tsv, nlu_sealed2.tsv)."""
+    nlu = get_nlu("zh-CN")
+    rows = []
+    for name in ("nlu_sealed.tsv", "nlu_sealed2.tsv"):
+        with (DATA / name).open(encoding="utf-8") as f:
+            rows += [line.rstrip("\n").split("\t") for line in f.readlines()[1:]]
+    phone = [(text, intent) for text, intent, style in rows if style == "phone"]
+    right = sum(nlu.parse(text).intent == intent for text, intent in phone)
+    assert len(phone) >= 50 and right / len(phone) >= 0.97, f"{right}/{len(phone)}"
 
 
 def ivr(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
