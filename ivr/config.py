@@ -138,6 +138,7 @@ class Settings(BaseModel):
     # --- cluster (docs/deploy-cluster.md) ---------------------------------------------------------------
     node_name: str = Field("", pattern=r"^[A-Za-z0-9_.-]{0,32}$", description="This node's name in a cluster (live-call index, events); empty = the host name.")
     redis_url: str = Field("", description="Redis URL of the state the nodes of a cluster share (live calls, login throttles, presence, events), e.g. redis://10.0.0.3:6379/0; empty = in this process (one node).")
+    node_url: str = Field("", description="This node's HTTP address as the other nodes reach it (actions on its live calls are forwarded there), e.g. http://10.0.0.5:8080; empty = http://host:port.")
 
     @field_validator("language")
     @classmethod

@@ -18,7 +18,7 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 
-from ivr.cluster.shared import LiveCall, queue_score
+from ivr.cluster.types import LiveCall, queue_score
 
 P = "ivr:"
 

@@ -18,24 +18,12 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from ivr.cluster.types import LiveCall, queue_score
 from ivr.web.throttle import Windows
 
-
-@dataclass(frozen=True)
-class LiveCall:
-    """One call live on some node: ``url`` is the node's HTTP address (actions on the call are sent there)."""
-
-    call_id: str
-    node: str
-    url: str
-    channel: str = ""
-    started_at: float = 0.0  # epoch seconds
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["InProcessState", "LiveCall", "SharedState", "Throttle", "open_state", "queue_score"]
 
 
 class Throttle(Protocol):
@@ -69,11 +57,6 @@ class SharedState(Protocol):
     def publish(self, channel: str, event: dict[str, Any]) -> None: ...
     def subscribe(self, channel: str) -> AsyncIterator[dict[str, Any]]: ...
     def close(self) -> None: ...
-
-
-def queue_score(priority: int, arrived: float) -> float:
-    """Higher priority first, then earlier arrival: one sortable number (priority in 0..999)."""
-    return (999 - max(0, min(999, priority))) * 1e10 + arrived
 
 
 class InProcessState:

@@ -36,7 +36,8 @@ WEB_DIR = Path(__file__).resolve().parent
 # wall (/wall) and agent assist.
 DEFAULT_ROUTERS = ["ivr.web.auth", "ivr.web.phone", "ivr.web.agent", "ivr.web.dashboard", "ivr.web.chat",
                    "ivr.web.webhook", "ivr.web.value", "ivr.web.wall", "ivr.web.assist",
-                   "ivr.web.assist_actions", "ivr.web.supervise"]
+                   "ivr.web.assist_actions", "ivr.web.supervise",
+                   "ivr.cluster.web"]  # the state nodes of a cluster share (in process on one node)
 
 
 def load_router_modules(names: Sequence[str]) -> list[ModuleType]:

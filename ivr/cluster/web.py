@@ -1,0 +1,224 @@
+"""The node's part in a cluster (a router module of ivr.web.app): it shares its live state and uses the others'.
+
+* Every ``SYNC_S`` the node refreshes its heartbeat and its live calls in the shared state (``redis_url``; in
+  process without it), and publishes ``call_started`` / ``call_ended`` on the ``calls`` event channel.
+* ``/api/calls/{id}`` (GET, DELETE) and ``/api/calls/{id}/dtmf`` for a call live on another node are forwarded
+  to that node (``X-Ivr-Forwarded`` marks the hop; a forwarded request is never forwarded again). The owner
+  checks the call token, login and Origin as if the request had come to it.
+* Login throttles (per username, per client address) count failures from every node.
+* A node whose heartbeat expired leaves its call records ``in_progress``: the first survivor to notice takes
+  them over once and ends them as ``failed`` / ``node_lost``, so no record stays open for ever.
+* ``GET /api/cluster`` (supervisor, admin): the nodes alive, the live calls of all nodes, agent presence, the
+  shared queue. ``GET /api/cluster/events``: the ``calls`` events of every node as Server-Sent Events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import socket
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ivr.cluster.shared import LiveCall, SharedState, open_state
+from ivr.config import Settings
+from ivr.services.agents import Account
+from ivr.web.auth import DASHBOARD, LOCK_AFTER, LOCK_WINDOW_S
+from ivr.web.throttle import HashGate
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+SYNC_S = 1.0
+TTL_S = 3 * SYNC_S  # a node silent this long is gone: its calls leave the index, its records are taken over
+FORWARDED = "X-Ivr-Forwarded"
+CALL_PATH = re.compile(r"^/api/calls/(?!webrtc$)([A-Za-z0-9_.:@-]{1,128})(/dtmf)?$")
+PASS_BACK = ("content-type", "retry-after", "www-authenticate", "cache-control")
+
+
+def node_name(settings: Settings) -> str:
+    return settings.node_name or socket.gethostname()
+
+
+def node_url(settings: Settings) -> str:
+    host = settings.host if settings.host not in ("", "0.0.0.0", "::") else socket.gethostname()
+    return settings.node_url or f"http://{host}:{settings.port}"
+
+
+def setup(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    state = app.state.shared = open_state(settings.redis_url)
+    app.state.node = node_name(settings)
+    if state.shared:
+        app.state.login_guards = (state.throttle("user", LOCK_AFTER, LOCK_WINDOW_S),
+                                  state.throttle("ip", settings.login_ip_max_failures, LOCK_WINDOW_S),
+                                  HashGate(settings.login_hash_concurrency, settings.login_hash_queue))
+
+    app.add_middleware(ForwardCalls, service=app)
+
+
+class ForwardCalls:
+    """ASGI middleware: a call action for a call live on another node goes to that node; all else passes."""
+
+    def __init__(self, app: ASGIApp, service: FastAPI) -> None:
+        self.app, self.service = app, service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state: SharedState = self.service.state.shared
+        m = CALL_PATH.match(scope.get("path", "")) if scope["type"] == "http" and state.shared else None
+        if m is not None:
+            request = Request(scope, receive)
+            calls = self.service.state.calls
+            if not request.headers.get(FORWARDED) and (calls is None or m.group(1) not in calls.sessions):
+                owner = await asyncio.to_thread(state.owner, m.group(1))
+                if owner is not None and owner.node != self.service.state.node:
+                    response = await _forward(request, owner, self.service.state.settings)
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
+async def _forward(request: Request, owner: LiveCall, settings: Settings) -> Response:
+    """The same request to the node that holds the call; its answer back as it came."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > settings.http_max_body_bytes:
+            return JSONResponse({"error": "request body too large"}, status_code=413)
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in ("content-length", "connection")}
+    headers[FORWARDED] = request.app.state.node
+    client = request.client.host if request.client else ""
+    headers["x-forwarded-for"] = ", ".join(x for x in (request.headers.get("x-forwarded-for"), client) if x)
+    try:
+        async with httpx.AsyncClient(timeout=10) as c:
+            r = await c.request(request.method, owner.url + request.url.path, params=request.query_params,
+                                content=body, headers=headers)
+    except httpx.HTTPError as e:
+        log.warning("call %s: its node %s (%s) did not answer: %s", owner.call_id, owner.node, owner.url, e)
+        return JSONResponse({"error": f"the node holding call {owner.call_id} did not answer",
+                             "node": owner.node}, status_code=502)
+    out = {k: v for k, v in r.headers.items() if k.lower() in PASS_BACK}
+    out[FORWARDED] = owner.node
+    return Response(r.content, status_code=r.status_code, headers=out)
+
+
+def _live(app: FastAPI) -> list[LiveCall]:
+    calls, me, url = app.state.calls, app.state.node, node_url(app.state.settings)
+    out = []
+    for cid, session in list(calls.sessions.items()) if calls is not None else []:
+        rec = getattr(session, "record", None)
+        started = rec.started_at.timestamp() if rec is not None and rec.started_at else time.time()
+        out.append(LiveCall(cid, me, url, getattr(rec, "channel", ""), started))
+    return out
+
+
+def take_over_records(db_url: str, call_ids: list[str]) -> int:
+    """End the records a dead node left ``in_progress`` as failed (end_reason ``node_lost``); returns how many."""
+    from sqlalchemy import update
+
+    from ivr.services.db import transaction
+    from ivr.services.records.tables import CallRow
+
+    if not call_ids:
+        return 0
+    with transaction(db_url) as s:
+        res = s.execute(update(CallRow).where(CallRow.call_id.in_(call_ids), CallRow.outcome == "in_progress")
+                        .values(outcome="failed", end_reason="node_lost", ended_by="system",
+                                ended_at=datetime.now(UTC)))
+        return int(res.rowcount or 0)
+
+
+async def _sync(app: FastAPI) -> None:
+    state: SharedState = app.state.shared
+    me, url, db_url = app.state.node, node_url(app.state.settings), app.state.settings.database_url
+    announced: dict[str, LiveCall] = {}
+    seen_nodes: set[str] = set()
+    while True:
+        try:
+            live = {c.call_id: c for c in _live(app)}
+            await asyncio.to_thread(state.heartbeat, me, url, TTL_S)
+            await asyncio.to_thread(state.put_calls, list(live.values()), TTL_S)
+            for cid in live.keys() - announced.keys():
+                await asyncio.to_thread(state.publish, "calls", {"type": "call_started", **live[cid].as_dict()})
+            for cid in announced.keys() - live.keys():
+                await asyncio.to_thread(state.drop_call, cid)
+                await asyncio.to_thread(state.publish, "calls", {"type": "call_ended", **announced[cid].as_dict()})
+            announced = live
+            if state.shared:
+                alive = await asyncio.to_thread(state.nodes)
+                seen_nodes |= set(alive) | {c.node for c in await asyncio.to_thread(state.live_calls)}
+                for gone in seen_nodes - set(alive) - {me}:
+                    ids = await asyncio.to_thread(state.forget_node, gone)
+                    if ids:
+                        n = await asyncio.to_thread(take_over_records, db_url, ids)
+                        log.warning("node %s is gone: took over %d of its call records (%d live calls lost)",
+                                    gone, n, len(ids))
+                        await asyncio.to_thread(state.publish, "calls", {"type": "node_lost", "node": gone,
+                                                                         "calls": ids})
+                    seen_nodes.discard(gone)
+        except Exception:  # Redis away for a moment: try again next round, calls go on
+            log.exception("cluster state sync failed")
+        await asyncio.sleep(SYNC_S)
+
+
+async def startup(app: FastAPI) -> None:
+    app.state.cluster_sync = asyncio.get_running_loop().create_task(_sync(app))
+
+
+async def shutdown(app: FastAPI) -> None:
+    task = getattr(app.state, "cluster_sync", None)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    app.state.shared.close()
+
+
+@router.get("/api/cluster")
+async def cluster_view(request: Request, acc: Account = DASHBOARD) -> JSONResponse:
+    state: SharedState = request.app.state.shared
+
+    def read() -> dict[str, Any]:
+        calls = state.live_calls() if state.shared else _live(request.app)
+        return {"node": request.app.state.node, "shared": state.shared, "nodes": state.nodes(),
+                "live_calls": [c.as_dict() for c in calls], "presence": state.presence(),
+                "queue": [{"ticket": t, **d} for t, d in state.queue()]}
+
+    return JSONResponse(await asyncio.to_thread(read), headers={"Cache-Control": "no-store"})
+
+
+@router.get("/api/cluster/events")
+async def cluster_events(request: Request, acc: Account = DASHBOARD) -> StreamingResponse:
+    state: SharedState = request.app.state.shared
+
+    async def stream() -> AsyncIterator[bytes]:
+        q: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
+
+        async def pump() -> None:
+            async for ev in state.subscribe("calls"):
+                with contextlib.suppress(asyncio.QueueFull):  # a stalled reader loses events, not memory
+                    q.put_nowait(ev)
+
+        task = asyncio.get_running_loop().create_task(pump())
+        yield b": connected\n\n"
+        try:
+            while not await request.is_disconnected():
+                try:
+                    ev = await asyncio.wait_for(q.get(), 15)
+                except TimeoutError:
+                    yield b": keep-alive\n\n"
+                    continue
+                yield f"data: {json.dumps(ev, ensure_ascii=False)}\n\n".encode()
+        finally:
+            task.cancel()
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})

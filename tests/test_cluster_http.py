@@ -1,0 +1,154 @@
+"""HTTP across a real local cluster (HAProxy with deploy/cluster/haproxy.cfg in front of 2 `ivr serve` nodes
+sharing PostgreSQL and Redis): accounts made with `ivr agents` log in through either node, a login cookie of one
+node is good on the other, failed logins count across nodes; the live calls of both nodes are seen from each,
+actions on a call reach the node that holds it, events of both nodes reach one subscriber, /api/stats counts
+the calls of both nodes, and the open records of a node killed with -9 are ended by the survivor."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from test_cluster_sip import Load
+
+from ivr.cluster.local import LocalCluster
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+PASSWORD = "Cluster-pass-2026"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with LocalCluster(tmp_path_factory.mktemp("cluster"), ping_interval=1, fr_timer_ms=1000,
+                      node_env={"IVR_MAX_CALLS": "20", "IVR_SIP_SESSION_EXPIRES": "0"}) as c:
+        for name, role in (("boss", "supervisor"), ("li", "agent")):
+            r = subprocess.run([sys.executable, "-m", "ivr", "agents", "add", "--db", c.db_url, "--role", role, name],
+                               input=PASSWORD + "\n", capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, r.stderr
+        yield c
+
+
+def login(url: str, user: str = "boss", password: str = PASSWORD) -> httpx.Response:
+    return httpx.post(f"{url}/api/login", json={"username": user, "password": password}, timeout=30)
+
+
+def boss(url: str) -> httpx.Cookies:
+    r = login(url)
+    assert r.status_code == 200, r.text
+    return r.cookies
+
+
+def test_accounts_log_in_through_either_node_and_throttles_are_shared(cluster):
+    node1, node2 = (n.url for n in cluster.nodes)
+    r = login(cluster.http_url)
+    assert r.status_code == 200 and r.json()["role"] == "supervisor", r.text
+    for url in (node1, node2):  # the cookie is signed with the shared secret and checked against PostgreSQL
+        me = httpx.get(f"{url}/api/me", cookies=r.cookies, timeout=10)
+        assert me.status_code == 200 and me.json()["username"] == "boss", me.text
+    assert login(node2, "li").status_code == 200
+    # five wrong passwords for li, spread over both nodes, lock li on every node (in process: 2 or 3 per node)
+    for url in (node1, node2, node1, node2, node1):
+        assert login(url, "li", "wrong-password").status_code == 401
+    refused = login(node2, "li")
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0, refused.text
+    assert login(cluster.http_url, "li").status_code == 429
+
+
+async def test_live_calls_of_both_nodes_are_seen_and_actions_reach_their_node(cluster, tmp_path):
+    cookies = boss(cluster.http_url)
+    urls = {n.name: n.url for n in cluster.nodes}
+    events: list[dict] = []
+
+    async def listen() -> None:
+        async with httpx.AsyncClient(timeout=None, cookies=cookies) as c, \
+                c.stream("GET", f"{urls['node1']}/api/cluster/events") as r:
+            assert r.status_code == 200
+            async for line in r.aiter_lines():
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+
+    listener = asyncio.create_task(listen())
+    await asyncio.sleep(1.0)
+    load = Load(cluster, tmp_path, "live", calls=2, rate=10, hold_ms=9000)
+    running = asyncio.create_task(load.run())
+    live: list[dict] = []
+    async with httpx.AsyncClient(timeout=10, cookies=cookies) as c:
+        for _ in range(60):
+            live = (await c.get(f"{cluster.http_url}/api/cluster")).json()["live_calls"]
+            if len(live) == 2:
+                break
+            await asyncio.sleep(0.2)
+        assert sorted(x["node"] for x in live) == ["node1", "node2"], live
+        view = (await c.get(f"{urls['node2']}/api/cluster")).json()
+        assert set(view["nodes"]) == {"node1", "node2"} and view["shared"] is True, view
+        for call in live:
+            other = urls["node2" if call["node"] == "node1" else "node1"]
+            r = await c.get(f"{other}/api/calls/{call['call_id']}")  # asked at the node that does not hold it
+            assert r.status_code == 200 and r.json()["live"] is True, r.text
+            assert r.json()["call_id"] == call["call_id"] and r.headers["x-ivr-forwarded"] == call["node"]
+            r = await c.delete(f"{other}/api/calls/{call['call_id']}")  # no call token: the owner refuses
+            assert r.status_code == 401 and r.headers["x-ivr-forwarded"] == call["node"], r.text
+        assert (await c.get(f"{urls['node1']}/api/calls/nosuchcall")).status_code == 404
+    ok, failed, screen = await running
+    assert (ok, failed) == (2, 0), screen
+    for _ in range(30):
+        if {e["node"] for e in events if e.get("type") == "call_ended"} == {"node1", "node2"}:
+            break
+        await asyncio.sleep(0.2)
+    listener.cancel()
+    started = {e["node"] for e in events if e.get("type") == "call_started"}
+    assert started == {"node1", "node2"}, events  # one subscriber on node1 hears both nodes
+    async with httpx.AsyncClient(timeout=30, cookies=cookies) as c:
+        report = (await c.get(f"{cluster.http_url}/api/stats", params={"period": "1d"})).json()
+    kpis = report.get("kpis", report)
+    assert kpis["calls"] == 2 and kpis["in_progress"] == 0, kpis  # the records of both nodes, in PostgreSQL
+
+
+async def test_the_survivor_ends_the_open_records_of_a_killed_node(cluster, tmp_path):
+    cookies = boss(cluster.http_url)
+    load = Load(cluster, tmp_path, "dying", calls=2, rate=10, hold_ms=15000)
+    running = asyncio.create_task(load.run())
+    live: list[dict] = []
+    async with httpx.AsyncClient(timeout=10, cookies=cookies) as c:
+        for _ in range(60):
+            live = (await c.get(f"{cluster.http_url}/api/cluster")).json()["live_calls"]
+            if len(live) == 2:
+                break
+            await asyncio.sleep(0.2)
+    assert sorted(x["node"] for x in live) == ["node1", "node2"], live
+    lost = next(x["call_id"] for x in live if x["node"] == "node2")
+    kept = next(x["call_id"] for x in live if x["node"] == "node1")
+    node2 = cluster.nodes[1]
+    assert node2.proc is not None
+    node2.proc.kill9()
+    killed = time.monotonic()
+    eng = create_engine(cluster.db_url)
+    row = None
+    while time.monotonic() - killed < 15:
+        with eng.connect() as conn:
+            row = conn.execute(text("select outcome, end_reason, ended_at from call_records where call_id = :i"),
+                               {"i": lost}).one()
+        if row[0] != "in_progress":
+            break
+        await asyncio.sleep(0.25)
+    took = time.monotonic() - killed
+    assert row is not None and row[0] == "failed" and row[1] == "node_lost" and row[2] is not None, row
+    with eng.connect() as conn:
+        assert conn.execute(text("select outcome from call_records where call_id = :i"),
+                            {"i": kept}).scalar_one() == "in_progress"  # node1's call is still on the line
+    async with httpx.AsyncClient(timeout=10, cookies=cookies) as c:
+        view = (await c.get(f"{cluster.http_url}/api/cluster")).json()
+    assert set(view["nodes"]) == {"node1"} and [x["call_id"] for x in view["live_calls"]] == [kept], view
+    ok, failed, screen = await running
+    assert ok == 1 and failed == 1, screen
+    with eng.connect() as conn:
+        assert conn.execute(text("select outcome from call_records where call_id = :i"),
+                            {"i": kept}).scalar_one() not in ("in_progress", "failed")
+    eng.dispose()
+    print(f"the dead node's open record was ended {took:.1f} s after kill -9")
