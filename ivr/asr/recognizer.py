@@ -5,7 +5,6 @@ Kept apart from ``engine`` and ``stream`` so that neither imports the other's mo
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -24,7 +23,8 @@ class Recognizer:
     rate: int
     grammar: bool = False
     fed_samples: int = 0  # everything ever fed (Vosk's word times count from creation)
-    uses: int = 0
+    uses: int = 0  # utterances (or grammar streams) it has served
+    idle_since: float = 0.0  # monotonic time it went back to the pool
 
     @property
     def fed_s(self) -> float:
@@ -36,13 +36,14 @@ class RecognizerPool(Protocol):
 
     sample_rate: int
     recognizer_rate: int
-    recycle_speech_s: float
     _pool: DecodePool
-    _lock: threading.Lock
-    _in_use: int
 
     def _acquire_future(self) -> Future | Recognizer: ...
 
+    def _give_back(self, r: Recognizer) -> None: ...
+
     def _release(self, r: Recognizer, dirty: bool) -> None: ...
+
+    def _stream_closed(self) -> None: ...
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T: ...

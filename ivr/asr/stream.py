@@ -5,6 +5,10 @@ threads (at most one job per stream in flight; audio arriving meanwhile joins th
 inbound path returns at once, so the VAD (endpoint, barge-in) keeps wire time however busy recognition is.
 :meth:`finish` sends the rest at once, ahead of other calls' batches. Back-pressure: once more than
 ``max_backlog_s`` of audio waits for the recogniser, ``feed`` waits for it (never an unbounded queue).
+
+A free-speech stream holds a pooled recogniser only from an utterance's first audio to its final, then gives it
+back (a Vosk recogniser's memory grows with what it hears: see ivr/asr/engine.py); a grammar stream keeps the
+recogniser made for it.
 """
 
 from __future__ import annotations
@@ -34,10 +38,11 @@ class AsrStream:
     :meth:`close`. Word times in results are seconds from the start of the utterance's audio.
     """
 
-    def __init__(self, engine: RecognizerPool, recognizer: Recognizer | Future, *, batch_ms: int = 160,
-                 max_backlog_s: float = 4.0) -> None:
+    def __init__(self, engine: RecognizerPool, recognizer: Recognizer | Future | None, *, hold: bool = False,
+                 batch_ms: int = 160, max_backlog_s: float = 4.0) -> None:
         self.engine = engine
-        self._r: Recognizer | Future | None = recognizer
+        self._r: Recognizer | Future | None = recognizer  # None: none held (between utterances)
+        self._hold = hold  # keep the recogniser between utterances (one made for this stream)
         self._batch_ms = max(_FEED_MS, batch_ms - batch_ms % _FEED_MS)
         self._max_backlog_s = max_backlog_s
         self._job: asyncio.Future | None = None
@@ -175,8 +180,13 @@ class AsrStream:
                 "(resample before feeding; mismatched rates give garbage silently)"
             )
         self._raise_error()
-        if self._r is None:
+        if self._closed:
             raise RuntimeError("ASR stream is closed")
+        if self._r is None:  # the utterance's first audio: a recogniser from the pool
+            self._r = self.engine._acquire_future()
+            self._waiting_for_recognizer = False
+            if isinstance(self._r, Recognizer):
+                self._r.uses += 1
         self._pending += frame.pcm if self._resampler is None else self._resampler.process(frame).pcm
         self._dirty = True
         self._kick()
@@ -196,6 +206,11 @@ class AsrStream:
         """Final result at our endpoint (Vosk's FinalResult); the stream is ready for the next utterance."""
         if self._resampler is not None:
             self._pending += self._resampler.process(AudioFrame(b"", self.engine.sample_rate), last=True).pcm
+        if self._r is None and not self._closed and not self._pending:  # nothing heard: no recogniser needed
+            self._new_utterance()
+            return Transcript(text="", final=True, at=time.monotonic(), confidence=0.0, words=())
+        if self._r is None and not self._closed:
+            self._r = self.engine._acquire_future()
         r = await self._recognizer()
         await self._idle()
         self._raise_error()
@@ -214,34 +229,27 @@ class AsrStream:
         text = normalize_text(" ".join(p.get("text", "") for p in parts))
         conf = float(np.mean([w.conf for w in words])) if words else 0.0
         self._new_utterance()
-        await self._maybe_recycle(r)
+        if not self._hold:  # clean after FinalResult: back to the pool (or recycled) for any call's next utterance
+            self._r = None
+            self._waiting_for_recognizer = False
+            self.engine._give_back(r)
         return Transcript(text=text, final=True, at=time.monotonic(), confidence=conf, words=words)
 
-    async def _maybe_recycle(self, r: Recognizer) -> None:
-        """At an utterance boundary, swap a recogniser that heard too much for a warm one."""
-        e = self.engine
-        if r.grammar or r.fed_s < e.recycle_speech_s:
-            return
-        self._r = e._acquire_future()
-        self._waiting_for_recognizer = False
-        if not isinstance(self._r, Future):
-            self._r.uses += 1
-        await e._run(e._release, r, False)
-
     async def close(self) -> None:
-        """Give the recogniser back to the pool (or recycle it)."""
+        """Give a recogniser still held back to the pool (or recycle it)."""
         if self._closed:
             return
         self._closed = True
         e = self.engine
-        with e._lock:
-            e._in_use -= 1
         await self._idle()
-        try:
-            r = await self._recognizer()
-        except Exception:  # never created: nothing to give back
-            self._r = None
-            return
-        self._r = None
-        self._error = None
-        await e._run(e._release, r, self._dirty)  # a decode thread: never behind a warm-up
+        r, self._r, self._error = self._r, None, None
+        if isinstance(r, Future) and not r.done():  # still being created: given back once it is
+            r.add_done_callback(lambda f: None if f.cancelled() or f.exception() else e._give_back(f.result()))
+            r = None
+        elif isinstance(r, Future):
+            r = None if r.cancelled() or r.exception() else r.result()
+        if r is not None and self._dirty:
+            await e._run(e._release, r, True)  # FinalResult first, on a decode thread (never behind a warm-up)
+        elif r is not None:
+            e._give_back(r)
+        e._stream_closed()
