@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from test_shop_helpers import db_url, pg_server  # noqa: F401  (fixtures)
 
 from ivr.dialog.manager import DialogManager
 from ivr.dialog.render_text import render
@@ -176,7 +177,9 @@ def test_no_offer_before_verification_or_after_final_orders_or_when_off(shop):
     assert r.state == "main_menu" and not any(a.startswith("offer_") for a in r.actions)
 
 
-def test_accepting_is_idempotent_and_one_coupon_per_customer_and_template(shop):
+def test_accepting_is_idempotent_and_one_coupon_per_customer_and_template(db_url):  # noqa: F811
+    seed_demo(db_url)
+    shop = SqlShop(db_url)
     offers = offers_for(shop)
     assert isinstance(offers, SqlOffers)
     order = shop.get_order(AIRCON)
@@ -194,6 +197,16 @@ def test_accepting_is_idempotent_and_one_coupon_per_customer_and_template(shop):
     assert results == [first.ref] * 4  # other calls, at once: still the one coupon
     assert len(offers.coupons("C0000002")) == 1
     assert offers.offer_for(order, []) is None
+    restock = offers.offer_for(order, ["苹果15什么时候有货"])
+    assert restock is not None and restock.kind == "restock" and restock.sku == "PH0003"
+    subs: list[str] = []
+    threads = [threading.Thread(target=lambda k=k: subs.append(offers.accept(restock, order, f"r-{k}").ref))
+               for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(subs)) == 1 and offers.subscriptions("C0000002") == ["PH0003"]
 
 
 def test_text_channel_quick_replies_and_the_record_counts(shop, tmp_path):
