@@ -97,3 +97,47 @@ def test_assist_api_needs_the_agent_on_the_call(tmp_path):
         r = c.get("/api/agent/calls/nope/assist")
         assert r.status_code == 404 and "nope" in r.json()["error"]
         assert c.post("/api/agent/calls/nope/assist/kb:x/used", json={}).status_code == 404
+
+
+async def test_a_question_asked_before_the_transfer_is_suggested_when_the_agent_answers(parts):  # noqa: F811
+    """The caller asks the bot about the return window (real speech, reference transcript: no Mandarin model here),
+    then asks for a human: the agent's first suggestions already answer it (from the hand-off transcript)."""
+    from audio_gen import synth
+
+    from ivr.call.local import LocalPort
+
+    m = _manager(parts)
+    await m.start()
+    assistant = Assistant(_AppState(m.settings, m))
+    watcher = asyncio.create_task(assistant.run())
+    agent = Agent(m.desk, _account(2))
+    port = LocalPort(channel="webrtc")
+    port.start()
+    task = m.start_call(port, m.reserve(port.info.call_id), asr_mode="reference")
+    await port.wait_bot(1, quiet=False)
+    port.press("1")
+    await port.wait_bot(2, quiet=False)
+    for d in ORDER + "#":
+        port.press(d)
+    await port.wait_bot(3, quiet=False)
+    for d in "8000":
+        port.press(d)
+    n = len(await port.wait_bot(4))
+    for text in ("七天无理由退货到哪天截止", "转人工"):
+        port.reference(text)
+        port.say(synth(text))
+        n = len(await port.wait_bot(n + 1, timeout=60, quiet=False))
+        await asyncio.sleep(2.5)
+    leg = agent.accept(await agent.next("offer", timeout=60))
+    await agent.next("connected")
+    ev = await agent.next("assist", timeout=5)
+    by_id = {s["id"]: s for s in ev["suggestions"]}
+    assert "kb:seven_day_return" in by_id and by_id["kb:seven_day_return"]["heard"] == "七天无理由退货到哪天截止"
+    assert by_id["order"]["return_windows"]["no_reason"]["open"], by_id["order"]
+    assert by_id["flow:return_request"]["actions"] == ["create_return"]  # "转人工" is no task: the question is
+    leg.caller_hangup()
+    await asyncio.wait_for(task, 30)
+    watcher.cancel()
+    await port.close()
+    await leg.close()
+    await m.shutdown(grace_s=1)
