@@ -32,6 +32,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import yaml
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ivr.services.db import transaction
@@ -232,21 +233,26 @@ class SqlOffers:
         how many rows were written (0 when it already had rows or the products are missing)."""
         if self.url in _filled:
             return 0
-        with _fill_lock, transaction(self.url) as s:
-            if s.scalar(select(func.count()).select_from(ProductStock)):
-                _filled.add(self.url)
-                return 0
-            day = today or self._clock().astimezone(SHOP_TZ).date()
-            rows = []
-            for entry in self.cat.get("stock") or []:
-                sku = s.scalar(select(Product.sku).where(Product.name == entry["product"]))
-                if sku:
-                    rows.append({"sku": sku, "available": 0, "updated_at": self._clock(),
-                                 "restock_on": day + timedelta(days=int(entry.get("restock_in_days", 7)))})
-            if rows:
-                s.execute(insert(ProductStock), rows)
-                _filled.add(self.url)
-            return len(rows)
+        try:
+            with _fill_lock, transaction(self.url) as s:
+                if s.scalar(select(func.count()).select_from(ProductStock)):
+                    _filled.add(self.url)
+                    return 0
+                day = today or self._clock().astimezone(SHOP_TZ).date()
+                rows = []
+                for entry in self.cat.get("stock") or []:
+                    sku = s.scalar(select(Product.sku).where(Product.name == entry["product"]))
+                    if sku:
+                        rows.append({"sku": sku, "available": 0, "updated_at": self._clock(),
+                                     "restock_on": day + timedelta(days=int(entry.get("restock_in_days", 7)))})
+                if rows:
+                    s.execute(insert(ProductStock), rows)
+        except IntegrityError:  # another process filled it at the same moment
+            _filled.add(self.url)
+            return 0
+        if rows:
+            _filled.add(self.url)
+        return len(rows)
 
 
 def offers_for(shop: object) -> OfferService | None:
