@@ -88,7 +88,7 @@ def _phone(js: str) -> str:
 async def test_warm_transfer_between_two_browsers(tmp_path):
     from playwright.async_api import async_playwright
 
-    settings = load_settings({"data_dir": str(tmp_path / "data"), "agent_ring_timeout_s": 60.0,
+    settings = load_settings({"data_dir": str(tmp_path / "data"), "tts_speed": 450, "agent_ring_timeout_s": 60.0,
                               "queue_max_wait_s": 120.0})
     ensure_schema(settings.database_url)
     AccountStore(settings.database_url).add("wang.li", role="agent", password="desk-pass-1",

@@ -39,7 +39,7 @@ async def _hear(page, hz: float, ms: int = 4000) -> dict:
 async def test_ring_notification_timer_mute_hold(tmp_path):
     from playwright.async_api import async_playwright
 
-    settings = load_settings({"data_dir": str(tmp_path / "data"), "agent_ring_timeout_s": 60.0,
+    settings = load_settings({"data_dir": str(tmp_path / "data"), "tts_speed": 450, "agent_ring_timeout_s": 60.0,
                               "queue_max_wait_s": 120.0})
     ensure_schema(settings.database_url)
     AccountStore(settings.database_url).add("wang.li", role="agent", password="desk-pass-1",
