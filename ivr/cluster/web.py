@@ -30,6 +30,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ivr.cluster.desk_share import mirror, public_queue, snapshot, take_over_queue
 from ivr.cluster.shared import LiveCall, SharedState, open_state
 from ivr.config import Settings
 from ivr.services.agents import Account
@@ -114,7 +115,7 @@ async def _forward(request: Request, owner: LiveCall, settings: Settings) -> Res
 def _live(app: FastAPI) -> list[LiveCall]:
     calls, me, url = app.state.calls, app.state.node, node_url(app.state.settings)
     out = []
-    for cid, session in list(calls.sessions.items()) if calls is not None else []:
+    for cid, session in list(getattr(calls, "sessions", {}).items()):
         rec = getattr(session, "record", None)
         started = rec.started_at.timestamp() if rec is not None and rec.started_at else time.time()
         out.append(LiveCall(cid, me, url, getattr(rec, "channel", ""), started))
@@ -141,6 +142,7 @@ async def _sync(app: FastAPI) -> None:
     state: SharedState = app.state.shared
     me, url, db_url = app.state.node, node_url(app.state.settings), app.state.settings.database_url
     announced: dict[str, LiveCall] = {}
+    queued: set[str] = set()
     seen_nodes: set[str] = set()
     while True:
         try:
@@ -153,6 +155,11 @@ async def _sync(app: FastAPI) -> None:
                 await asyncio.to_thread(state.drop_call, cid)
                 await asyncio.to_thread(state.publish, "calls", {"type": "call_ended", **announced[cid].as_dict()})
             announced = live
+            calls = app.state.calls
+            phones = {cid: getattr(getattr(s, "info", None), "caller_id", "") or ""
+                      for cid, s in list(getattr(calls, "sessions", {}).items())}
+            snap = snapshot(getattr(calls, "desk", None), me, phones)
+            queued = await asyncio.to_thread(mirror, state, me, snap, queued, TTL_S)
             if state.shared:
                 alive = await asyncio.to_thread(state.nodes)
                 seen_nodes |= set(alive) | {c.node for c in await asyncio.to_thread(state.live_calls)}
@@ -162,8 +169,11 @@ async def _sync(app: FastAPI) -> None:
                         n = await asyncio.to_thread(take_over_records, db_url, ids)
                         log.warning("node %s is gone: took over %d of its call records (%d live calls lost)",
                                     gone, n, len(ids))
+                    shop = getattr(getattr(calls, "parts", None), "shop", None)
+                    tickets = await asyncio.to_thread(take_over_queue, state, gone, shop) if shop else []
+                    if ids or tickets:
                         await asyncio.to_thread(state.publish, "calls", {"type": "node_lost", "node": gone,
-                                                                         "calls": ids})
+                                                                         "calls": ids, "callbacks": tickets})
                     seen_nodes.discard(gone)
         except Exception:  # Redis away for a moment: try again next round, calls go on
             log.exception("cluster state sync failed")
@@ -191,7 +201,7 @@ async def cluster_view(request: Request, acc: Account = DASHBOARD) -> JSONRespon
         calls = state.live_calls() if state.shared else _live(request.app)
         return {"node": request.app.state.node, "shared": state.shared, "nodes": state.nodes(),
                 "live_calls": [c.as_dict() for c in calls], "presence": state.presence(),
-                "queue": [{"ticket": t, **d} for t, d in state.queue()]}
+                "queue": public_queue(state)}
 
     return JSONResponse(await asyncio.to_thread(read), headers={"Cache-Control": "no-store"})
 
