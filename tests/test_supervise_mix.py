@@ -56,9 +56,18 @@ async def test_listen_whisper_barge(parts):  # noqa: F811
     sup_leg.start()
     sup_leg.say(_tone(SUP_HZ, 20.0))
     changes: list[tuple[str, str]] = []
-    sup = Supervision(bridge.call_id, "lead", sup_leg, "listen", on_change=lambda e, mode: changes.append((e, mode)))
+    record = m.sessions[bridge.call_id].record
+    sup = Supervision(bridge.call_id, "lead", sup_leg, "listen", on_change=lambda e, mode: changes.append((e, mode)),
+                      record=record)
     bridge.supervisors.append(sup)
+    sup.note("join")
     running = asyncio.create_task(sup.run(bridge.ended))
+    # a second supervisor whose own task never gets to run (the worst case of a call ending under a supervisor):
+    # its leave must still be in the record the call saves
+    stalled_leg = LocalPort(channel="supervisor")
+    stalled = Supervision(bridge.call_id, "lead2", stalled_leg, "listen", record=record)
+    bridge.supervisors.append(stalled)
+    stalled.note("join")
 
     t0 = await _window()
     assert _share(sup_leg, t0, CALLER_HZ) > 0.9 and _share(sup_leg, t0, AGENT_HZ) > 0.9  # hears both sides
@@ -79,7 +88,7 @@ async def test_listen_whisper_barge(parts):  # noqa: F811
     sup.set_mode("listen")
     t0 = await _window()
     assert _share(leg, t0, SUP_HZ) < 0.05 and _share(port, t0, SUP_HZ) < 0.05, "back to listening"
-    assert changes == [("mode", "whisper"), ("mode", "barge"), ("mode", "listen")]
+    assert changes == [("join", "listen"), ("mode", "whisper"), ("mode", "barge"), ("mode", "listen")]
     with pytest.raises(ValueError):
         sup.set_mode("shout")
 
@@ -87,6 +96,14 @@ async def test_listen_whisper_barge(parts):  # noqa: F811
     assert await asyncio.wait_for(running, 10) == "call_ended"
     assert sup_leg.hung_up == "call_ended"
     await asyncio.wait_for(task, 30)
-    for p in (port, leg, sup_leg):
+    assert stalled.ended.is_set() and stalled.end_reason == "call_ended"
+    saved = m.parts.store.get(bridge.call_id)  # what was written to the database, not the live object
+    steps = [(e["supervisor"], e["event"], e["mode"], e.get("reason")) for e in saved.extra["supervision"]]
+    assert steps == [("lead", "join", "listen", None), ("lead2", "join", "listen", None),
+                     ("lead", "mode", "whisper", None), ("lead", "mode", "barge", None),
+                     ("lead", "mode", "listen", None),
+                     ("lead", "leave", "listen", "call_ended"), ("lead2", "leave", "listen", "call_ended")], steps
+    assert changes[-1] == ("leave", "listen")
+    for p in (port, leg, sup_leg, stalled_leg):
         await p.close()
     await m.shutdown(grace_s=1)

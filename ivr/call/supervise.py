@@ -14,6 +14,10 @@ So in every mode the supervisor hears both sides; whisper reaches only the agent
 sample-wise addition (clipped) at each destination's rate; the supervisor's voice waits in a short buffer
 (``MAX_LAG_S``: older audio is dropped so a stalled stream never builds up delay). The caller's line is the clock
 of the supervisor's ear (phone and WebRTC lines send frames continuously, silence included).
+
+Every join, mode change and leave is noted (:meth:`Supervision.note`) in the call record given
+(``extra.supervision``) at the moment it happens. The bridge stops its supervisors before it hands the call back
+(``warm_transfer``), so a call ending under a supervisor still has the leave in its record when that is saved.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +96,7 @@ class Supervision:
     """One supervisor's leg on one bridge (see the module docstring). ``run()`` until the leg or the bridge ends."""
 
     def __init__(self, call_id: str, supervisor: str, leg: CallPort, mode: str = "listen",
-                 on_change: Callable[[str, str], None] | None = None) -> None:
+                 on_change: Callable[[str, str], None] | None = None, record: Any = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         self.call_id, self.supervisor, self.leg = call_id, supervisor, leg
@@ -106,7 +112,9 @@ class Supervision:
         self.end_reason = ""
         self.started = time.monotonic()
         self.voice_frames = 0  # supervisor frames received (whatever the mode)
-        self._on_change = on_change
+        self._on_change = on_change  # (event, mode) after each note: join | mode | leave
+        self.record = record  # the live CallRecord (extra.supervision), or None
+        self.last: dict[str, Any] = {}  # the latest entry noted
 
     # --- the bridge's hooks (called for every relayed frame) --------------------------------------------------
     def caller_frame(self, frame: AudioFrame, to_agent: AudioFrame) -> AudioFrame:
@@ -131,13 +139,30 @@ class Supervision:
             self.mode = mode
             self._to_agent.clear()
             self._to_caller.clear()
-            if self._on_change is not None:
-                self._on_change("mode", mode)
+            self.note("mode")
+
+    def note(self, event: str) -> dict[str, Any]:
+        """Log ``event`` (join | mode | leave) in the record now, then tell ``on_change``; the entry."""
+        entry: dict[str, Any] = {"supervisor": self.supervisor, "event": event, "mode": self.mode,
+                                 "at": datetime.now(UTC).isoformat()}
+        if event == "leave":
+            entry["reason"] = self.end_reason
+        if self.record is not None:
+            self.record.extra.setdefault("supervision", []).append(entry)
+        self.last = entry
+        if self._on_change is not None:
+            try:
+                self._on_change(event, self.mode)
+            except Exception as e:  # telling the desk must never keep the leave out of the record
+                log.warning("supervision of %s: %s not announced: %s", self.call_id, event, e)
+        return entry
 
     def stop(self, reason: str = "left") -> None:
+        """End the supervision (idempotent); the leave is in the record when this returns."""
         if not self.ended.is_set():
             self.end_reason = reason
             self.ended.set()
+            self.note("leave")
 
     async def run(self, bridge_ended: asyncio.Event) -> str:
         """Play the supervisor's ear and read their voice until the leg, the bridge or :meth:`stop` ends it."""

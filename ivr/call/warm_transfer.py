@@ -232,6 +232,8 @@ class WarmTransfer:
             result = bridge.end_reason or "agent_hangup"
             return result
         finally:
+            for sup in list(bridge.supervisors):  # their leave is in the record before the call hands it back
+                sup.stop("call_ended")
             control.tap_caller(None)
             control.flush()
             for t in tasks:

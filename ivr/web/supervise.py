@@ -7,7 +7,9 @@
 * ``POST /api/wall/calls/{call_id}/supervise/end`` -> 204.
 
 Every join, mode change and leave is logged in the call record (``extra.supervision``: ``supervisor``, ``event``
-join | mode | leave, ``mode``, ``at``) and sent to the agent's desktop as a ``supervision`` event. Errors: 400 bad
+join | mode | leave, ``mode``, ``at``; a leave has its ``reason``: left, switched, call_ended, supervisor_hangup,
+no_media, shutdown, error) when it happens, a leave at the end of the call before the record is saved, and sent to
+the agent's desktop as a ``supervision`` event. Errors: 400 bad
 body, 404 no live agent call with that id, 409 you are not on that call (mode/end).
 """
 
@@ -17,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -58,16 +59,11 @@ def _mine(request: Request) -> dict[str, Supervision]:
     return st.supervisions
 
 
-def _log(request: Request, bridge: Any, sup: Supervision, event: str) -> None:
-    """The record entry and the agent's desktop event for a join, mode change or leave."""
-    entry = {"supervisor": sup.supervisor, "event": event, "mode": sup.mode, "at": datetime.now(UTC).isoformat()}
-    session = getattr(request.app.state.calls, "sessions", {}).get(sup.call_id)
-    rec = getattr(session, "record", None)
-    if rec is not None:
-        rec.extra.setdefault("supervision", []).append(entry)
+def _announce(request: Request, bridge: Any, sup: Supervision, event: str) -> None:
+    """The agent's desktop event for a join, mode change or leave (the record entry is the Supervision's)."""
     desk = getattr(request.app.state.calls, "desk", None)
     if desk is not None:
-        desk.publish(bridge.agent_id, {"type": "supervision", "call_id": sup.call_id, **entry})
+        desk.publish(bridge.agent_id, {"type": "supervision", "call_id": sup.call_id, **sup.last})
     log.info("supervisor %s %s call %s (%s)", sup.supervisor, event, sup.call_id, sup.mode)
 
 
@@ -78,7 +74,7 @@ async def supervise(call_id: str, request: Request, acc: Account = SUPERVISOR) -
     if body is None or mode not in MODES or "sdp" not in body or "type" not in body:
         return _error(400, 'body must be {"sdp": "...", "type": "offer", "mode": "listen"|"whisper"|"barge"}')
     bridge = _bridge(request, call_id)
-    if bridge is None:
+    if bridge is None or not hasattr(bridge, "supervisors"):  # a chat has no audio to join
         return _error(404, f"no live agent call {call_id}")
     old = _mine(request).pop(acc.agent_id, None)
     if old is not None:
@@ -91,11 +87,16 @@ async def supervise(call_id: str, request: Request, acc: Account = SUPERVISOR) -
             settings=settings)
     except OfferError as e:
         return _error(e.status, str(e))
-    sup = Supervision(call_id, acc.username, leg, mode,
-                      on_change=lambda event, _mode: _log(request, bridge, sup, event))
+    if bridge.ended.is_set():  # the call ended while the leg was set up
+        with contextlib.suppress(Exception):
+            await leg.hangup("call_ended")
+        return _error(404, f"no live agent call {call_id}")
+    session = getattr(request.app.state.calls, "sessions", {}).get(call_id)
+    sup = Supervision(call_id, acc.username, leg, mode, record=getattr(session, "record", None),
+                      on_change=lambda event, _mode: _announce(request, bridge, sup, event))
     _mine(request)[acc.agent_id] = sup
     bridge.supervisors.append(sup)
-    _log(request, bridge, sup, "join")
+    sup.note("join")
 
     async def run() -> None:
         try:
@@ -106,11 +107,11 @@ async def supervise(call_id: str, request: Request, acc: Account = SUPERVISOR) -
             log.warning("supervision of %s ended: %s", call_id, e)
             sup.stop("error")
         finally:
+            sup.stop("error")  # no-op when ended: the leave was logged when it happened (Supervision.stop)
             with contextlib.suppress(ValueError):
                 bridge.supervisors.remove(sup)
             if _mine(request).get(acc.agent_id) is sup:
                 _mine(request).pop(acc.agent_id, None)
-            _log(request, bridge, sup, "leave")
 
     tasks = getattr(request.app.state, "supervise_tasks", None)
     if tasks is None:
