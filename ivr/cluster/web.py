@@ -80,7 +80,11 @@ class ForwardCalls:
             request = Request(scope, receive)
             calls = self.service.state.calls
             if not request.headers.get(FORWARDED) and (calls is None or m.group(1) not in calls.sessions):
-                owner = await asyncio.to_thread(state.owner, m.group(1))
+                try:
+                    owner = await asyncio.to_thread(state.owner, m.group(1))
+                except Exception as e:  # Redis away: answer from this node (its own calls still work)
+                    log.warning("call index unreachable: %s", e)
+                    owner = None
                 if owner is not None and owner.node != self.service.state.node:
                     response = await _forward(request, owner, self.service.state.settings)
                     await response(scope, receive, send)
