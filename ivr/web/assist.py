@@ -9,6 +9,8 @@
 * ``flow``: the next step of the bot's flow for the caller's newest request (:mod:`ivr.web.assist_steps`).
 
 Caller lines are the hand-off transcript (what the caller told the bot) followed by the bridge's live transcript.
+A chat handed to an agent is served the same way: its bridge (:class:`ivr.channels.agent_leg.ChatBridge`) is in the
+same ``bridges`` and the customer's messages are its ``caller`` lines; the counts go into the chat's record.
 
 A watcher (started with the service) looks at every live bridge every ``POLL_S``; when a call's suggestions change
 it sends ``{"type": "assist", "call_id", "suggestions"}`` on that agent's desktop event stream
@@ -178,7 +180,12 @@ class Assistant:
                 shown.extend(s["id"] for s in sugg if s["id"] not in shown)
 
     def _record(self, call_id: str) -> Any:
+        """The live record of a call, or of a chat handed to an agent (the chat hub's session)."""
         session = getattr(self.state.calls, "sessions", {}).get(call_id)
+        if session is None:
+            hub = getattr(self.state, "chat_hub", None)
+            chat = hub.get(call_id) if hub is not None else None
+            return getattr(getattr(chat, "call", None), "record", None)
         return getattr(session, "record", None)
 
     async def run(self) -> None:
