@@ -1,9 +1,12 @@
-"""A turn's time as the caller lives it: from the caller's last voiced audio to the bot's first audio sent.
+"""A turn's time as the caller lives it: from the caller's last loud audio to the bot's first audio sent.
 
 The VAD decides that the caller has finished ``trailing_silence_ms`` after the last word (and later again when the
 call's audio path is behind), so a trace that starts at that decision hides most of what the caller waits for.
-:class:`ArrivalLog` remembers when each inbound frame arrived, so the turn's reference point is the arrival of the
-frame that held the caller's last voiced audio, and every hop after it is a stage:
+:class:`ArrivalLog` remembers when each inbound frame arrived and whether it was loud, so the turn's reference
+point is the arrival of the caller's last loud frame (above :data:`LOUD_DBFS`, the level a listener, and the
+caller-side measures ``ivr bench calls --wire`` and the WebRTC probe, count as speech; the VAD also counts the
+faint tail of a word, a few hundred ms of it on recorded speech; without a loud frame in the utterance, the
+VAD's own end), and every hop after it is a stage:
 
 ==============  =================================================================================
 jitter_buffer   packet arrival at the transport (``frame.meta["rx_at"]`` when the port stamps it)
@@ -28,6 +31,10 @@ from ivr.audio.frames import AudioFrame
 from ivr.events import SpeechEnded, TurnTiming
 
 STAGES = ("jitter_buffer", "resample", "vad", "asr_final", "dialogue", "tts", "playout")
+MARKS = ("speech_end", "received", "resampled", "vad_end", "asr_final", "dialog_decision", "tts_first_audio_queued",
+         "first_audio_sent")  # the stamps between the stages, in order (a record's ``timing`` keys)
+LOUD_DBFS = -40.0  # a frame this loud is speech to a listener (line noise is ~-55 dBFS, speech -35..-10)
+_LOOKBACK_S = 2.0  # the last loud frame is looked for this far before the VAD's end of speech
 _KEEP_S = 30.0  # arrivals kept: longer than an utterance's trailing silence plus any backlog
 
 
@@ -38,6 +45,7 @@ class Arrival:
     rx: float  # arrival at the transport (or at the session when the port does not stamp frames)
     received: float  # the session took it from the port
     resampled: float  # converted to the listener's rate, about to be pushed
+    loud: bool = False  # above LOUD_DBFS
 
 
 class ArrivalLog:
@@ -53,7 +61,7 @@ class ArrivalLog:
             self._clock = frame.pts
         start = self._clock
         self._clock += frame.duration
-        self._log.append(Arrival(start, self._clock, rx, received, resampled))
+        self._log.append(Arrival(start, self._clock, rx, received, resampled, frame.rms_dbfs() > LOUD_DBFS))
         while self._log and self._clock - self._log[0].end > _KEEP_S:
             self._log.popleft()
 
@@ -64,9 +72,19 @@ class ArrivalLog:
                 return a
         return None
 
+    def last_loud(self, pts: float) -> Arrival | None:
+        """The last loud frame that started before ``pts``, within :data:`_LOOKBACK_S` of it."""
+        for a in reversed(self._log):
+            if pts - a.end > _LOOKBACK_S:
+                return None
+            if a.start < pts and a.loud:
+                return a
+        return None
+
     def stamp(self, timing: TurnTiming, ev: SpeechEnded) -> None:
-        """Start the turn at the arrival of the caller's last voiced audio; the VAD decision is a stage."""
-        a = self.at(ev.end_pts)
+        """Start the turn at the arrival of the caller's last loud audio (else the VAD's last voiced audio); the
+        VAD decision is a stage."""
+        a = self.last_loud(ev.end_pts) or self.at(ev.end_pts)
         timing.extra["vad_end"] = ev.at
         if a is None:  # not logged (a listener on another clock): the decision is all we know
             timing.speech_end = ev.at
@@ -74,6 +92,19 @@ class ArrivalLog:
         timing.speech_end = a.rx
         timing.extra["received"] = a.received
         timing.extra["resampled"] = a.resampled
+
+
+def record_stages_ms(timing: dict[str, float | None]) -> dict[str, float]:
+    """Per-stage milliseconds from a stored turn's ``timing`` (relative ms, :data:`MARKS` keys)."""
+    out: dict[str, float] = {}
+    prev = timing.get(MARKS[0])
+    for name, key in zip(STAGES, MARKS[1:], strict=True):
+        mark = timing.get(key)
+        if mark is None or prev is None:
+            continue
+        out[name] = round(mark - prev, 1)
+        prev = mark
+    return out
 
 
 def stages_ms(t: TurnTiming) -> dict[str, float]:
