@@ -1,7 +1,7 @@
 """Service-health dashboard (supervisor/admin login): ``/dashboard`` and its JSON APIs, plus scheduled retention.
 
-* ``GET /dashboard``: the page (KPI tiles, per-channel table, charts over time, intents, unrecognised utterances,
-  drill-down).
+* ``GET /dashboard``: the page (KPI tiles, per-channel table, charts over time, intents, cost and value, agent
+  assist: suggestions shown / used / ignored and use rate, unrecognised utterances, drill-down).
 * ``GET /api/stats?period=7d&channel=voice-sip`` (also ``from``/``to`` ISO dates, ``bucket=hour|day``; period syntax:
   :mod:`ivr.services.records.period`): ``{"period", "channel", "channels", "channel_groups", "by_channel",
   "offers", "kpis", "series", "intents", "sentiment", "unrecognised", "cost", "assist"}`` (KPI definitions:

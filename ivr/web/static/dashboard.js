@@ -154,6 +154,27 @@ function renderChannels(s) {
   }
 }
 
+// Agent assist (/api/stats "assist"): suggestions shown to agents, used, ignored, use rate; per kind; one-click actions.
+const ASSIST_KIND = { kb: "知识库答案", order: "订单信息", flow: "办理步骤" };
+const ASSIST_ACTION = { create_return: "创建退货", resend_invoice: "重发发票" };
+function renderAssist(a) {
+  a = a || { calls: 0, shown: 0, used: 0, ignored: 0, use_rate: null, by_kind: {}, actions: {} };
+  const tile = (id, label, value, sub) => el("div", { class: "kpi", id: `assist-${id}` },
+    el("div", { class: "label" }, label), el("div", { class: "value" }, value), el("div", { class: "sub" }, sub));
+  const acts = Object.entries(a.actions || {}).map(([k, n]) => `${ASSIST_ACTION[k] || k} ${n}`).join("，");
+  document.getElementById("assist-tiles").replaceChildren(
+    tile("shown", "提示展示", a.shown, `${a.calls} 通人工联络`),
+    tile("used", "已采用", a.used, acts ? `一键办理：${acts}` : "一键办理：无"),
+    tile("ignored", "未采用", a.ignored, `其中主动忽略 ${a.dismissed ?? 0}`),
+    tile("rate", "采用率", pct(a.use_rate), "采用 / 展示"));
+  const kinds = document.getElementById("assist-kinds");
+  kinds.replaceChildren();
+  for (const [kind, k] of Object.entries(a.by_kind || {})) {
+    kinds.append(el("li", { "data-kind": kind }, `${ASSIST_KIND[kind] || kind}：展示 ${k.shown}，采用 ${k.used}，` +
+      `未采用 ${k.ignored}，采用率 ${pct(k.use_rate)}`));
+  }
+}
+
 function pickChannel(channel) {
   const sel = document.getElementById("channel");
   if (![...sel.options].some((o) => o.value === channel)) sel.append(el("option", { value: channel }, channelNames[channel] || channel));
@@ -253,6 +274,7 @@ async function load() {
     for (const c of s.channels) if (!have.has(c)) sel.append(el("option", { value: c }, `${c}（原始渠道）`));
     renderKpis(s.kpis);
     renderChannels(s);
+    renderAssist(s.assist);
     renderCharts(s);
     renderUnrecognised(s.unrecognised);
     renderLocks(s.self_service_locks);
