@@ -174,8 +174,14 @@ class RtpStream:
 
     # --- audio in and out -----------------------------------------------------------------------------
     async def send_pcm(self, pcm: bytes) -> None:
-        """Queue 8 kHz s16 PCM for the peer; waits while more than ``max_queued_ms`` is queued."""
+        """Queue 8 kHz s16 PCM for the peer; waits while more than ``max_queued_ms`` is queued.
+
+        Digital silence arriving while two frames or more are queued is dropped: the 20 ms clock makes its own
+        silence when the queue runs dry, and a paced producer (the call's playout, idle frames included) drifting
+        against that clock would otherwise pile up to ``max_queued_ms`` of silence in front of the next reply."""
         if self._closed:
+            return
+        if len(self._out) >= 2 * FRAME_BYTES and not pcm.strip(b"\0"):
             return
         while self.queued_ms > self.config.max_queued_ms and not self._closed:
             self._room.clear()

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -46,7 +47,9 @@ class SipCall(CallPort):
         self._events: asyncio.Queue[InboundEvent] = asyncio.Queue()
         self._up = Resampler(G711_RATE, PORT_RATE)
         self._down = RateConverter(G711_RATE)
-        self._in_samples = 0
+        self._in_samples = 0  # 16 kHz samples passed to the session
+        self._in_g711 = 0  # 8 kHz samples received
+        self._packet_ends: deque[tuple[int, float | None]] = deque(maxlen=64)  # (8 kHz samples to its end, arrival)
         self._hangup: Hangup | None = None
         self._transfer: asyncio.Future[int] | None = None
         self.started = time.monotonic()
@@ -140,17 +143,36 @@ class SipCall(CallPort):
 
     # --- internals -------------------------------------------------------------------------------------------
     def _on_pcm(self, pcm: bytes) -> None:
+        """One decoded packet: resample, and pass the result on in 20 ms frames, each stamped (``meta["rx_at"]``)
+        with the arrival of the packet that carried its last sample. The streaming resampler releases its output
+        in blocks (soxr HQ: ~100 ms at a time), so a block's first frames arrived well before the packet that
+        released it: the turn trace's first stage includes that wait."""
         if self._hangup is not None:
             return
-        up = self._up.process(AudioFrame(pcm, G711_RATE))
-        frame = AudioFrame(up.pcm, PORT_RATE, self._in_samples / PORT_RATE)
-        if self.stream.last_rx_at is not None:  # the packet's arrival: the turn trace's jitter-buffer stage
-            frame.meta["rx_at"] = self.stream.last_rx_at
-        self._in_samples += up.samples
-        if self._events.qsize() >= MAX_INBOUND_FRAMES:
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self._events.get_nowait()
-        self._events.put_nowait(frame)
+        self._in_g711 += len(pcm) // 2
+        self._packet_ends.append((self._in_g711, self.stream.last_rx_at))
+        data = self._up.process(AudioFrame(pcm, G711_RATE)).pcm
+        step = 2 * PORT_RATE // 50
+        for off in range(0, len(data), step):
+            chunk = data[off:off + step]
+            frame = AudioFrame(chunk, PORT_RATE, self._in_samples / PORT_RATE)
+            self._in_samples += len(chunk) // 2
+            rx = self._arrival_of(self._in_samples - 1)
+            if rx is not None:
+                frame.meta["rx_at"] = rx
+            if self._events.qsize() >= MAX_INBOUND_FRAMES:
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    self._events.get_nowait()
+            self._events.put_nowait(frame)
+
+    def _arrival_of(self, sample: int) -> float | None:
+        """Arrival of the packet holding 16 kHz output ``sample`` (the resampler's output is delay-compensated:
+        output sample n is input time n / PORT_RATE); None if unknown (concealment, or older than kept)."""
+        src = sample * G711_RATE // PORT_RATE
+        for end, rx in self._packet_ends:
+            if src < end:
+                return rx
+        return None
 
     def _send_bye(self) -> None:
         addr = self.ua.advertised_addr or self.ua.transport.local_addr
