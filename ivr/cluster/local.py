@@ -94,7 +94,8 @@ class LocalCluster:
         if self.redis:
             rd, self.redis_url = start_redis(self.root / "redis", free_port())
             self.procs.append(rd)
-        rtp_base = 30000 + (os.getpid() % 50) * 400  # per-node ranges of 200 ports, apart for parallel clusters
+        # per-node ranges of 200 ports below Linux's ephemeral range (32768-), apart for clusters run in parallel
+        rtp_base = 20000 + (os.getpid() % 30) * 400
         self.nodes = [Node(f"node{i}", free_port(), free_port(socket.SOCK_DGRAM), (rtp_base + (i - 1) * 200,
                                                                            rtp_base + i * 200 - 1))
                       for i in (1, 2)]
