@@ -184,7 +184,7 @@ async def bench_wire(levels: list[int], seconds: float, talk_ratio: float, noise
     root = data_dir or Path(tmp.name)  # type: ignore[union-attr]
     server = ServeProcess(root, {"IVR_ASR_MODEL": model}, max_calls=max(levels) + 2)
     rows: list[list] = []
-    details: dict = {"source": source, "trace_p50": {}, "late_max_ms": {}, "gen_cpu": {}, "errors": {}}
+    details: dict = {"source": source, "trace_p50": {}, "late_max_ms": {}, "gen_cpu": {}, "errors": {}, "load": {}}
     try:
         await asyncio.to_thread(server.start)
         await talking_caller(server.sip, clips, noise, 8.0, 1.0)  # warm-up: model pages, recogniser pool
@@ -216,6 +216,7 @@ async def bench_wire(levels: list[int], seconds: float, talk_ratio: float, noise
             details["trace_p50"][n] = round(percentiles(trace)["p50"]) if trace else None
             details["late_max_ms"][n] = round(max(r.late_max_ms for r in results))
             details["gen_cpu"][n] = round(100 * gen_cpu)
+            details["load"][n] = round(os.getloadavg()[0], 1)  # the machine's, at the end of the level
             details["errors"][n] = sorted({e for r in results for e in r.errors})
             rows.append([n, sum(r.utterances for r in results),
                          *(round(p[k]) if p else "-" for k in ("p50", "p95", "max")),

