@@ -108,7 +108,7 @@ def test_channel_groups_offers_and_webhook_ids_on_the_command_line(tmp_path, cap
     assert main(["records", "stats", "--period", "7d", "--db", db]) == 0
     out = capsys.readouterr().out
     assert "offers 5, accepted 3 (60.0%)" in out
-    assert "voice-sip     calls 3, containment 66.7%, transfer 33.3%, CSAT 4.00, AHT 120.0 s, offers 2/1" in out
+    assert "voice-sip     calls 3, containment 66.7%, transfer 33.3%, CSAT 4.00, AHT 120.0 s, offers 2, accepted 1" in out
     SeenMessages(db, timedelta(days=3650)).claim("demo", "m-old", now=now - timedelta(days=100))
     assert main(["records", "purge", "--older-than-days", "90", "--db", db]) == 0
     assert "1 webhook_messages" in capsys.readouterr().out

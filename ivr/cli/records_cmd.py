@@ -142,7 +142,7 @@ def _stats(args: argparse.Namespace) -> int:
     for c in report["by_channel"]:
         print(f"  {c['channel']:<13} calls {c['calls']}, containment {pct(c['containment'])}, transfer "
               f"{pct(c['transfer_rate'])}, CSAT {num(c['csat_avg'], '.2f')}, AHT {num(c['aht_s'])} s, offers "
-              f"{c['offers_made']}/{c['offers_accepted']} accepted")
+              f"{c['offers_made']}, accepted {c['offers_accepted']}")
     return 0
 
 
