@@ -1,18 +1,21 @@
 """Acceptance: agent assist on the real desktop in headless Chromium against the real app (`ivr serve` in a thread).
 
-A caller on an in-process line in the server's own call manager proves order 100000000002 by keypad and asks for a
-human. The agent (logged in, desktop in Chromium, fake microphone) accepts. The caller then asks about the return
+Two agents are signed in (one Chromium, a browser context each, fake microphone). A caller on an in-process line in
+the server's own call manager proves order 100000000002 by keypad and asks for a human; the ACD rings one agent,
+who accepts. The other agent sees nothing of that call: no panel, no assist event, and the assist API refuses them. The caller then asks about the return
 window: no Mandarin speech model can be installed here, so the line enters the bridge's live transcript exactly
 where the bridge's recogniser puts a final line (and goes to the desktop as a ``transcript`` event); everything
 after it is the real path (watcher, knowledge base, the bot's NLU, shop read, SSE, the page). The return-window
 suggestion must be on the page within 1 s. "创建退货" asks the server for a preview and shows it; nothing is
 written until the agent confirms; then the return is in the shop (``ivr db show``) and in the call record, and
-``/api/stats`` counts the suggestion as used.
+``/api/stats`` counts the suggestion as used. (Listen / whisper / barge by a supervisor, with audio levels at each end:
+tests/test_supervise_browser.py.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser.chromium import chromium_page, wait_js
+from browser.chromium import CHROMIUM, chromium_flags, wait_js
 from browser.server import serve_in_thread
 
 from ivr.audio.files import write_wav
@@ -38,6 +41,33 @@ pytestmark = [pytest.mark.timeout(300), pytest.mark.realtime]  # "within 1 s" is
 ORDER, TAIL = "100000000002", "8000"
 QUESTION = "这双鞋七天无理由退货到哪天截止"
 DESK = "JSON.stringify({desk: window.ivrDesk, assist: window.ivrAssistState})"
+
+
+@contextlib.asynccontextmanager
+async def _pages(fake_audio: Path, n: int):
+    """``n`` pages in one headless Chromium, each in its own context (own cookies: one signed-in actor each)."""
+    from playwright.async_api import async_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install the Debian 'chromium' package (./run setup does)")
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=chromium_flags(fake_audio))
+        try:
+            yield [await (await browser.new_context()).new_page() for _ in range(n)]
+        finally:
+            await browser.close()
+
+
+async def _sign_in(page, url: str, user: str, password: str) -> None:
+    await page.goto(f"{url}/agent")
+    await page.fill("input[name=username]", user)
+    await page.fill("input[name=password]", password)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{url}/agent")
+    await _until(page, "window.ivrDesk.eventSource && window.ivrDesk.eventSource.readyState === 1", 10,
+                 "the event stream")
+    await page.click("#available")
+    await _until(page, "window.ivrDesk.presence === 'available'", 10, "available")
 
 
 async def _on_server(app, coro):
@@ -84,26 +114,27 @@ async def test_agent_sees_the_return_window_and_creates_the_return(tmp_path):
     ensure_schema(settings.database_url)
     accounts = AccountStore(settings.database_url)
     accounts.add("wang.li", role="agent", password="desk-pass-1", display_name="王丽", skills=["orders"])
+    accounts.add("li.na", role="agent", password="desk-pass-2", display_name="李娜", skills=["orders"])
     accounts.add("lead", role="supervisor", password="lead-pass-1")
     silence = write_wav(tmp_path / "silence.wav", AudioFrame(b"\x00\x00" * 16000, 16000))
     with serve_in_thread(settings) as (url, app):
         shop = SqlShop(app.state.settings.database_url)
         returns_before = {r.rma_id for r in shop.get_order(ORDER).returns}
-        async with chromium_page(silence, tmp_path / "agent") as page:
-            await page.goto(f"{url}/agent")
-            await page.fill("input[name=username]", "wang.li")
-            await page.fill("input[name=password]", "desk-pass-1")
-            await page.click("button[type=submit]")
-            await page.wait_for_url(f"{url}/agent")
-            await _until(page, "window.ivrDesk.eventSource && window.ivrDesk.eventSource.readyState === 1", 10,
-                         "the event stream")
-            await page.click("#available")
-            await _until(page, "window.ivrDesk.presence === 'available'", 10, "available")
-            assert await page.is_hidden("#assist")
+        async with _pages(silence, 2) as (page_a, page_b):
+            await _sign_in(page_a, url, "wang.li", "desk-pass-1")
+            await _sign_in(page_b, url, "li.na", "desk-pass-2")
+            assert await page_a.is_hidden("#assist") and await page_b.is_hidden("#assist")
 
             port = await _on_server(app, _verified_caller_asks_for_human(app.state.calls))
             call_id = port.info.call_id
-            await _until(page, "window.ivrDesk.presence === 'ringing'", 60, "ringing")
+            ringing = "window.ivrDesk.presence === 'ringing'"
+            deadline = time.monotonic() + 60
+            while not (await page_a.evaluate(ringing) or await page_b.evaluate(ringing)):
+                assert time.monotonic() < deadline, "no agent's desk rang"
+                await asyncio.sleep(0.1)
+            page, other = (page_a, page_b) if await page_a.evaluate(ringing) else (page_b, page_a)
+            holder = "wang.li" if page is page_a else "li.na"
+            assert await other.evaluate("window.ivrDesk.presence") == "available"  # one call rings one agent
             await page.click("#accept")
             await _until(page, "window.ivrDesk.presence === 'busy'", 20, "on call")
             # the order facts come with the call, with the actions the order allows
@@ -125,6 +156,13 @@ async def test_agent_sees_the_return_window_and_creates_the_return(tmp_path):
             flow = await page.inner_text("#suggestions li[data-id=\"flow:return_request\"]")
             assert "七天无理由可办理" in flow and "创建退货" in flow
             assert QUESTION in await page.inner_text("#lines")
+            # the other agent sees nothing of it: no panel, no assist event, and the API refuses them
+            assert await other.is_hidden("#assist")
+            assert await other.evaluate("window.ivrAssistState.updates") == 0
+            assert await other.evaluate("document.querySelectorAll('#suggestions li').length") == 0
+            assert QUESTION not in await other.inner_text("#lines")
+            assert await other.evaluate(f"fetch('/api/agent/calls/{call_id}/assist').then((r) => r.status)") == 404
+            assert await other.evaluate("window.ivrDesk.presence") == "available"
             shot = Path(__file__).resolve().parent.parent / "test-artifacts" / "agent-assist.png"
             shot.parent.mkdir(exist_ok=True)
             await page.screenshot(path=str(shot), full_page=True)
@@ -159,7 +197,7 @@ async def test_agent_sees_the_return_window_and_creates_the_return(tmp_path):
     returns = {r["rma_id"]: r for r in json.loads(shown.stdout)["returns"]}
     assert rma in returns and returns[rma]["status"] == "requested" and returns[rma]["pickup_slot"].endswith("PM")
     assert [(a["action"], a["rma_id"], a["agent"]) for a in rec["extra"]["agent_actions"]] == [
-        ("create_return", rma, "wang.li")]
+        ("create_return", rma, holder)]
     assert any("return_created" in t["actions"] and rma in t["bot_text"] for t in rec["turns"])
     assert "flow:return_request" in rec["extra"]["assist"]["used"]
     assert {"order", "kb:seven_day_return", "flow:return_request"} <= set(rec["extra"]["assist"]["shown"])
