@@ -122,8 +122,7 @@ class Resume:
     def _after_turn(self, m: DialogManager) -> None:
         ctx, out = m.ctx, m.out
         if not self.key and ctx.verification.verified and ctx.order is not None:
-            self.key = self.history.key(ctx.order.phone)
-            self._save(m)
+            self.key = self.history.key(ctx.order.phone)  # stored with the first matter, else at the end
             self._resume(m)
         for action in out.actions:
             if action in MATTER_ACTIONS:
