@@ -10,14 +10,17 @@ import asyncio
 import dataclasses
 import time
 
+import numpy as np
 import pytest
 from audio_gen import speech_extent, synth
 
+from ivr.audio.frames import AudioFrame
 from ivr.call.local import LocalPort
 from ivr.call.manager import CallManager
 from ivr.call.session import SessionOptions
-from ivr.call.trace import STAGES, stages_ms
+from ivr.call.trace import STAGES, ArrivalLog, stages_ms
 from ivr.config import load_settings
+from ivr.events import SpeechEnded, TurnTiming
 from ivr.wiring import build_parts
 
 pytestmark = pytest.mark.timeout(180)
@@ -85,3 +88,31 @@ def test_stage_breakdown_is_consecutive_and_skips_missing_stamps():
                      first_audio_sent=5.21)  # a key press: no audio stages
     s = stages_ms(key)
     assert "vad" not in s and sum(s.values()) == pytest.approx(key.latency_ms(), abs=0.5)
+
+
+def _tone(db: float, rate: int = 16000) -> AudioFrame:
+    amp = 32768 * 10 ** (db / 20) * np.sqrt(2)
+    return AudioFrame.from_numpy((amp * np.sin(np.arange(320) * 2 * np.pi * 440 / rate)).astype(np.int16), rate)
+
+
+def test_the_turn_starts_at_the_last_loud_frame_not_at_the_faint_tail_the_vad_still_counts():
+    log = ArrivalLog()
+    t = 100.0
+    frames = [_tone(-20)] * 50 + [_tone(-50)] * 15 + [AudioFrame.silence(0.02, 16000)] * 25  # words, tail, silence
+    for f in frames:
+        t += 0.02
+        log.add(f, rx=t, received=t + 0.001, resampled=t + 0.002)
+    ev = SpeechEnded(0.0, 65 * 0.02, t, AudioFrame.silence(0.02, 16000))  # the VAD counted the tail as speech
+    timing = TurnTiming()
+    log.stamp(timing, ev)
+    assert timing.speech_end == pytest.approx(100.0 + 50 * 0.02)  # arrival of the 50th (last loud) frame
+    assert timing.extra["vad_end"] == t and timing.extra["received"] == pytest.approx(timing.speech_end + 0.001)
+
+    quiet = ArrivalLog()  # a quiet talker: nothing above the loud line, so the VAD's own end it is
+    t = 200.0
+    for f in [_tone(-48)] * 40 + [AudioFrame.silence(0.02, 16000)] * 25:
+        t += 0.02
+        quiet.add(f, rx=t, received=t, resampled=t)
+    timing = TurnTiming()
+    quiet.stamp(timing, SpeechEnded(0.0, 40 * 0.02, t, AudioFrame.silence(0.02, 16000)))
+    assert timing.speech_end == pytest.approx(200.0 + 40 * 0.02)
