@@ -147,6 +147,7 @@ def test_restock_notice_for_what_was_asked_about(shop):
     ("我要投诉 快递员态度很差 把东西扔门口", "是的", "查订单 {order}"),  # a complaint (ticket created)
     ("真是烦死了 我的订单 {order} 到底怎么样了",),  # frustrated (apologised to)
     ("转人工",),  # asked for a person
+    ("说实话 上次的服务我有意见 查订单 {order}",),  # dissatisfaction in feedback words
 ])
 def test_no_offer_to_a_complainer_or_an_upset_caller(shop, lines):
     order = shop.get_order(AIRCON)

@@ -2,7 +2,7 @@
 history (an accessory or a coupon for what they bought, a restock notice for what they asked about; the shop picks
 it: ``ivr.services.shop.offers``), asked as a yes/no question in the ``offer`` state.
 
-Never before verification, never to a caller who complained, asked for a person, was apologised to or sounded
+Never before verification, never to a caller who complained (a complaint, or feedback words), asked for a person, was apologised to or sounded
 angry or frustrated in any turn, never after a return, exchange, cancellation or refund question, never twice in a
 contact. A yes or no said over the offer before it was heard (barge-in) asks it again, as confirmations do. The
 answer is taken once: yes (an affirmation / key 1) writes through the shop (one transaction, idempotent
@@ -69,6 +69,8 @@ def eligible(m: SystemHost, st: OfferState, served_flow: str | None) -> bool:
     if not st.enabled or st.made is not None or served_flow not in OFFER_AFTER:
         return False
     if not v.verified or v.failed or ctx.order is None or ctx.transfer_reason:
+        return False
+    if m.feedback:  # the caller voiced dissatisfaction (the pack's feedback keywords)
         return False
     return not any(i in NO_OFFER_INTENTS for i in ctx.intents) and not _upset(m)
 
