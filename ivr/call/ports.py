@@ -42,7 +42,12 @@ class CallPort(Protocol):
     info: CallInfo
 
     async def recv(self) -> InboundEvent:
-        """Next inbound event: caller audio (20 ms frames, any size tolerated), DTMF, or Hangup (then no more)."""
+        """Next inbound event: caller audio (20 ms frames, any size tolerated), DTMF, or Hangup (then no more).
+
+        A network transport stamps each audio frame with ``frame.meta["rx_at"]``: the ``time.monotonic()`` arrival
+        of the packet that carried its last sample (SIP: before the RTP jitter buffer and the 8 -> 16 kHz
+        resampler; WebRTC: before aiortc's jitter buffer and decoder). A turn's trace starts there
+        (:mod:`ivr.call.trace`); frames without it count from when the session took them."""
         ...
 
     async def send_audio(self, frame: AudioFrame) -> None:
