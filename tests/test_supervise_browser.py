@@ -10,7 +10,8 @@ the caller from the audio the line received.
 * listen: the supervisor hears the caller (900 Hz) and the agent (1700 Hz); neither hears the supervisor;
 * whisper: the agent hears the supervisor, the caller does not;
 * barge: both hear the supervisor.
-Every step is in the call record (``extra.supervision``); agents and admins may not supervise (403).
+Every step is in the call record (``extra.supervision``), the supervisor's leave too when the call ends under them
+(read back from the database); agents and admins may not supervise (403).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ivr.call.local import LocalPort
 from ivr.config import load_settings
 from ivr.services.agents import AccountStore
 from ivr.services.migrate import ensure_schema
+from ivr.services.records import RecordStore
 from ivr.web.callaccess import record_headers
 
 pytestmark = [pytest.mark.timeout(360), pytest.mark.slow, pytest.mark.realtime]
@@ -214,14 +216,22 @@ async def test_listen_whisper_barge_reach_the_right_people(tmp_path):
             await sup.click("#sv-end")
             await _until(sup, "window.ivrSupervise.callId === null && window.ivrSupervise.closed === true", 5,
                          "left the call")
+            # listening again when the caller hangs up: the leave is in the saved record all the same
+            await _until(sup, f"!!document.querySelector('{button}')", 10, "the listen button again")
+            await sup.click(button)
+            await _until(sup, "window.ivrSupervise.mode === 'listen'", 20, "listening again")
             app.state.loop.call_soon_threadsafe(port.caller_hangup)
             await _until(agent, "window.ivrDesk.presence === 'wrap_up'", 15, "wrap-up")
+            await _until(sup, "window.ivrSupervise.callId === null", 5, "the wall letting go of the ended call")
             await _on_server(app, port.close())
         deadline = time.monotonic() + 15
         while app.state.calls.active and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             rec = (await http.get(f"/api/calls/{call_id}", headers=record_headers(app.state.settings, call_id))).json()
-    steps = [(e["supervisor"], e["event"], e["mode"]) for e in rec["extra"]["supervision"]]
-    assert steps == [("lead", "join", "listen"), ("lead", "mode", "whisper"), ("lead", "mode", "barge"),
-                     ("lead", "leave", "barge")], steps
+        saved = RecordStore(settings.database_url).get(call_id)  # what was written, not the live object
+    steps = [(e["supervisor"], e["event"], e["mode"], e.get("reason")) for e in saved.extra["supervision"]]
+    assert steps == [("lead", "join", "listen", None), ("lead", "mode", "whisper", None),
+                     ("lead", "mode", "barge", None), ("lead", "leave", "barge", "left"),
+                     ("lead", "join", "listen", None), ("lead", "leave", "listen", "call_ended")], steps
+    assert rec["extra"]["supervision"] == saved.extra["supervision"]
