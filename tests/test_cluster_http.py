@@ -1,7 +1,7 @@
 """HTTP across a real local cluster (HAProxy with deploy/cluster/haproxy.cfg in front of 2 `ivr serve` nodes
 sharing PostgreSQL and Redis): accounts made with `ivr agents` log in through either node, a login cookie of one
 node is good on the other, failed logins count across nodes; the live calls of both nodes are seen from each,
-actions on a call reach the node that holds it, events of both nodes reach one subscriber, /api/stats counts
+actions on a call reach the node that holds it, the supervisor wall of either node lists both nodes' calls, events of both nodes reach one subscriber, /api/stats counts
 the calls of both nodes, and the open records of a node killed with -9 are ended by the survivor."""
 
 from __future__ import annotations
@@ -87,6 +87,10 @@ async def test_live_calls_of_both_nodes_are_seen_and_actions_reach_their_node(cl
         assert sorted(x["node"] for x in live) == ["node1", "node2"], live
         view = (await c.get(f"{urls['node2']}/api/cluster")).json()
         assert set(view["nodes"]) == {"node1", "node2"} and view["shared"] is True, view
+        for url in urls.values():  # the supervisor wall of either node lists the calls of both
+            wall = (await c.get(f"{url}/api/wall")).json()
+            assert sorted(x["call_id"] for x in wall["live"]) == sorted(x["call_id"] for x in live), wall
+            assert wall["calls"]["total"] == 2, wall["calls"]
         for call in live:
             other = urls["node2" if call["node"] == "node1" else "node1"]
             r = await c.get(f"{other}/api/calls/{call['call_id']}")  # asked at the node that does not hold it

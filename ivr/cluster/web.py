@@ -65,6 +65,20 @@ def setup(app: FastAPI) -> None:
                                   HashGate(settings.login_hash_concurrency, settings.login_hash_queue))
 
     app.add_middleware(ForwardCalls, service=app)
+    app.state.other_nodes_live = lambda known: other_nodes_live(app, known)  # the wall's hook (ivr.web.wallstate)
+
+
+def other_nodes_live(app: FastAPI, known: set[str]) -> list[dict[str, Any]]:
+    """The other nodes' live calls as the supervisor wall lists them (blocking; none without Redis)."""
+    state: SharedState = app.state.shared
+    if not state.shared:
+        return []
+    queued = {t for t, _ in state.queue()}
+    now = time.time()
+    return [{"call_id": c.call_id, "state": "queue" if c.call_id in queued else "bot", "channel": c.channel,
+             "caller": "", "duration_s": round(now - c.started_at, 1) if c.started_at else None, "agent": "",
+             "mood": "calm", "node": c.node}
+            for c in state.live_calls() if c.node != app.state.node and c.call_id not in known]
 
 
 class ForwardCalls:

@@ -148,6 +148,8 @@ class WallState:
                 "agent": (agent.display_name or agent.username) if agent is not None else "",
                 "mood": self.mood(rec, handoff),
             })
+        if (others := getattr(self.state, "other_nodes_live", None)) is not None:  # a cluster (ivr.cluster.web)
+            live += await asyncio.to_thread(others, {c["call_id"] for c in live})
         waiting = [w.public(i + 1) for i, w in enumerate(order)]
         counts = {s: sum(1 for c in live if c["state"] == s) for s in STATE_LABEL}
         by_presence = {p: 0 for p in PRESENCE}
