@@ -155,3 +155,24 @@ def test_purge_clears_webhook_message_ids_of_the_same_age(db_url):  # noqa: F811
     assert purge(store, cutoff).webhook_messages == 2 and seen.count() == 2
     assert not seen.claim("demo", "edge", now=NOW) and seen.claim("demo", "old1", now=NOW)  # old ids are forgotten
     assert purge(store, cutoff).webhook_messages == 0
+
+
+def test_purge_clears_restock_subscriptions_of_the_same_age(db_url):  # noqa: F811
+    from sqlalchemy import select
+
+    from ivr.services.db import transaction
+    from ivr.services.shop.offer_models import RestockSubscription
+
+    ensure_schema(db_url)
+    with transaction(db_url) as s:
+        for cid, days in (("C1", 120), ("C2", 89), ("C3", 1)):
+            s.add(RestockSubscription(customer_id=cid, sku="AP0007", phone="13800138000",
+                                      created_at=NOW - timedelta(days=days)))
+    store = RecordStore(db_url)
+    cutoff = cutoff_for(90, now=NOW)
+    assert purge(store, cutoff, dry_run=True).restock_subscriptions == 1
+    res = purge(store, cutoff)
+    assert res.restock_subscriptions == 1 and res.as_dict()["restock_subscriptions"] == 1
+    with transaction(db_url) as s:
+        left = sorted(s.scalars(select(RestockSubscription.customer_id)))
+    assert left == ["C2", "C3"]

@@ -85,7 +85,8 @@ def _purge(args: argparse.Namespace) -> int:
     print(f"{verb} {len(res.call_ids)} call records and {len(res.files)} recordings started before "
           f"{res.cutoff:%Y-%m-%d %H:%M} UTC ({days} days)" + (f"; {len(res.missing)} recordings already gone"
                                                             if res.missing else ""))
-    rows = {**res.shop_rows, "webhook_messages": res.webhook_messages}
+    rows = {**res.shop_rows, "webhook_messages": res.webhook_messages,
+            "restock_subscriptions": res.restock_subscriptions}
     if any(rows.values()):
         print(f"{verb} " + ", ".join(f"{n} {name}" for name, n in rows.items()) + " rows of the same age")
     if args.dry_run:
