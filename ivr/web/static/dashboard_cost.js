@@ -3,7 +3,7 @@
 "use strict";
 
 (function () {
-  const CHANNEL = { webrtc: "网页电话", sip: "电话（SIP）", chat: "在线聊天" };
+  const CHANNEL = { webrtc: "网页电话", sip: "电话（SIP）", webchat: "在线聊天", chat: "在线聊天（控制台）", messaging: "消息平台" };
   const SOURCE = { configured: "按设置", measured: "按本期人工通话实测", default: "无人工通话，按默认" };
 
   function yuan(x) { return x == null ? "—" : `¥${Number(x).toFixed(2)}`; }
