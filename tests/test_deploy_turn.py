@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from browser.chromium import wait_js
-from browser.server import free_port, serve_in_thread
+from browser.server import serve_in_thread
 from deploy_peers import DEPLOY, chromium_tls_page, ivr_serve, need
 
 from ivr.audio.files import write_wav
@@ -68,7 +68,7 @@ def coturn(tmp: Path, port: int, relay: tuple[int, int]) -> Iterator[Path]:
 
 
 async def test_chromium_call_relayed_through_coturn(tmp_path):
-    turn_port = free_port()
+    turn_port = reserve_ports(2)  # coturn also listens on the next port (alt-listening-port)
     relay = (low := reserve_ports(10), low + 9)
     quiet_mic = write_wav(tmp_path / "quiet.wav", AudioFrame.silence(5.0, 48000))
     env = {"IVR_ICE_SERVERS": json.dumps([{"urls": f"turn:127.0.0.1:{turn_port}?transport=udp"}]),
