@@ -6,8 +6,11 @@
   to that node (``X-Ivr-Forwarded`` marks the hop; a forwarded request is never forwarded again). The owner
   checks the call token, login and Origin as if the request had come to it.
 * Login throttles (per username, per client address) count failures from every node.
+* The node's signed-in agents (presence, expiring) and waiting callers (the shared queue) are mirrored each round
+  (:mod:`ivr.cluster.desk_share`); the supervisor wall lists the other nodes' live calls (``other_nodes_live``).
 * A node whose heartbeat expired leaves its call records ``in_progress``: the first survivor to notice takes
-  them over once and ends them as ``failed`` / ``node_lost``, so no record stays open for ever.
+  them over once and ends them as ``failed`` / ``node_lost``, so no record stays open for ever, and books its
+  waiting callers a callback ticket.
 * ``GET /api/cluster`` (supervisor, admin): the nodes alive, the live calls of all nodes, agent presence, the
   shared queue. ``GET /api/cluster/events``: the ``calls`` events of every node as Server-Sent Events.
 """
