@@ -18,6 +18,7 @@ import numpy as np
 import yaml
 
 from ivr.dialog.nlu.expand import expand
+from ivr.dialog.nlu.phonetic import SCHEMES, bigram_features, syllables
 from ivr.lang import LanguagePack
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,17 @@ class TrainingDataError(ValueError):
 
 
 class Featurizer:
-    """Text -> feature strings: ``w:`` words, ``b:`` character bigrams, ``@`` concepts from the lexicon."""
+    """Text -> feature strings: ``w:`` words, ``b:`` character bigrams, ``p:`` syllable bigrams (packs with
+    ``phonetic:``, robust to a recogniser's homophones), ``@`` concepts from the lexicon."""
 
     def __init__(self, pack: LanguagePack):
         self.pack = pack
+        scheme = pack.data.get("phonetic")
+        if scheme is not None and scheme not in SCHEMES:
+            raise TrainingDataError(f"{pack.dir / 'pack.yaml'}: phonetic must be one of {', '.join(SCHEMES)}")
+        self.phonetic: str | None = scheme
+        if scheme:
+            syllables("快", scheme)  # loads the syllable table now, not on the first caller (~1 s)
         concepts = pack.lexicon.get("concepts", {}) or {}
         self.concepts = {name: sorted({str(w) for w in words}, key=len, reverse=True) for name, words in concepts.items()}
 
@@ -55,6 +63,7 @@ class Featurizer:
         hits = self.concept_hits(compact)
         feats = [f"w:{t}" for t in tokens]
         feats += [f"b:{compact[i:i + 2]}" for i in range(len(compact) - 1)]
+        feats += bigram_features(compact, self.phonetic)
         feats += [f"@{c}" for c in hits]
         if len(compact) <= 4:
             feats.append("#short")
@@ -191,7 +200,7 @@ class IntentClassifier:
         return [(f, round(w, 3)) for f, w in contrib[:k]]
 
 
-CODE_VERSION = "2"  # bump when features or the model change, so cached models are retrained
+CODE_VERSION = "3"  # bump when features or the model change, so cached models are retrained
 
 
 def _cache_dir() -> Path:
