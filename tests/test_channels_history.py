@@ -173,3 +173,22 @@ def test_customer_keys_are_keyed_hashes_of_the_phone() -> None:
     assert k == customer_key("+86 138-0013-8000", "secret-a")  # the same phone however written
     assert k != customer_key("13800138000", "secret-b") and k != customer_key("13800138001", "secret-a")
     assert "13800138000" not in k and len(k) == 32 and customer_key("", "x") == ""
+
+
+def test_history_links_updates_and_forgets(tmp_path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    ensure_schema(url)
+    h = CustomerHistory(url, "s")
+    key, now = h.key("13800138000"), datetime.now(UTC)
+    h.link(key, "chat-1", "webchat", started_at=now - timedelta(days=40), matter="complaint", now=now)
+    h.link(key, "chat-2", "webchat", started_at=now - timedelta(hours=2), order_id=ORDER, now=now)
+    h.link(key, "chat-2", "webchat", matter="return_request", detail={"rma_id": "R1"}, now=now)
+    h.link(key, "chat-2", "webchat", outcome="self_served", now=now)  # None keeps the matter
+    (c,) = h.contacts(key, now=now)  # 30 days by default: the old one is out of sight
+    assert (c.call_id, c.matter, c.detail, c.order_id, c.outcome) == ("chat-2", "return_request", {"rma_id": "R1"},
+                                                                       ORDER, "self_served")
+    assert h.contacts(key, exclude="chat-2", now=now) == [] and h.contacts(h.key("13912345678"), now=now) == []
+    assert h.purge(now - timedelta(days=30)) == 1
+    assert [x.call_id for x in h.contacts(key, within=timedelta(days=90), now=now)] == ["chat-2"]

@@ -97,6 +97,15 @@ class CustomerHistory:
                             r.outcome) for r in rows]
 
 
+    def purge(self, before: datetime) -> int:
+        """Forget contacts started before ``before`` (retention); how many."""
+        with transaction(self.url) as s:
+            rows = s.scalars(select(CustomerContact).where(CustomerContact.started_at < before)).all()
+            for r in rows:
+                s.delete(r)
+            return len(rows)
+
+
 def history_for(url: str, settings: Any = None) -> CustomerHistory:
     """The history over ``url`` keyed with ``secret_key`` (as caller keys and the verification lockout are)."""
     return CustomerHistory(url, getattr(settings, "secret_key", "") or "")
