@@ -145,7 +145,7 @@ class AsrEngine:
         warmup_audio: AudioFrame | None = None,
         batch_ms: int = 160,
         max_backlog_s: float = 4.0,
-        idle_trim_s: float = 30.0,
+        idle_trim_s: float = 120.0,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.sample_rate = sample_rate
@@ -189,7 +189,7 @@ class AsrEngine:
         warmup_audio: AudioFrame | None = None,
         batch_ms: int = 160,
         max_backlog_s: float = 4.0,
-        idle_trim_s: float = 30.0,
+        idle_trim_s: float = 120.0,
     ) -> AsrEngine:
         """Engine for a model directory or a name known to ``ivr models`` (raises ModelError if unknown).
 
@@ -207,10 +207,6 @@ class AsrEngine:
     async def _run(self, fn, *args):
         """Run on a decoding thread (start-up work: nothing else is decoding yet)."""
         return await asyncio.wrap_future(self._pool.submit(FEED, fn, *args))
-
-    async def _background(self, fn, *args):
-        """Run on the creation/warm-up thread (never holds a call's audio)."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool.background, fn, *args)
 
     def _create(self, grammar: list[str] | None = None) -> Recognizer:
         """Create and warm a recogniser (blocking; runs in the executor)."""
@@ -338,14 +334,15 @@ class AsrEngine:
         return out
 
     def _drop(self, rs: list[Recognizer]) -> None:
-        """Destroy in the background (freeing ~100 MB and malloc_trim take a while), then refill the pool."""
+        """Destroy on the reaper thread (freeing ~100 MB and malloc_trim take a while; never behind a warm-up),
+        then refill the pool."""
         def destroy() -> None:
             for r in rs:
                 self._destroy(r)
             self._schedule_refill()
 
         try:
-            self._pool.background.submit(destroy)
+            self._pool.reaper.submit(destroy)
         except RuntimeError:  # shutting down
             destroy()
 
@@ -402,6 +399,7 @@ class AsrEngine:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
+        loop = asyncio.get_running_loop()
         for r in idle:
-            await self._background(self._destroy, r)
+            await loop.run_in_executor(self._pool.reaper, self._destroy, r)
         await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown, True)
