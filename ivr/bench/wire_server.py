@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,13 +16,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ivr.bench.ports import reserve_port
+
 _TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _tree(pid: int) -> list[int]:
@@ -77,8 +72,8 @@ class ServeProcess:
 
     def __init__(self, data_dir: Path, env: dict[str, str] | None = None, max_calls: int = 8) -> None:
         self.data_dir = Path(data_dir)
-        self.http_port = free_port()
-        self.sip_port = free_port(socket.SOCK_DGRAM)
+        self.http_port = reserve_port()  # held for this process: no race with parallel tests and benchmarks
+        self.sip_port = reserve_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.env = {**os.environ, "IVR_DATA_DIR": str(self.data_dir), "IVR_DEMO_DATA": "1",
                     "IVR_LOG_LEVEL": "WARNING", **(env or {})}
