@@ -105,6 +105,7 @@ def test_chat_goes_to_the_agent_and_back_and_the_record_has_both_parts(server) -
     ctx = offer["context"]
     assert ctx["channel"] == "webchat" and ctx["order"]["order_id"] == ORDER and ctx["verification"]["verified"]
     assert any(t["who"] == "bot" and "核实通过" in t["text"] for t in ctx["transcript"])  # the bot part on the card
+    assert ctx["summary"].startswith("在线咨询") and "号码" not in ctx["summary"]  # a chat has no caller number
     call_id = offer["call_id"]
     assert call_id == cust.id
     r = agent.post(f"/api/agent/chats/{offer['offer_id']}/accept", json={})

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from test_shop_helpers import db_url, pg_server  # noqa: F401  (fixtures)
 
+from ivr.services.channels.history import CustomerHistory
 from ivr.services.channels.replay import SeenMessages
 from ivr.services.migrate import ensure_schema
 from ivr.services.records import CallRecord, RecordStore
@@ -176,3 +177,18 @@ def test_purge_clears_restock_subscriptions_of_the_same_age(db_url):  # noqa: F8
     with transaction(db_url) as s:
         left = sorted(s.scalars(select(RestockSubscription.customer_id)))
     assert left == ["C2", "C3"]
+
+
+def test_purge_forgets_cross_channel_history_of_the_same_age(db_url):  # noqa: F811
+    ensure_schema(db_url)
+    history = CustomerHistory(db_url, "k")
+    key = history.key("13800138000")
+    for cid, days in (("old", 120), ("edge", 89.9), ("new", 1)):
+        history.link(key, cid, "webchat", started_at=NOW - timedelta(days=days), order_id="202401010001")
+    cutoff = cutoff_for(90, now=NOW)
+    store = RecordStore(db_url)
+    dry = purge(store, cutoff, dry_run=True)
+    assert dry.customer_contacts == 1 and dry.as_dict()["customer_contacts"] == 1
+    assert purge(store, cutoff).customer_contacts == 1
+    left = {c.call_id for c in history.contacts(key, within=timedelta(days=3650), now=NOW)}
+    assert left == {"edge", "new"}

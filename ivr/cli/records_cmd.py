@@ -86,7 +86,7 @@ def _purge(args: argparse.Namespace) -> int:
           f"{res.cutoff:%Y-%m-%d %H:%M} UTC ({days} days)" + (f"; {len(res.missing)} recordings already gone"
                                                             if res.missing else ""))
     rows = {**res.shop_rows, "webhook_messages": res.webhook_messages,
-            "restock_subscriptions": res.restock_subscriptions}
+            "restock_subscriptions": res.restock_subscriptions, "customer_contacts": res.customer_contacts}
     if any(rows.values()):
         print(f"{verb} " + ", ".join(f"{n} {name}" for name, n in rows.items()) + " rows of the same age")
     if args.dry_run:

@@ -38,6 +38,9 @@ def order_snapshot(order: OrderSnapshot | None) -> dict[str, Any] | None:
     }
 
 
+TEXT_CHANNELS = ("webchat", "chat", "messaging")  # typed conversations: no caller number to show
+
+
 def build(m: FlowHost, reason: str) -> dict[str, Any]:
     """The hand-off dict (JSON-serialisable)."""
     ctx = m.ctx
@@ -52,7 +55,7 @@ def build(m: FlowHost, reason: str) -> dict[str, Any]:
         return m.pack.prompt(pid) if pid in m.pack.prompts else key
 
     summary = m.pack.prompt(
-        "handoff.summary",
+        "handoff.summary_text" if ctx.channel in TEXT_CHANNELS else "handoff.summary",
         caller=mask_phone(ctx.caller_id) or label("handoff", "no_caller_id"),
         intents=m.pack.prompt("list.sep").join(label("intent", i) for i in intents) or none,
         order=order.order_id if order else none,

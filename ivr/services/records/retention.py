@@ -2,7 +2,8 @@
 so are the shop-side rows holding callers' data (tickets, audit log, idempotency keys, failed identity checks) and
 the message ids of signed webhook messages (``webhook_messages``, the messaging channel's replay protection; it
 drops ids older than ``webhook_retention_h`` itself as new messages come, the purge also clears a quiet adapter's),
-and restock-notice subscriptions (personal offers: they keep the customer's phone) made before it.
+restock-notice subscriptions (personal offers: they keep the customer's phone) made before it, and the
+cross-channel customer history (``customer_contacts``: what was done for a verified customer) started before it.
 
 The cut-off is ``now - retention_days`` (settings, default 90) and applies to a call's start time; a record and its
 recording go in the same purge. Recording files no record points to are left alone (not ours to judge).
@@ -18,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, inspect, select
 
-from ivr.services.channels.tables import WebhookMessage
+from ivr.services.channels.tables import CustomerContact, WebhookMessage
 from ivr.services.db import get_engine, transaction
 from ivr.services.records.store import RecordStore
 from ivr.services.shop.offer_models import RestockSubscription
@@ -37,11 +38,13 @@ class PurgeResult:
     shop_rows: dict[str, int] = field(default_factory=dict)  # tickets, audit_log, idempotency_keys, verify_failures
     webhook_messages: int = 0  # message ids of signed webhooks received before the cut-off
     restock_subscriptions: int = 0  # restock notices asked for before the cut-off (they hold a phone number)
+    customer_contacts: int = 0  # cross-channel history rows of contacts started before the cut-off
 
     def as_dict(self) -> dict:
         return {"cutoff": self.cutoff.isoformat(), "dry_run": self.dry_run, "records": len(self.call_ids),
                 "files": len(self.files), "missing_files": len(self.missing), **self.shop_rows,
-                "webhook_messages": self.webhook_messages, "restock_subscriptions": self.restock_subscriptions}
+                "webhook_messages": self.webhook_messages, "restock_subscriptions": self.restock_subscriptions,
+                "customer_contacts": self.customer_contacts}
 
 
 def cutoff_for(days: int, now: datetime | None = None) -> datetime:
@@ -62,6 +65,7 @@ def purge(store: RecordStore, cutoff: datetime, *, dry_run: bool = False) -> Pur
     res.webhook_messages = purge_messages_before(store.url, cutoff, dry_run=dry_run)
     res.restock_subscriptions = _purge_older(store.url, RestockSubscription, RestockSubscription.created_at, cutoff,
                                              dry_run)
+    res.customer_contacts = _purge_older(store.url, CustomerContact, CustomerContact.started_at, cutoff, dry_run)
     if dry_run or not old:
         return res
     store.purge_before(cutoff)
