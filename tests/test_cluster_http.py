@@ -2,7 +2,8 @@
 sharing PostgreSQL and Redis): accounts made with `ivr agents` log in through either node, a login cookie of one
 node is good on the other, failed logins count across nodes; the live calls of both nodes are seen from each,
 actions on a call reach the node that holds it, the supervisor wall of either node lists both nodes' calls, events of both nodes reach one subscriber, /api/stats counts
-the calls of both nodes, and the open records of a node killed with -9 are ended by the survivor."""
+the calls of both nodes, and the open records of a node killed with -9 are ended by the survivor while HAProxy sends that node's browsers
+to the survivor, still logged in."""
 
 from __future__ import annotations
 
@@ -149,6 +150,15 @@ async def test_the_survivor_ends_the_open_records_of_a_killed_node(cluster, tmp_
     async with httpx.AsyncClient(timeout=10, cookies=cookies) as c:
         view = (await c.get(f"{cluster.http_url}/api/cluster")).json()
     assert set(view["nodes"]) == {"node1"} and [x["call_id"] for x in view["live_calls"]] == [kept], view
+    # HAProxy: a browser stuck to the dead node (cookie IVRNODE=node2) is sent to node1, still logged in
+    pinned = httpx.Cookies(cookies)
+    pinned.set("IVRNODE", "node2")
+    async with httpx.AsyncClient(timeout=10, cookies=pinned) as c:
+        answers = []
+        for _ in range(10):
+            answers.append((await c.get(f"{cluster.http_url}/api/me")).status_code)
+            await asyncio.sleep(0.1)
+    assert answers == [200] * 10, answers
     ok, failed, screen = await running
     assert ok == 1 and failed == 1, screen
     with eng.connect() as conn:
