@@ -18,6 +18,7 @@ stops). Per utterance, on the caller's own sockets:
 from __future__ import annotations
 
 import asyncio
+import bisect
 import os
 import tempfile
 import time
@@ -67,8 +68,10 @@ def first_loud_after(rx: list[tuple[float, bool]], t: float, start: int = 0) -> 
 
 
 async def _wait_loud(call: WireCall, after: float, limit_s: float) -> float | None:
+    """Arrival of the first loud bot packet after ``after`` (which may lie in the past: a reply can start while
+    the caller still sends the quiet tail of its clip); None after ``limit_s`` or when the call ended."""
     deadline = time.monotonic() + limit_s
-    start = max(0, len(call.rx) - 1)
+    start = bisect.bisect_right(call.rx, (after, True))  # arrivals are appended in time order
     while call.hung_up is None:
         found = first_loud_after(call.rx, after, start)
         if found is not None:
