@@ -93,7 +93,7 @@ def test_one_need_is_not_split(nlu, text):
 
 
 @pytest.mark.parametrize("name", ["nlu_heldout.tsv", "nlu_sealed.tsv", "nlu_fresh.tsv", "nlu_sealed2.tsv",
-                                  "nlu_probe.tsv"])
+                                  "nlu_probe.tsv", "nlu_sealed3.tsv"])
 def test_own_held_out_sets_meet_the_targets(nlu, name):
     rows, _ = read_rows(DATA / name)
     ev = evaluate(nlu, rows).as_dict()
