@@ -18,8 +18,10 @@ import tempfile
 from pathlib import Path
 
 import httpx
+import numpy as np
 
-from ivr.bench.sip import _caller_audio
+from ivr.audio import g711
+from ivr.audio.frames import AudioFrame
 from ivr.cluster.engines import free_port
 from ivr.cluster.local import LocalCluster
 
@@ -79,6 +81,13 @@ SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
   <recv response="200" crlf="true"/>
 </scenario>
 """
+
+
+def _caller_audio(seconds: float) -> bytes:
+    """A-law 'speech' (as ivr bench sip's callers): a 300 Hz tone with a syllable-rate envelope, never silent."""
+    t = np.arange(int(seconds * 8000)) / 8000
+    x = 0.3 * np.sin(2 * np.pi * 300 * t) * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t))
+    return g711.alaw_encode(AudioFrame.from_numpy(x, 8000))
 
 
 def _metrics(url: str) -> dict[str, float]:
