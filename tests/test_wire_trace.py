@@ -7,10 +7,14 @@ the stored record's stage breakdown (jitter buffer, resampling, VAD, ASR final, 
 to it within 50 ms plus what lies outside the session and is measured here, not guessed:
 
 * one 20 ms packet: the RTP clock sends the bot's first frame on its next tick;
+* two 20 ms frames of idle silence the RTP send queue may still hold ahead of the reply (it drops idle silence
+  beyond that, ivr.telephony.rtp.stream);
 * the reply's lead-in: frames of the reply before its first audible one (the trace ends at the reply's first
   frame, the caller's ear at its first loud one), from the same TTS;
 * the SIP port's 16 -> 8 kHz streaming resampler: the audio it holds before releasing a block (measured on the
-  port's own converter; soxr HQ holds up to ~140 ms, which the session cannot see).
+  port's own converter; soxr HQ holds up to ~140 ms, which the session cannot see);
+* the caller's own event-loop lag, which delays the arrival stamp (measured by its 20 ms pacer; ~0 on a quiet
+  machine, tens of ms on a shared one).
 
 Loopback transit is microseconds. Needs ../shared (recorded Korean): reported as not run without it.
 """
@@ -98,7 +102,9 @@ async def test_the_turn_trace_adds_up_to_what_the_sip_caller_hears(tmp_path):
     assert turn.latency_ms is not None and abs(total - turn.latency_ms) <= 1.0
     assert stages["jitter_buffer"] > 0, "the trace did not start at the packet's arrival (rx_at)"
     lead, hold = await _lead_in_ms(turn.bot_text), _resampler_hold_ms()
-    allowance = 50.0 + PACKET_MS + lead + hold
+    lag = call.late_max_s * 1000
+    allowance = 50.0 + PACKET_MS + 2 * PACKET_MS + lead + hold + lag
     print(f"\ncaller heard {heard_ms:.0f} ms; trace {total:.0f} ms = {stages}; outside the session: lead-in "
-          f"{lead:.0f} ms, SIP resampler hold <= {hold:.0f} ms, RTP tick <= {PACKET_MS:.0f} ms")
+          f"{lead:.0f} ms, SIP resampler hold <= {hold:.0f} ms, RTP tick and queue <= {3 * PACKET_MS:.0f} ms, caller loop lag "
+          f"<= {lag:.0f} ms; caller said {turn.caller_text!r}, bot said {turn.bot_text[:60]!r}")
     assert -50.0 <= heard_ms - total <= allowance, (heard_ms, total, stages, lead, hold)
