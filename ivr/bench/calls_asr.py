@@ -224,7 +224,10 @@ def soak_body(table: str, seconds: float) -> str:
             "(+29 MB once warmed, +40-60 MB after one 3-5 s utterance, +95 MB after 20 s of speech, +200 MB "
             "saturated after ~100 s; FinalResult/Reset, SetWords(False), SetMaxAlternatives(0) and the OpenFST "
             "cache flags change nothing; destroying it and malloc_trim give it all back). So memory per call = "
-            "(recognisers alive / calls) x their mean size: recognisers are held per utterance (not per call) and "
-            "recycled after asr_recycle_speech_s of speech. Recycling trades CPU for memory (one recogniser decoding "
+            "(recognisers alive / calls) x their mean size. Until now a call held its recogniser from its first "
+            "utterance to hang-up (recognisers = calls + spares); now one is held per utterance being decoded "
+            "(recognisers = utterances decoded at once + spares: fewer than the calls when callers also listen) and "
+            "recycled after asr_recycle_speech_s of speech. With callers who talk all the time, or decoding that "
+            "lags (this shared machine), every call is mid-utterance and the two designs hold the same number. Recycling trades CPU for memory (one recogniser decoding "
             "120 s of utterances: never recycled 0.128 CPU s per audio s, mean +126 MB; every 60 s 0.179, +122 MB; "
             "30 s 0.199, +100 MB; 20 s 0.280, +87 MB; 12 s 0.314, +73 MB; every utterance 0.660, +62 MB).")
