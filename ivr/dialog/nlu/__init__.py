@@ -49,7 +49,10 @@ SOCIAL_CONFIDENCE = 0.95
 # runner-up task of at least CLARIFY_SECOND is asked about ("您是想查物流，还是申请退货？") instead of acted on.
 CLARIFY_BELOW = 0.55
 CLARIFY_SECOND = 0.15
-CLARIFY_OTHER_TOP = 0.3  # an "other" reading with two tasks at least this and CLARIFY_SECOND is asked about too
+CLARIFY_OTHER_TOP = 0.3
+# after a yes/no question a leading yes/no word decides, unless the rest is this surely something else
+SETTLED_INTENTS = ("other", "thanks", "goodbye")
+SETTLED_KEEP = 0.5  # an "other" reading with two tasks at least this and CLARIFY_SECOND is asked about too
 
 
 class Nlu:
@@ -159,6 +162,10 @@ class Nlu:
         if expected == "yesno" and intent not in ("affirm", "deny") and not topical:
             lead = self._leading_social(compact)
             if lead in ("affirm", "deny"):
+                if top in SETTLED_INTENTS and pred.probs[top] >= SETTLED_KEEP:  # "没事了 我自己弄好了"
+                    expl["decided_by"] = f"yesno_settled:{top}"
+                    expl.pop("context", None)
+                    return top, pred.probs[top], dict(pred.probs)
                 expl["decided_by"] = f"yesno_lead:{lead}"
                 return lead, 0.85, probs
         expl["top_features"] = self.classifier.contributions(pred.features, intent)

@@ -102,7 +102,12 @@ def load_training(pack: LanguagePack, seed: int = 0) -> tuple[list[str], list[st
     aug = data.get("augment") or pack.lexicon.get("augment") or {}
     prefixes = [str(p) for p in aug.get("prefixes", [])]
     suffixes = [str(s) for s in aug.get("suffixes", [])]
+    # lead-ins of another kind ("转人工", "服务太差了") before a concrete need: the need wins
+    lead_ins = [str(p) for p in aug.get("lead_ins", [])]
+    lead_rate = float(aug.get("lead_in_rate", 0.12))
+    lead_skip = set(aug.get("lead_in_skip", ["human_agent", "complaint"]))
     rng = random.Random(seed)
+    lead_rng = random.Random(seed + 1)  # own stream: the other augmentation stays as it was
     texts: list[str] = []
     labels: list[str] = []
     for intent, patterns in data["intents"].items():
@@ -115,6 +120,10 @@ def load_training(pack: LanguagePack, seed: int = 0) -> tuple[list[str], list[st
                     pre = rng.choice(prefixes) if prefixes and rng.random() < 0.7 else ""
                     suf = rng.choice(suffixes) if suffixes and rng.random() < 0.5 else ""
                     texts.append(pack.mask_numbers(pack.normalize(f"{pre} {variant} {suf}")))
+                    labels.append(intent)
+                if lead_ins and intent not in SOCIAL_INTENTS and intent not in lead_skip \
+                        and lead_rng.random() < lead_rate:
+                    texts.append(pack.mask_numbers(pack.normalize(f"{lead_rng.choice(lead_ins)} {variant}")))
                     labels.append(intent)
     if len(set(labels)) < 2:
         raise TrainingDataError(f"{path}: need phrases for at least two intents")
@@ -200,7 +209,7 @@ class IntentClassifier:
         return [(f, round(w, 3)) for f, w in contrib[:k]]
 
 
-CODE_VERSION = "3"  # bump when features or the model change, so cached models are retrained
+CODE_VERSION = "4"  # bump when features or the model change, so cached models are retrained
 
 
 def _cache_dir() -> Path:
