@@ -40,7 +40,7 @@ async def _until(fn, timeout: float, what: str):
 
 async def test_agent_takes_the_call_on_a_sip_desk_phone(tmp_path):
     phone_port, phone_media = free_port(), free_port(even=True)
-    settings = load_settings({"data_dir": str(tmp_path / "data"), "agent_ring_timeout_s": 30.0})
+    settings = load_settings({"data_dir": str(tmp_path / "data"), "tts_speed": 450, "agent_ring_timeout_s": 30.0})
     ensure_schema(settings.database_url)
     AccountStore(settings.database_url).add("desk9", password="desk-pass-9",
                                             sip_uri=f"sip:1009@127.0.0.1:{phone_port}")
