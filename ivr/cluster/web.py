@@ -159,6 +159,26 @@ def take_over_records(db_url: str, call_ids: list[str]) -> int:
         return int(res.rowcount or 0)
 
 
+def orphaned_records(db_url: str, claimed: set[str], older_than_s: float) -> list[str]:
+    """Voice calls (sip, webrtc) still ``in_progress`` in the database that no live node claims although they
+    started ``older_than_s`` ago (every node announces its calls each round): a dead node's calls it took in after
+    its last round. Chats and other channels are not judged (they are not in the call index)."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from ivr.services.db import transaction
+    from ivr.services.records.tables import CallRow
+
+    now = datetime.now(UTC)
+    with transaction(db_url) as s:
+        ids = s.execute(select(CallRow.call_id).where(
+            CallRow.outcome == "in_progress", CallRow.channel.in_(("sip", "webrtc")),
+            CallRow.started_at < now - timedelta(seconds=older_than_s),
+            CallRow.started_at > now - timedelta(days=1))).scalars().all()
+    return [cid for cid in ids if cid not in claimed]
+
+
 async def _sync(app: FastAPI) -> None:
     state: SharedState = app.state.shared
     me, url, db_url = app.state.node, node_url(app.state.settings), app.state.settings.database_url
@@ -186,8 +206,10 @@ async def _sync(app: FastAPI) -> None:
                 seen_nodes |= set(alive) | {c.node for c in await asyncio.to_thread(state.live_calls)}
                 for gone in seen_nodes - set(alive) - {me}:
                     ids = await asyncio.to_thread(state.forget_node, gone)
-                    if ids:
-                        n = await asyncio.to_thread(take_over_records, db_url, ids)
+                    claimed = {c.call_id for c in await asyncio.to_thread(state.live_calls)} | set(live)
+                    orphans = await asyncio.to_thread(orphaned_records, db_url, claimed | set(ids), 2 * SYNC_S)
+                    if ids or orphans:
+                        n = await asyncio.to_thread(take_over_records, db_url, ids + orphans)
                         log.warning("node %s is gone: took over %d of its call records (%d live calls lost)",
                                     gone, n, len(ids))
                     shop = getattr(getattr(calls, "parts", None), "shop", None)
