@@ -160,7 +160,7 @@ class Nlu:
                     }
         intent = max(probs, key=probs.__getitem__)
         if expected == "yesno" and intent not in ("affirm", "deny") and not topical:
-            lead = self._leading_social(compact)
+            lead = "deny" if self._ends_with_refusal(compact) else self._leading_social(compact)
             if lead in ("affirm", "deny"):
                 if top in SETTLED_INTENTS and pred.probs[top] >= SETTLED_KEEP:  # "没事了 我自己弄好了"
                     expl["decided_by"] = f"yesno_settled:{top}"
@@ -217,6 +217,13 @@ class Nlu:
             if cls and compact.startswith(w):
                 return cls
         return None
+
+    def _ends_with_refusal(self, compact: str) -> bool:
+        """A reply that ends with a no word ("是我自己的问题 不用了"): its last word decides, not a leading 是."""
+        for w, cls in self._social_words:
+            if cls and compact.endswith(w) and len(compact) > len(w):
+                return cls == "deny" and not compact[:-len(w)].endswith("不")
+        return False
 
     def _only_information(self, compact: str) -> bool:
         """True when the utterance names no task (it just gives digits / a rating / a date)."""
