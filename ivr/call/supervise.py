@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -92,11 +92,17 @@ class _Voice:
             self.buffer.clear()
 
 
+class NotedRecord(Protocol):
+    """What a supervision writes to: the live call record's ``extra`` (``CallRecord`` has it)."""
+
+    extra: dict[str, Any]
+
+
 class Supervision:
     """One supervisor's leg on one bridge (see the module docstring). ``run()`` until the leg or the bridge ends."""
 
     def __init__(self, call_id: str, supervisor: str, leg: CallPort, mode: str = "listen",
-                 on_change: Callable[[str, str], None] | None = None, record: Any = None) -> None:
+                 on_change: Callable[[str, str], None] | None = None, record: NotedRecord | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
         self.call_id, self.supervisor, self.leg = call_id, supervisor, leg
