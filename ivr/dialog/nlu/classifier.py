@@ -70,6 +70,18 @@ class Featurizer:
         return feats, tokens, hits
 
 
+class CharFeaturizer:
+    """Text -> character 1-3-grams (``c:``): the second model of the ensemble, blind to segmentation."""
+
+    def __init__(self, n_max: int = 3):
+        self.n_max = n_max
+
+    def features(self, text: str) -> tuple[list[str], list[str], dict[str, str]]:
+        compact = text.replace(" ", "")
+        feats = [f"c:{compact[i:i + n]}" for n in range(1, self.n_max + 1) for i in range(len(compact) - n + 1)]
+        return feats, [], {}
+
+
 @dataclass(frozen=True, slots=True)
 class Prediction:
     probs: dict[str, float]
@@ -137,9 +149,12 @@ class IntentClassifier:
     scikit-learn import at all when the model comes from the cache).
     """
 
-    def __init__(self, featurizer: Featurizer, c: float = 8.0):
+    def __init__(self, featurizer: Featurizer | CharFeaturizer, c: float = 8.0, char_weight: float = 0.0):
         self.featurizer = featurizer
         self.c = c
+        # ensemble: share of a second model over character n-grams in the probabilities (0 = none)
+        self.char_weight = char_weight
+        self.char: IntentClassifier | None = None
         self.intents: list[str] = []
         self.vocab: dict[str, int] = {}
         self.idf = np.zeros(0)
@@ -163,16 +178,25 @@ class IntentClassifier:
         self.weights = np.ascontiguousarray(model.coef_.T, dtype=np.float64)
         self.bias = np.asarray(model.intercept_, dtype=np.float64)
         self.n_train = len(texts)
+        if self.char_weight > 0:
+            self.char = IntentClassifier(CharFeaturizer(), c=self.c).fit(texts, labels)
         return self
 
     def state(self) -> dict:
         return {"intents": self.intents, "vocab": self.vocab, "idf": self.idf, "weights": self.weights,
-                "bias": self.bias, "n_train": self.n_train}
+                "bias": self.bias, "n_train": self.n_train, "char": self.char.state() if self.char else None}
 
     def load_state(self, st: dict) -> IntentClassifier:
         self.intents, self.vocab, self.n_train = list(st["intents"]), dict(st["vocab"]), int(st["n_train"])
         self.idf, self.weights, self.bias = st["idf"], st["weights"], st["bias"]
+        self.char = IntentClassifier(CharFeaturizer()).load_state(st["char"]) if st.get("char") else None
         return self
+
+    def _probs(self, features: list[str]) -> np.ndarray:
+        idx, vals = self._vector(features)
+        z = vals @ self.weights[idx] + self.bias
+        z = np.exp(z - z.max())
+        return z / z.sum()
 
     def _vector(self, features: list[str]) -> tuple[np.ndarray, np.ndarray]:
         counts: dict[int, int] = {}
@@ -188,10 +212,9 @@ class IntentClassifier:
 
     def predict(self, text: str) -> Prediction:
         feats, tokens, hits = self.featurizer.features(text)
-        idx, vals = self._vector(feats)
-        z = vals @ self.weights[idx] + self.bias
-        z = np.exp(z - z.max())
-        p = z / z.sum()
+        p = self._probs(feats)
+        if self.char is not None and self.char_weight > 0:
+            p = (1 - self.char_weight) * p + self.char_weight * self.char._probs(self.char.featurizer.features(text)[0])
         return Prediction({i: float(v) for i, v in zip(self.intents, p, strict=True)}, feats, tokens, hits)
 
     def contributions(self, features: list[str], intent: str, k: int = 8) -> list[tuple[str, float]]:
@@ -209,7 +232,10 @@ class IntentClassifier:
         return [(f, round(w, 3)) for f, w in contrib[:k]]
 
 
-CODE_VERSION = "4"  # bump when features or the model change, so cached models are retrained
+CODE_VERSION = "5"  # bump when features or the model change, so cached models are retrained
+
+
+CHAR_WEIGHT = 0.3  # the character n-gram model's share (round 3: +1 dev row, no own unseen row lost)
 
 
 def _cache_dir() -> Path:
@@ -227,7 +253,7 @@ def _data_hash(pack: LanguagePack) -> str:
 
 def train(pack: LanguagePack, seed: int = 0, use_cache: bool = True) -> IntentClassifier:
     """The classifier for the pack's data: from the cache when the data is unchanged, else trained (~1 s)."""
-    clf = IntentClassifier(Featurizer(pack))
+    clf = IntentClassifier(Featurizer(pack), char_weight=CHAR_WEIGHT)
     path = _cache_dir() / f"{pack.code}-{_data_hash(pack)}.pkl"
     if use_cache and path.is_file():
         try:
