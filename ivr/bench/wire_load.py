@@ -37,6 +37,7 @@ MAX_IDLE_S = 4.0  # below the shipped no-input time (7 s): an idle caller never 
 class CallResult:
     heard_ms: list[float] = field(default_factory=list)
     utterances: int = 0
+    talk_s: float = 0.0  # seconds of speech sent
     lost: int = 0
     stalls: int = 0
     no_input: int = 0
@@ -116,6 +117,7 @@ async def talking_caller(server: tuple[str, int], clips: list[Clip], noise: list
                 if call.hung_up is not None or utt.last_loud is None:
                     break
                 out.utterances += 1
+                out.talk_s += clip.duration
                 heard = await _wait_loud(call, utt.last_loud, LOST_AFTER_S)
                 if heard is None:
                     out.lost += call.hung_up is None
@@ -187,7 +189,8 @@ async def bench_wire(levels: list[int], seconds: float, talk_ratio: float, noise
     root = data_dir or Path(tmp.name)  # type: ignore[union-attr]
     server = ServeProcess(root, {"IVR_ASR_MODEL": model}, max_calls=max(levels) + 2)
     rows: list[list] = []
-    details: dict = {"source": source, "trace_p50": {}, "late_max_ms": {}, "gen_cpu": {}, "errors": {}, "load": {}}
+    details: dict = {"source": source, "trace_p50": {}, "late_max_ms": {}, "gen_cpu": {}, "errors": {}, "load": {},
+                     "talk": {}}
     try:
         await asyncio.to_thread(server.start)
         await talking_caller(server.sip, clips, noise, 8.0, 1.0)  # warm-up: model pages, recogniser pool
@@ -220,6 +223,7 @@ async def bench_wire(levels: list[int], seconds: float, talk_ratio: float, noise
             details["late_max_ms"][n] = round(max(r.late_max_ms for r in results))
             details["gen_cpu"][n] = round(100 * gen_cpu)
             details["load"][n] = round(os.getloadavg()[0], 1)  # the machine's, at the end of the level
+            details["talk"][n] = round(100 * sum(r.talk_s for r in results) / (n * wall))  # share spoken
             details["errors"][n] = sorted({e for r in results for e in r.errors})
             rows.append([n, sum(r.utterances for r in results),
                          *(round(p[k]) if p else "-" for k in ("p50", "p95", "max")),
@@ -238,7 +242,7 @@ async def bench_wire(levels: list[int], seconds: float, talk_ratio: float, noise
         best = r[0]
     summary = (f"Capacity: **{best}** concurrent SIP callers hold caller-heard p95 <= endpoint + 400 ms "
                f"({endpoint_ms + 400} ms) with no lost utterance (speech: {source}; model {model}; talk ratio "
-               f"{talk_ratio:.0%}; line noise {'off' if noise_dbfs is None else f'{noise_dbfs:.0f} dBFS'}; "
+               f"{talk_ratio:.0%} of each turn (the caller listens to the whole reply first); line noise {'off' if noise_dbfs is None else f'{noise_dbfs:.0f} dBFS'}; "
                f"{seconds:.0f} s per level).")
     return rows, summary, details
 

@@ -101,7 +101,8 @@ def run_wire(args: argparse.Namespace, levels: list[int]) -> int:
     rows, summary, details = asyncio.run(bench_wire(levels, args.seconds, args.talk_ratio, noise, args.model))
     table = markdown_table(HEADERS, rows)
     health = "; ".join(
-        f"{n} calls: server trace p50 (all spoken turns) {details['trace_p50'][n]} ms, load generator CPU "
+        f"{n} calls: callers spoke {details['talk'][n]} % of the time, server trace p50 (all spoken turns) "
+        f"{details['trace_p50'][n]} ms, load generator CPU "
         f"{details['gen_cpu'][n]} % and worst pacing lateness {details['late_max_ms'][n]} ms, machine load "
         f"average {details['load'][n]}"
         + (f", errors: {', '.join(details['errors'][n])}" if details["errors"][n] else "")
