@@ -81,6 +81,7 @@ class Nlu:
         self._spaced_connectors = re.compile("|".join(
             r"\s*".join(map(re.escape, c)) for c in sorted(connectors, key=len, reverse=True) if len(c) > 1) or "(?!)")
         self._lookup_words = [str(w) for w in lex.get("lookup_words", []) or []]
+        self._refusals = [str(w) for w in lex.get("refusals", []) or []]
         self._lock = threading.Lock()
         self.classifier: IntentClassifier = train(self.pack)
 
@@ -168,6 +169,12 @@ class Nlu:
                     return top, pred.probs[top], dict(pred.probs)
                 expl["decided_by"] = f"yesno_lead:{lead}"
                 return lead, 0.85, probs
+        # an unsure task reading on the question's own topic after a refusal is a no ("不用了 就放快递柜吧" after
+        # "需要帮您预约送货吗"); a clear new request ("不用了 我要换货") is served
+        if expected == "yesno" and topical and prev and intent in TASK_INTENTS and probs[intent] < CLARIFY_BELOW \
+                and self._refuses(compact) and intent in self._prev_tasks(prev):
+            expl["decided_by"] = "yesno_refusal"
+            return "deny", 0.8, probs
         expl["top_features"] = self.classifier.contributions(pred.features, intent)
         conf = probs[intent]
         if expected in (None, "speech"):
@@ -217,6 +224,15 @@ class Nlu:
             if cls and compact.startswith(w):
                 return cls
         return None
+
+    def _refuses(self, compact: str) -> bool:
+        """The reply opens by turning an offer down (lexicon ``refusals``: 不用了, 暂时不需要 ...)."""
+        return any(compact.startswith(w) for w in self._refusals)
+
+    def _prev_tasks(self, prev: str, k: int = 2) -> list[str]:
+        """The ``k`` likeliest tasks of the agent's previous turn."""
+        probs = self.classifier.predict(self.pack.strip_boilerplate(self.pack.normalize(prev))).probs
+        return sorted((i for i in probs if i in TASK_INTENTS), key=lambda i: -probs[i])[:k]
 
     def _ends_with_refusal(self, compact: str) -> bool:
         """A reply that ends with a no word ("是我自己的问题 不用了"): its last word decides, not a leading 是."""
