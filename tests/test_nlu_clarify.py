@@ -112,9 +112,11 @@ def test_replies_in_the_light_of_the_agent_turn():
     rows, _ = read_rows(DATA / "nlu_context.tsv")
     ev = evaluate(nlu, rows).as_dict()
     assert ev["rows"] >= 20 and ev["accuracy"] >= 0.9 and ev["wrong_actions"] == 0, ev
-    rows, _ = read_rows(DATA / "nlu_sealed4.tsv")  # the last set of round 3 (26/30 before it, 27/30 at its first run)
-    ev = evaluate(nlu, rows).as_dict()
-    assert ev["rows"] >= 30 and ev["accuracy"] >= 0.9 and ev["wrong_action_rate"] <= 0.04, ev
+    # the last two sets of round 3 (first runs: 27/30 and 27/30; the round-2 code had 26/30 and 28/30)
+    for name in ("nlu_sealed4.tsv", "nlu_sealed5.tsv"):
+        rows, _ = read_rows(DATA / name)
+        ev = evaluate(nlu, rows).as_dict()
+        assert ev["rows"] >= 30 and ev["accuracy"] >= 0.9 and ev["wrong_action_rate"] <= 0.04, (name, ev)
 
 
 @pytest.mark.parametrize(("text", "prev", "intent"), [
