@@ -116,3 +116,62 @@ def test_the_turn_starts_at_the_last_loud_frame_not_at_the_faint_tail_the_vad_st
     timing = TurnTiming()
     quiet.stamp(timing, SpeechEnded(0.0, 40 * 0.02, t, AudioFrame.silence(0.02, 16000)))
     assert timing.speech_end == pytest.approx(200.0 + 40 * 0.02)
+
+
+async def test_the_trace_ends_when_the_rtp_packet_with_the_replys_first_sample_leaves():
+    """SIP's stamp is the RTP clock's send of the packet, not the hand-over to its queue (which may hold frames
+    ahead of it): the peer receives that very packet right after the stamp."""
+    import socket
+
+    from ivr.telephony.rtp.stream import FRAME_BYTES, RtpStream
+
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.setblocking(False)
+    stream = await RtpStream.open("127.0.0.1", peer.getsockname(), "PCMU")
+    loop = asyncio.get_running_loop()
+    stamps: list[float] = []
+    try:
+        queued_at = time.monotonic()
+        await stream.send_pcm(bytes(FRAME_BYTES) * 2 + b"\x00\x10" * (FRAME_BYTES // 2))  # two frames ahead
+        await stream.send_pcm(b"\x00\x20" * (FRAME_BYTES // 2), on_sent=stamps.append)
+        arrivals: list[tuple[float, bytes]] = []
+        while len(arrivals) < 6:
+            data = await asyncio.wait_for(loop.sock_recv(peer, 2048), 2.0)
+            arrivals.append((time.monotonic(), data[12:]))
+    finally:
+        await stream.close()
+        peer.close()
+    assert len(stamps) == 1
+    ours = next(i for i, (_t, p) in enumerate(arrivals) if p[0] == g711_code(0x2000))
+    assert ours >= 3 and stamps[0] - queued_at >= 0.05  # three packets went first, 20 ms apart
+    assert 0 <= arrivals[ours][0] - stamps[0] < 0.01  # stamped as it left, not as it was queued
+
+
+def g711_code(sample: int) -> int:
+    from ivr.audio import g711
+
+    return g711.encode("PCMU", AudioFrame(np.array([sample], dtype="<i2").tobytes(), 8000))[0]
+
+
+async def test_a_replys_quiet_lead_in_is_not_played(parts):
+    """espeak-ng starts a reply with tens of ms of near silence; the bot's line starts a few ms before the first
+    audible sound instead, and the rest of the reply is played as synthesised (words not clipped)."""
+    from ivr.audio.trim import AUDIBLE_DBFS, KEEP_MS, MAX_TRIM_S, LeadTrimmer, audible_start
+
+    _settings, base = parts
+    text = "请说出您的订单号。"
+    chunks = [c async for c in base.tts.stream(text, 16000)]
+    x = np.concatenate([c.to_numpy() for c in chunks])
+    lead = audible_start(x, 16000)
+    assert lead is not None and lead >= 16 * 20, "this prompt's synthesis no longer starts quiet"
+    trim = LeadTrimmer()
+    out = np.concatenate([trim(AudioFrame(x[i:i + 700].tobytes(), 16000)).to_numpy() for i in range(0, len(x), 700)])
+    assert np.array_equal(out, x[len(x) - len(out):])  # only the head went
+    assert len(x) - len(out) == lead - 16 * KEEP_MS
+    first = AudioFrame(out[:320].tobytes(), 16000)
+    assert first.rms_dbfs() > AUDIBLE_DBFS  # the first 20 ms frame played is already sound
+    quiet = LeadTrimmer()  # a reply quiet throughout is played as it is, not swallowed
+    hiss = (np.random.default_rng(2).normal(0, 3, 16000 * 2)).astype(np.int16)
+    got = sum(quiet(AudioFrame(hiss[i:i + 320].tobytes(), 16000)).samples for i in range(0, len(hiss), 320))
+    assert got >= len(hiss) - 16000 * MAX_TRIM_S - 320

@@ -46,6 +46,7 @@ class Playout:
         frame_ms: int = 20,
         *,
         on_sent: Callable[[AudioFrame, Tag | None, float], None] | None = None,
+        on_send: Callable[[AudioFrame, Tag | None], None] | None = None,
         resync_s: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -58,6 +59,7 @@ class Playout:
         self._pending = b""  # bytes not yet filling a whole frame
         self._pending_tag: Tag | None = None
         self._on_sent = on_sent
+        self._on_send = on_send  # sees each frame just before it goes to ``send`` (to mark it in ``meta``)
         self._resync_s = resync_s
         self._clock = clock
         self._idle = asyncio.Event()
@@ -146,6 +148,8 @@ class Playout:
             else:
                 pcm, tag = self._silence, None
             frame = AudioFrame(pcm, self.rate, pts0 + k * period)
+            if self._on_send is not None:
+                self._on_send(frame, tag)
             await self._send(frame)
             sent_at = self._clock()
             self.frames_sent += 1

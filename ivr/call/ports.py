@@ -51,7 +51,10 @@ class CallPort(Protocol):
         ...
 
     async def send_audio(self, frame: AudioFrame) -> None:
-        """Queue one frame of bot audio to the caller. The session paces calls in real time."""
+        """Queue one frame of bot audio to the caller. The session paces calls in real time.
+
+        A port with ``reports_on_air = True`` calls ``frame.meta["on_air"](at)``, when present, with the
+        ``time.monotonic()`` the frame's first sample went to the network (the end of a turn's trace)."""
         ...
 
     async def hangup(self, reason: str = "") -> None:

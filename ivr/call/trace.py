@@ -1,4 +1,4 @@
-"""A turn's time as the caller lives it: from the caller's last loud audio to the bot's first audio sent.
+"""A turn's time as the caller lives it: from the caller's last loud audio to the bot's first audio on the wire.
 
 The VAD decides that the caller has finished ``trailing_silence_ms`` after the last word (and later again when the
 call's audio path is behind), so a trace that starts at that decision hides most of what the caller waits for.
@@ -16,8 +16,13 @@ vad             -> the VAD's endpoint decision (its trailing silence, plus any b
 asr_final       -> the final transcript
 dialogue        -> the dialogue's reply
 tts             -> the reply's first synthesised audio queued
-playout         -> that audio's first frame sent to the caller
+playout         -> that audio's first frame on the wire: the network send of the packet holding its first
+                sample (SIP: the RTP clock's tick, after what its queue held; WebRTC: aiortc pulling it from
+                the track to encode), as the port reports it (``ivr.call.voice``); ports that do not
+                report it: the hand-over to the port
 ==============  =================================================================================
+
+The reply's quiet TTS lead-in is trimmed before playout (``ivr.audio.trim``), so its first frame is audible.
 
 The stages add up to the end-to-end figure (``TurnTiming.latency_ms``) by construction.
 """

@@ -1,5 +1,9 @@
 """The bot's side of the line: the reply being spoken (TTS -> paced playout), first-audio stamping, and
-interruption (barge-in flushes the playout queue and the transport's own buffer)."""
+interruption (barge-in flushes the playout queue and the transport's own buffer).
+
+A reply's leading quiet is trimmed (:class:`ivr.audio.trim.LeadTrimmer`), so its first frame is audible; it carries ``meta["on_air"]``: a port that reports it
+(``reports_on_air``: SIP's RTP clock, WebRTC's track pull) calls it with the moment the packet holding the frame's
+first sample went to the network, which ends the turn's trace; other ports' frames count when handed over."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from dataclasses import dataclass
 
 from ivr.audio.frames import AudioFrame
 from ivr.audio.resample import resample
+from ivr.audio.trim import LeadTrimmer
 from ivr.call.parts import TtsLike
 from ivr.call.playout import Played, Playout, Tag
 from ivr.call.ports import CallPort
@@ -31,7 +36,7 @@ class Speech:
     timing: TurnTiming
     input_kind: str
     task: asyncio.Task[None] | None = None
-    first_sent: bool = False
+    first_sent: bool = False  # its first audible frame went to the port
 
 
 class BotVoice:
@@ -45,7 +50,8 @@ class BotVoice:
         self.tts = tts
         self.rate = port.info.sample_rate
         self.clock = clock
-        self.playout = Playout(port.send_audio, self.rate, on_sent=self._on_sent, clock=clock)
+        self.playout = Playout(port.send_audio, self.rate, on_sent=self._on_sent, on_send=self._on_send, clock=clock)
+        self._port_stamps = bool(getattr(port, "reports_on_air", False))
         self.current: Speech | None = None
         self.spoken = 0  # replies started
         self.timings: list[tuple[str, TurnTiming]] = []  # (input kind, timing) per reply, for benchmarks
@@ -106,10 +112,16 @@ class BotVoice:
 
     async def _feed(self, cur: Speech) -> None:
         first = True
+        trim = LeadTrimmer()  # the reply's leading quiet (TTS lead-in) is not played: the caller waits for nothing
         for i, seg in enumerate(cur.reply.segments):
             try:
                 async for audio in self.tts.stream(seg.text, self.rate, prompt_id=seg.prompt_id):
-                    self.playout.enqueue(resample(audio, self.rate), cur.local_id, i)
+                    audio = resample(audio, self.rate)
+                    if not trim.done:
+                        audio = trim(audio)
+                        if not audio.pcm:
+                            continue
+                    self.playout.enqueue(audio, cur.local_id, i)
                     if first:
                         cur.timing.tts_first_audio_queued = self.clock()
                         first = False
@@ -119,13 +131,31 @@ class BotVoice:
                 log.warning("TTS failed for a segment: %s", e)
             self.playout.end_of_audio()
 
+    def _first_audible(self, tag: Tag | None) -> Speech | None:
+        """The current reply, if ``tag`` is its first frame (audible: its leading quiet was trimmed); marks it."""
+        cur = self.current
+        if tag is None or cur is None or tag.reply_id != cur.local_id or cur.first_sent:
+            return None
+        cur.first_sent = True
+        return cur
+
+    def _on_send(self, frame: AudioFrame, tag: Tag | None) -> None:
+        if not self._port_stamps:
+            return
+        cur = self._first_audible(tag)
+        if cur is not None:
+            frame.meta["on_air"] = lambda at, cur=cur: self._aired(cur, at)
+
+    def _aired(self, cur: Speech, at: float) -> None:
+        cur.timing.first_audio_sent = at
+        self._on_first_audio(cur)
+
     def _on_sent(self, frame: AudioFrame, tag: Tag | None, sent_at: float) -> None:
         self._on_frame(frame)
+        cur = None if self._port_stamps else self._first_audible(tag)
+        if cur is not None:
+            self._aired(cur, sent_at)
         cur = self.current
-        if tag is not None and cur is not None and tag.reply_id == cur.local_id and not cur.first_sent:
-            cur.first_sent = True
-            cur.timing.first_audio_sent = sent_at
-            self._on_first_audio(cur)
         if tag is None and cur is not None and cur.task is not None and cur.task.done() and not self.playout.busy:
             self.current = None
             self._on_quiet(sent_at)

@@ -61,6 +61,8 @@ class RtpStream:
         self._arrivals: dict[int, float] = {}  # RTP timestamp -> arrival, until the jitter buffer releases it
         self.on_dtmf: Callable[[str], None] | None = None
         self._out = bytearray()
+        self._out_start = 0  # bytes ever taken from ``_out`` (the queue's offset in the stream of bytes sent)
+        self._marks: deque[tuple[int, Callable[[float], None]]] = deque()  # (stream byte offset, called when sent)
         self._room = asyncio.Event()
         self._room.set()
         self._hold = False
@@ -173,8 +175,9 @@ class RtpStream:
         return len(self._out) / 2 / G711_RATE * 1000
 
     # --- audio in and out -----------------------------------------------------------------------------
-    async def send_pcm(self, pcm: bytes) -> None:
-        """Queue 8 kHz s16 PCM for the peer; waits while more than ``max_queued_ms`` is queued.
+    async def send_pcm(self, pcm: bytes, on_sent: Callable[[float], None] | None = None) -> None:
+        """Queue 8 kHz s16 PCM for the peer; waits while more than ``max_queued_ms`` is queued. ``on_sent(at)`` is
+        called with the ``time.monotonic()`` the packet holding its first sample went out (not if it never does).
 
         Digital silence arriving while two frames or more are queued is dropped: the 20 ms clock makes its own
         silence when the queue runs dry, and a paced producer (the call's playout, idle frames included) drifting
@@ -186,6 +189,8 @@ class RtpStream:
         while self.queued_ms > self.config.max_queued_ms and not self._closed:
             self._room.clear()
             await self._room.wait()
+        if on_sent is not None and not self._closed:
+            self._marks.append((self._out_start + len(self._out), on_sent))
         self._out += pcm
 
     def send_dtmf(self, digit: str) -> bool:
@@ -225,6 +230,8 @@ class RtpStream:
 
     def clear(self) -> None:
         """Drop queued outbound audio (barge-in, transfer)."""
+        self._out_start += len(self._out)
+        self._marks.clear()
         self._out.clear()
         self._room.set()
 
@@ -259,20 +266,25 @@ class RtpStream:
             if len(self._out) >= FRAME_BYTES:
                 chunk = bytes(self._out[:FRAME_BYTES])
                 del self._out[:FRAME_BYTES]
+                self._out_start += FRAME_BYTES
             elif self._out:
                 chunk = bytes(self._out) + bytes(FRAME_BYTES - len(self._out))
+                self._out_start += len(self._out)
                 self._out.clear()
             else:
                 chunk = None
             if self.queued_ms <= self.config.max_queued_ms:
                 self._room.set()
             if self._hold:
+                while self._marks and self._marks[0][0] < self._out_start:  # held audio is not heard
+                    self._marks.popleft()
                 continue
             try:
                 if (self._keys or self._event is not None or self._gap) and self._dtmf_tick():
                     continue
                 if chunk is not None:
                     self._session.send_audio_pcm_auto(chunk)
+                    self._sent_marks(time.monotonic())
                 elif self.config.send_silence:
                     self._session.send_audio_auto(self._silence)
                 else:
@@ -280,6 +292,15 @@ class RtpStream:
                 self.frames_sent += 1
             except OSError as e:  # ICMP unreachable etc.: keep the call, log once per burst
                 log.debug("RTP send failed: %s", e)
+
+    def _sent_marks(self, at: float) -> None:
+        """Call the ``on_sent`` of every mark whose first byte has been taken from the queue and sent."""
+        while self._marks and self._marks[0][0] < self._out_start:
+            _offset, on_sent = self._marks.popleft()
+            try:
+                on_sent(at)
+            except Exception:  # a listener's bug must not stop the RTP clock
+                log.exception("on_sent callback failed")
 
     async def close(self) -> None:
         """Stop sending and release the ports (idempotent)."""

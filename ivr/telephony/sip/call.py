@@ -1,7 +1,7 @@
 """One answered SIP call as a :class:`ivr.call.ports.CallPort`.
 
 Audio crosses the port at :data:`PORT_RATE` (16 kHz, the rate of the whole speech pipeline, as WebRTC
-uses); the call resamples to and from G.711's 8 kHz with streaming soxr resamplers, so the session never
+uses); the call resamples to and from G.711's 8 kHz with streaming polyphase resamplers, so the session never
 learns which transport it talks to.
 """
 
@@ -37,6 +37,8 @@ TRANSFER_TIMEOUT_S = 30.0
 class SipCall(CallPort):
     """CallPort of one SIP dialog (inbound via the gateway, or an outbound leg it dialled)."""
 
+    reports_on_air = True  # a frame's ``meta["on_air"]`` is called when its RTP packet is sent
+
     def __init__(self, info: CallInfo, call: IncomingCall, stream: RtpStream, ua: GatewayUAS,
                  on_closed: Callable[[SipCall], Awaitable[None] | None] | None = None) -> None:
         self.info = info
@@ -67,9 +69,10 @@ class SipCall(CallPort):
     async def send_audio(self, frame: AudioFrame) -> None:
         if self._hangup is not None:
             return
+        on_air = frame.meta.get("on_air")
         frame = self._down(frame)
         if frame.pcm:
-            await self.stream.send_pcm(frame.pcm)
+            await self.stream.send_pcm(frame.pcm, on_sent=on_air)
 
     def flush(self) -> None:
         """Barge-in: drop the bot audio still queued for RTP, so the caller stops hearing it now."""
@@ -144,9 +147,8 @@ class SipCall(CallPort):
     # --- internals -------------------------------------------------------------------------------------------
     def _on_pcm(self, pcm: bytes) -> None:
         """One decoded packet: resample, and pass the result on in 20 ms frames, each stamped (``meta["rx_at"]``)
-        with the arrival of the packet that carried its last sample. The streaming resampler releases its output
-        in blocks (soxr HQ: ~100 ms at a time), so a block's first frames arrived well before the packet that
-        released it: the turn trace's first stage includes that wait."""
+        with the arrival of the packet that carried its last sample. The streaming resampler (polyphase FIR, exact
+        output per packet) adds only its filter delay of a few ms, which the turn trace's first stage includes."""
         if self._hangup is not None:
             return
         self._in_g711 += len(pcm) // 2
@@ -166,8 +168,8 @@ class SipCall(CallPort):
             self._events.put_nowait(frame)
 
     def _arrival_of(self, sample: int) -> float | None:
-        """Arrival of the packet holding 16 kHz output ``sample`` (the resampler's output is delay-compensated:
-        output sample n is input time n / PORT_RATE); None if unknown (concealment, or older than kept)."""
+        """Arrival of the packet holding 16 kHz output ``sample`` (output sample n is input time n / PORT_RATE,
+        less the resampler's few ms of delay); None if unknown (concealment, or older than kept)."""
         src = sample * G711_RATE // PORT_RATE
         for end, rx in self._packet_ends:
             if src < end:

@@ -18,6 +18,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import av
@@ -106,6 +107,7 @@ class BotAudioTrack(MediaStreamTrack):
         self._pts = 0
         self._time_base = fractions.Fraction(1, OUT_RATE)
         self._started: float | None = None
+        self._marks: list[tuple[int, Callable[[float], None]]] = []  # (output sample, frame's meta["on_air"])
         self.frames_out = 0
         self.underruns = 0
 
@@ -120,6 +122,7 @@ class BotAudioTrack(MediaStreamTrack):
         while not self._queue.empty():
             self._queue.get_nowait()
         self._buf = np.zeros(0, dtype=np.int16)
+        self._marks.clear()
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
@@ -131,6 +134,9 @@ class BotAudioTrack(MediaStreamTrack):
                 self.underruns += 1
                 frame = AudioFrame.silence(0.02, self._in_rate)
             out = self._resampler.process(frame)
+            on_air = frame.meta.get("on_air")
+            if on_air is not None:
+                self._marks.append((self._pts + len(self._buf), on_air))
             self._buf = np.concatenate([self._buf, out.to_numpy()])
         chunk, self._buf = self._buf[:OUT_SAMPLES], self._buf[OUT_SAMPLES:]
         af = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
@@ -139,7 +145,18 @@ class BotAudioTrack(MediaStreamTrack):
         af.time_base = self._time_base
         self._pts += OUT_SAMPLES
         self.frames_out += 1
+        if self._marks:
+            self._aired(time.monotonic())
         return af
+
+    def _aired(self, at: float) -> None:
+        """Frames whose first sample is in what aiortc now pulls (to encode and send at once) are on the air."""
+        while self._marks and self._marks[0][0] < self._pts:
+            _pos, on_air = self._marks.pop(0)
+            try:
+                on_air(at)
+            except Exception:
+                log.exception("on_air callback failed")
 
 
 def _to_mono(frame: av.AudioFrame) -> AudioFrame:
@@ -159,6 +176,8 @@ def _to_mono(frame: av.AudioFrame) -> AudioFrame:
 
 class WebRtcPort(CallPort):
     """CallPort over an aiortc peer connection. Create with :meth:`from_offer`."""
+
+    reports_on_air = True  # a frame's ``meta["on_air"]`` is called when aiortc pulls its first sample to send
 
     def __init__(self, pc: RTCPeerConnection, info: CallInfo) -> None:
         self.pc = pc
