@@ -7,12 +7,14 @@
   (an atomic remove) books the callback ticket the caller would have got on a time-out, with the hand-off
   context, under the same idempotency key (``<call_id>:transfer-callback``), so it is booked at most once.
 
-The desk itself (offers, ring timers, accepting) still runs per node: see docs/deploy-cluster.md.
+Offering the shared queue to the agents of every node is :mod:`ivr.cluster.dispatch`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Container
 from typing import Any
 
 from ivr.cluster.shared import SharedState
@@ -23,21 +25,27 @@ from ivr.services.shop.api import ShopService
 log = logging.getLogger(__name__)
 
 
-def snapshot(desk: AgentDesk | None, node: str, phones: dict[str, str]) -> tuple[list[tuple[str, str]],
-                                                                               list[tuple[str, int, dict]]]:
+def snapshot(desk: AgentDesk | None, node: str, phones: dict[str, str], remote: Container[str] = ()
+             ) -> tuple[list[tuple[str, str]], list[tuple[str, int, dict]]]:
     """On the event loop (the desk is not thread-safe): (agent id, presence) of the signed-in agents and
-    (ticket, priority, data) of the waiting callers; ``phones``: call id -> caller number."""
+    (ticket, priority, data) of the waiting callers; ``phones``: call id -> caller number; ``remote``: agents of
+    other nodes on this node's calls (their own node announces them). Other nodes' callers are not announced."""
     if desk is None:
         return [], []
-    agents = [(a.agent_id, a.presence) for a in desk.agents.values() if a.presence != "offline"]
+    agents = [(a.agent_id, a.presence) for a in desk.agents.values()
+              if a.presence != "offline" and a.agent_id not in remote]
     waiting = []
     for w in desk.ordered():
+        if w.node:
+            continue  # a proxy of another node's caller
         h = w.handoff or {}
         order_id = h.get("order_id") or (h.get("order") or {}).get("order_id") or ""
         phone = phones.get(w.call_id, "")
         waiting.append((w.call_id, w.priority, {
             "call_id": w.call_id, "node": node, "skill": w.skill, "caller": mask_phone(phone), "phone": phone,
-            "order_id": order_id, "summary": str(h.get("summary", ""))[:500], "reason": str(h.get("reason", ""))[:200]}))
+            "order_id": order_id, "summary": str(h.get("summary", ""))[:500], "reason": str(h.get("reason", ""))[:200],
+            "priority": w.priority, "vip": w.vip, "language": w.language, "arrived": w.arrived,
+            "handoff": json.loads(json.dumps(h, ensure_ascii=False, default=str))}))
     return agents, waiting
 
 
@@ -57,7 +65,7 @@ def mirror(state: SharedState, node: str, snap: tuple[list[tuple[str, str]], lis
 
 def public_queue(state: SharedState) -> list[dict[str, Any]]:
     """The shared queue as /api/cluster shows it (no caller number)."""
-    return [{"ticket": t, **{k: v for k, v in d.items() if k != "phone"}} for t, d in state.queue()]
+    return [{"ticket": t, **{k: v for k, v in d.items() if k not in ("phone", "handoff")}} for t, d in state.queue()]
 
 
 def take_over_queue(state: SharedState, gone: str, shop: ShopService) -> list[str]:

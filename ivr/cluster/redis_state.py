@@ -3,7 +3,8 @@
 Keys (prefix ``ivr:``): ``node:<name>`` (HTTP address, expires), ``call:<id>`` (a live call as JSON, expires),
 ``nodecalls:<name>`` (the call ids a node announced: what a dead node leaves behind), ``thr:<name>:<key>``
 (sorted set of failure times) and ``thrp:<name>:<key>`` (attempts in flight, expires), ``presence:<agent>``
-(expires), ``queue`` (sorted set by priority then arrival) with ``queue:data`` (hash), and pub/sub channels
+(expires), ``queue`` (sorted set by priority then arrival) with ``queue:data`` (hash), ``claim:<key>``
+(one holder, expires: ``claim:offer:<call_id>`` = the node and agent a waiting caller is offered to), and pub/sub channels
 ``ivr:events:<channel>``. Expiry is Redis's own: a node that dies stops refreshing and its entries go.
 """
 
@@ -173,6 +174,22 @@ class RedisState:
             p.hdel(f"{P}queue:data", ticket)
             removed, _ = p.execute()
         return bool(removed)
+
+    # --- claims (one holder at a time, expiring) ------------------------------------------------------
+    _RECLAIM = ("local v = redis.call('GET', KEYS[1]) if v and v ~= ARGV[1] then return 0 end "
+                "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1")
+    _UNCLAIM = ("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0")
+
+    def claim(self, key: str, value: str, ttl_s: float) -> bool:
+        if self.r.set(f"{P}claim:{key}", value, nx=True, px=int(ttl_s * 1000)):
+            return True
+        return self.r.get(f"{P}claim:{key}") == value
+
+    def reclaim(self, key: str, value: str, ttl_s: float) -> bool:
+        return bool(self.r.eval(self._RECLAIM, 1, f"{P}claim:{key}", value, int(ttl_s * 1000)))
+
+    def unclaim(self, key: str, value: str) -> None:
+        self.r.eval(self._UNCLAIM, 1, f"{P}claim:{key}", value)
 
     # --- events ----------------------------------------------------------------------------------------
     def publish(self, channel: str, event: dict[str, Any]) -> None:

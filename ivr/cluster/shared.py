@@ -5,7 +5,7 @@
 
 What is shared: the nodes alive (heartbeats with expiry), the live-call index (which node holds a call, so an
 action on it reaches that node), login throttle windows, agent presence with expiry, an ACD queue ordered by
-priority then arrival, and event fan-out (publish/subscribe). Calls and media never leave their node.
+priority then arrival, claims (who offers a waiting caller: one holder, expiring), and event fan-out (publish/subscribe). Calls and media never leave their node.
 
 Blocking methods are quick (loopback or LAN Redis); call them off the event loop when doing many at once.
 """
@@ -54,6 +54,9 @@ class SharedState(Protocol):
     def queue(self) -> list[tuple[str, dict[str, Any]]]: ...
     def take(self) -> tuple[str, dict[str, Any]] | None: ...
     def remove(self, ticket: str) -> bool: ...
+    def claim(self, key: str, value: str, ttl_s: float) -> bool: ...
+    def reclaim(self, key: str, value: str, ttl_s: float) -> bool: ...
+    def unclaim(self, key: str, value: str) -> None: ...
     def publish(self, channel: str, event: dict[str, Any]) -> None: ...
     def subscribe(self, channel: str) -> AsyncIterator[dict[str, Any]]: ...
     def close(self) -> None: ...
@@ -73,6 +76,7 @@ class InProcessState:
         self._throttles: dict[str, Windows] = {}
         self._presence: dict[str, tuple[dict[str, str], float]] = {}
         self._queue: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._claims: dict[str, tuple[str, float]] = {}
         self._subscribers: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]]] = {}
 
     def heartbeat(self, node: str, url: str, ttl_s: float) -> None:
@@ -151,6 +155,31 @@ class InProcessState:
     def remove(self, ticket: str) -> bool:
         with self._lock:
             return self._queue.pop(ticket, None) is not None
+
+    def claim(self, key: str, value: str, ttl_s: float) -> bool:
+        """Hold ``key`` as ``value`` for ``ttl_s`` unless someone holds it (atomic: one winner)."""
+        now = self._clock()
+        with self._lock:
+            held = self._claims.get(key)
+            if held is not None and held[1] > now:
+                return held[0] == value
+            self._claims[key] = (value, now + ttl_s)
+            return True
+
+    def reclaim(self, key: str, value: str, ttl_s: float) -> bool:
+        """Hold ``key`` longer (or anew), only if ``value`` holds it or nobody does."""
+        now = self._clock()
+        with self._lock:
+            held = self._claims.get(key)
+            if held is not None and held[1] > now and held[0] != value:
+                return False
+            self._claims[key] = (value, now + ttl_s)
+            return True
+
+    def unclaim(self, key: str, value: str) -> None:
+        with self._lock:
+            if self._claims.get(key, ("",))[0] == value:
+                self._claims.pop(key, None)
 
     def publish(self, channel: str, event: dict[str, Any]) -> None:
         data = json.loads(json.dumps(event))  # what a subscriber elsewhere would get

@@ -5,9 +5,12 @@
 * ``/api/calls/{id}`` (GET, DELETE) and ``/api/calls/{id}/dtmf`` for a call live on another node are forwarded
   to that node (``X-Ivr-Forwarded`` marks the hop; a forwarded request is never forwarded again). The owner
   checks the call token, login and Origin as if the request had come to it.
+* The agent desktop's ``/api/agent/calls/{id}`` (card), ``/hangup`` and ``/hold`` for a call held by another
+  node go there too (an agent of this node on another node's call: :mod:`ivr.cluster.dispatch`).
 * Login throttles (per username, per client address) count failures from every node.
 * The node's signed-in agents (presence, expiring) and waiting callers (the shared queue) are mirrored each round
-  (:mod:`ivr.cluster.desk_share`); the supervisor wall lists the other nodes' live calls (``other_nodes_live``).
+  (:mod:`ivr.cluster.desk_share`) and the other nodes' waiting callers are offered to this node's agents
+  (:mod:`ivr.cluster.dispatch`); the supervisor wall lists the other nodes' live calls (``other_nodes_live``).
 * A node whose heartbeat expired leaves its call records ``in_progress``: the first survivor to notice takes
   them over once and ends them as ``failed`` / ``node_lost``, so no record stays open for ever, and books its
   waiting callers a callback ticket.
@@ -34,6 +37,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ivr.cluster.desk_share import mirror, public_queue, snapshot, take_over_queue
+from ivr.cluster.dispatch import ClusterDesk
+from ivr.cluster.dispatch import router as dispatch_router
 from ivr.cluster.shared import LiveCall, SharedState, open_state
 from ivr.config import Settings
 from ivr.services.agents import Account
@@ -42,10 +47,12 @@ from ivr.web.throttle import HashGate
 
 log = logging.getLogger(__name__)
 router = APIRouter()
+router.include_router(dispatch_router)
 SYNC_S = 1.0
 TTL_S = 3 * SYNC_S  # a node silent this long is gone: its calls leave the index, its records are taken over
 FORWARDED = "X-Ivr-Forwarded"
-CALL_PATH = re.compile(r"^/api/calls/(?!webrtc$)([A-Za-z0-9_.:@-]{1,128})(/dtmf)?$")
+CALL_PATH = re.compile(r"^/api/calls/(?!webrtc$)([A-Za-z0-9_.:@-]{1,128})(/dtmf)?$"
+                       r"|^/api/agent/calls/([A-Za-z0-9_.:@-]{1,128})(/hangup|/hold)?$")  # not the wrap-up
 PASS_BACK = ("content-type", "retry-after", "www-authenticate", "cache-control")
 
 
@@ -67,6 +74,9 @@ def setup(app: FastAPI) -> None:
                                   state.throttle("ip", settings.login_ip_max_failures, LOCK_WINDOW_S),
                                   HashGate(settings.login_hash_concurrency, settings.login_hash_queue))
 
+        from ivr.web.auth import service_secret
+
+        app.state.cluster_desk = ClusterDesk(state, app.state.node, service_secret(settings), settings.database_url)
     app.add_middleware(ForwardCalls, service=app)
     app.state.other_nodes_live = lambda known: other_nodes_live(app, known)  # the wall's hook (ivr.web.wallstate)
 
@@ -96,9 +106,10 @@ class ForwardCalls:
         if m is not None:
             request = Request(scope, receive)
             calls = self.service.state.calls
-            if not request.headers.get(FORWARDED) and (calls is None or m.group(1) not in calls.sessions):
+            call_id = m.group(1) or m.group(3)
+            if not request.headers.get(FORWARDED) and (calls is None or call_id not in calls.sessions):
                 try:
-                    owner = await asyncio.to_thread(state.owner, m.group(1))
+                    owner = await asyncio.to_thread(state.owner, call_id)
                 except Exception as e:  # Redis away: answer from this node (its own calls still work)
                     log.warning("call index unreachable: %s", e)
                     owner = None
@@ -199,8 +210,14 @@ async def _sync(app: FastAPI) -> None:
             calls = app.state.calls
             phones = {cid: getattr(getattr(s, "info", None), "caller_id", "") or ""
                       for cid, s in list(getattr(calls, "sessions", {}).items())}
-            snap = snapshot(getattr(calls, "desk", None), me, phones)
+            cd: ClusterDesk | None = getattr(app.state, "cluster_desk", None)
+            snap = snapshot(getattr(calls, "desk", None), me, phones, cd.remote_agents if cd is not None else ())
             queued = await asyncio.to_thread(mirror, state, me, snap, queued, TTL_S)
+            if cd is not None:
+                try:
+                    await cd.round()
+                except Exception:  # offers across nodes wait a round; the take-over below must not
+                    log.exception("offering other nodes' callers failed")
             if state.shared:
                 alive = await asyncio.to_thread(state.nodes)
                 seen_nodes |= set(alive) | {c.node for c in await asyncio.to_thread(state.live_calls)}
@@ -224,10 +241,17 @@ async def _sync(app: FastAPI) -> None:
 
 
 async def startup(app: FastAPI) -> None:
+    cd: ClusterDesk | None = getattr(app.state, "cluster_desk", None)
+    desk = getattr(app.state.calls, "desk", None)
+    if cd is not None and desk is not None:
+        cd.attach(desk)  # offers across nodes (ivr.cluster.dispatch)
     app.state.cluster_sync = asyncio.get_running_loop().create_task(_sync(app))
 
 
 async def shutdown(app: FastAPI) -> None:
+    cd: ClusterDesk | None = getattr(app.state, "cluster_desk", None)
+    if cd is not None:
+        cd.detach()
     task = getattr(app.state, "cluster_sync", None)
     if task is not None:
         task.cancel()

@@ -175,6 +175,10 @@ async def accept(offer_id: str, request: Request, acc: Account = DESK) -> Respon
     call_id = next((w.call_id for w in desk.queue if w.offer_id == offer_id and w.offered_to == acc.agent_id), None)
     if call_id is None:
         return _error(409, "this call is no longer offered to you")
+    proxy = next((w for w in desk.queue if w.offer_id == offer_id and w.node), None)
+    cluster = getattr(request.app.state, "cluster_desk", None)
+    if proxy is not None and cluster is not None:  # the call is held by another node (ivr.cluster.dispatch)
+        return await cluster.accept_remote(acc, offer_id, proxy, body)
     if via == "sip":
         return await _accept_on_desk_phone(request, desk, acc, offer_id, call_id)
     settings = request.app.state.settings
@@ -262,6 +266,9 @@ async def wrapup(call_id: str, request: Request, acc: Account = DESK) -> Respons
     me = desk.agents.get(acc.agent_id)
     if me is None or me.call_id != call_id:
         return _error(404, f"call {call_id} is not waiting for your wrap-up")
+    cluster = getattr(request.app.state, "cluster_desk", None)
+    if cluster is not None and cluster.holds(acc.agent_id, call_id):  # another node's call: filed there
+        return await cluster.wrapup(acc, call_id, body["disposition"], body.get("note", ""))
     calls = request.app.state.calls
     session = calls.sessions.get(call_id)
     for rec in (session.record if session is not None else None, calls.records.get(call_id)):

@@ -93,6 +93,8 @@ class Waiting:
     offers: int = 0  # agents this caller was offered to (declines and ring-outs included)
     vip: bool = False  # prefers agents with the "vip" skill
     language: str = ""  # prefers agents with this language as a skill (zh-CN, en-US), when any has it
+    arrived: float = field(default_factory=time.time)  # epoch seconds: orders callers of several nodes
+    node: str = ""  # a cluster's caller held by that other node (ivr.cluster.dispatch), else ""
 
     def public(self, position: int | None = None) -> dict[str, Any]:
         h = self.handoff
@@ -121,6 +123,12 @@ class AgentDesk:
         self._subscribers: dict[str, list[asyncio.Queue]] = {}
         self._ring_timers: dict[str, asyncio.TimerHandle] = {}
         self._handle_times: list[float] = []
+        # cluster hooks (ivr.cluster.dispatch; None on one node): claim a caller before offering it, release
+        # it (taken: accepted), agents signed in on other nodes, and events for agents on other nodes
+        self.claim: Callable[[Waiting, AgentState], bool] | None = None
+        self.release: Callable[[Waiting, bool], None] | None = None
+        self.remote_staffed: Callable[[], int] | None = None
+        self.relay: Callable[[str, dict[str, Any]], bool] | None = None
 
     # --- agents --------------------------------------------------------------------------------------------
     def sign_in(self, account: Any) -> AgentState:
@@ -161,7 +169,8 @@ class AgentDesk:
 
     def staffed(self) -> int:
         """Agents who could take a call soon (not offline or away)."""
-        return sum(1 for a in self.agents.values() if a.presence not in ("offline", "away"))
+        here = sum(1 for a in self.agents.values() if a.presence not in ("offline", "away"))
+        return here + (self.remote_staffed() if self.remote_staffed is not None else 0)
 
     # --- desktop events ------------------------------------------------------------------------------------
     def subscribe(self, agent_id: str) -> asyncio.Queue:
@@ -183,6 +192,8 @@ class AgentDesk:
                 self._set(st, "offline")  # desktop closed: do not ring it
 
     def publish(self, agent_id: str, event: dict[str, Any]) -> None:
+        if self.relay is not None and self.relay(agent_id, event):
+            return  # the agent's desktop is on another node
         for q in self._subscribers.get(agent_id, []):
             if q.full():
                 with contextlib.suppress(asyncio.QueueEmpty):
@@ -197,7 +208,7 @@ class AgentDesk:
 
     # --- queue ---------------------------------------------------------------------------------------------
     def ordered(self) -> list[Waiting]:
-        return sorted(self.queue, key=lambda w: (-w.priority, w.seq))
+        return sorted(self.queue, key=lambda w: (-w.priority, w.arrived, w.seq))
 
     def enqueue(self, call_id: str, *, skill: str = "general", priority: int = 0,
                 handoff: dict[str, Any] | None = None, vip: bool = False, language: str = "") -> Waiting:
@@ -252,6 +263,8 @@ class AgentDesk:
             agent = self._pick(w)
             if agent is None:
                 continue
+            if self.claim is not None and not self.claim(w, agent):
+                continue  # another node offers this caller now
             self._offer(w, agent)
 
     def _pick(self, w: Waiting) -> AgentState | None:
@@ -288,6 +301,8 @@ class AgentDesk:
         agent = self._agent(agent_id)
         self._cancel_ring(offer_id)
         self.queue.remove(w)
+        if self.release is not None:
+            self.release(w, True)
         w.offer_id = ""
         agent.offer_id = ""
         self._set(agent, "busy")
@@ -305,6 +320,8 @@ class AgentDesk:
     def _withdraw(self, w: Waiting, reason: str) -> None:
         offer_id, agent_id = w.offer_id, w.offered_to
         self._cancel_ring(offer_id)
+        if self.release is not None:
+            self.release(w, False)
         w.offer_id = w.offered_to = ""
         agent = self.agents.get(agent_id)
         if reason in ("declined", "no_answer", "phone_failed"):
