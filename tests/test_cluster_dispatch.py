@@ -6,10 +6,12 @@ node."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from types import SimpleNamespace
 
 import pytest
-from test_cluster_state import redis_url  # noqa: F401  (fixture: a private redis-server)
+from test_cluster_state import pair, redis_url  # noqa: F401  (fixtures: in process and a private redis-server)
 
 from ivr.cluster.desk_share import mirror, snapshot
 from ivr.cluster.dispatch import ClusterDesk
@@ -103,3 +105,28 @@ async def test_offers_cross_nodes_in_order_one_at_a_time_and_go_on_after_a_ring_
         for node in (n1, n2):
             node.cd.detach()
             node.state.close()
+
+
+def test_a_claim_has_one_holder_and_expires(pair):  # noqa: F811
+    a, b = pair
+    results: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def grab(i: int) -> None:
+        barrier.wait()
+        results.append((a if i % 2 else b).claim("offer:c1", f"node{i}:agent", 2.0))
+
+    threads = [threading.Thread(target=grab, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 1  # eight nodes at once: one rings its agent
+    winner = next(v for v in (f"node{i}:agent" for i in range(8)) if b.claim("offer:c1", v, 2.0))
+    assert not a.reclaim("offer:c1", "other:agent", 5) and a.reclaim("offer:c1", winner, 2.0)
+    b.unclaim("offer:c1", "other:agent")  # not the holder: nothing happens
+    assert not a.claim("offer:c1", "other:agent", 0.4)
+    b.unclaim("offer:c1", winner)
+    assert a.claim("offer:c1", "other:agent", 0.3)  # released: the next one gets it
+    time.sleep(0.5)
+    assert b.claim("offer:c1", winner, 0.3)  # expired by itself
