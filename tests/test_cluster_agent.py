@@ -103,6 +103,11 @@ async def test_an_agent_on_node1_takes_a_caller_held_by_node2(tmp_path):
                          desk_state)
             assert any(x["text"] == "客户已挂机" for x in await agent.evaluate("window.ivrDesk.lines"))
             await _until(agent, "window.ivrDesk.legClosed === true", 10, "the agent's leg closed", desk_state)
+            await agent.reload()  # a reloaded desktop on node1 still has node2's call for the wrap-up, with its card
+            await _until(agent, "window.ivrDesk.eventSource && window.ivrDesk.eventSource.readyState === 1", 10,
+                         "the event stream again", desk_state)
+            assert await agent.evaluate("[window.ivrDesk.presence, window.ivrDesk.callId]") == ["wrap_up", call_id]
+            assert await agent.evaluate("window.ivrDesk.context && window.ivrDesk.context.call_id") == call_id
             await agent.select_option("#disposition", "resolved")
             await agent.fill("#note", "跨节点接听，已处理")
             await agent.click("#wrapup button[type=submit]")

@@ -63,6 +63,7 @@ class ClusterDesk:
         self.claims: dict[str, str] = {}  # call id -> the claim value held for it through this node
         self.remote_agents: dict[str, str] = {}  # agents of other nodes on this node's calls -> their node
         self.remote_calls: dict[str, tuple[str, str]] = {}  # this node's agents on others' calls: (call, node)
+        self.views: dict[str, dict[str, Any]] = {}  # those calls' card and transcript, until the wrap-up
         self.others_staffed = 0
         self._listener: asyncio.Task | None = None
         self._down_until = 0.0
@@ -148,10 +149,15 @@ class ClusterDesk:
         if kind == "presence":
             if ev.get("presence") == "offline":  # the agent's leg died: B requeued the caller
                 self.remote_calls.pop(agent_id, None)
+                self.views.pop(call[0], None)
                 desk.agent_dropped(agent_id, call[0])
         elif kind == "call_ended":
             desk.call_ended(agent_id, call[0])
+            if call[0] in self.views:
+                self.views[call[0]]["live"] = False
         else:
+            if kind == "transcript" and call[0] in self.views:
+                self.views[call[0]]["transcript"].append({k: v for k, v in ev.items() if k not in ("type", "call_id")})
             desk.publish(agent_id, ev)
 
     # --- each round -------------------------------------------------------------------------------------
@@ -219,6 +225,7 @@ class ClusterDesk:
                 return _error(502, f"the node holding call {w.call_id} did not answer")
             return Response(r.content, status_code=r.status_code, media_type="application/json")
         self.remote_calls[acc.agent_id] = (w.call_id, w.node)
+        self.views[w.call_id] = {"call_id": w.call_id, "live": True, "context": w.handoff, "transcript": []}
         with contextlib.suppress(DeskError):  # the proxy went meanwhile: the other node has the agent anyway
             desk.accept(acc.agent_id, offer_id, None)
         st = desk.agents.get(acc.agent_id)
@@ -227,6 +234,11 @@ class ClusterDesk:
             desk._set(st, "busy")
         log.info("call %s (node %s) accepted by agent %s of this node", w.call_id, w.node, acc.username)
         return JSONResponse(r.json())
+
+    def call_view(self, call_id: str) -> dict[str, Any] | None:
+        """The card and live transcript of another node's call this node's agent has (a reloaded desktop)."""
+        view = self.views.get(call_id)
+        return {**view, "transcript": list(view["transcript"])} if view is not None else None
 
     def holds(self, agent_id: str, call_id: str) -> bool:
         """Whether ``call_id`` is another node's call this node's agent had."""
@@ -253,6 +265,7 @@ class ClusterDesk:
         elif r.status_code != 204:
             return Response(r.content, status_code=r.status_code, media_type="application/json")
         self.remote_calls.pop(acc.agent_id, None)
+        self.views.pop(call_id, None)
         self.desk.wrapped_up(acc.agent_id)
         return Response(status_code=204)
 

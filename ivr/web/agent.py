@@ -108,6 +108,9 @@ def _call_view(request: Request, call_id: str) -> dict | None:
     bridge = live or (warm.recent.get(call_id) if warm is not None else None)
     context = bridge.context if bridge is not None else next(
         (w.handoff for w in _desk(request).queue if w.call_id == call_id), None)
+    cluster = getattr(request.app.state, "cluster_desk", None)
+    if bridge is None and cluster is not None and cluster.call_view(call_id) is not None:
+        return cluster.call_view(call_id)  # another node's call (ivr.cluster.dispatch)
     return {"call_id": call_id, "live": live is not None, "context": context,
             "transcript": list(bridge.transcript) if bridge is not None else []}
 
