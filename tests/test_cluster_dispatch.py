@@ -101,6 +101,15 @@ async def test_offers_cross_nodes_in_order_one_at_a_time_and_go_on_after_a_ring_
         await _rounds(n1, n2)
         assert n2.offer("zhao") == "call-vip"
         assert n1.offer("li") == "" and n2.desk.agents["wang"].presence == "busy"
+
+
+        # wang's leg drops: call-old is back in node2's queue and goes to the next free agent, on node1
+        n2.desk.agent_dropped("wang", "call-old")
+        n2.desk.requeue(w)  # ahead of callers of its former priority, on every node
+        await _rounds(n1, n2, n=2)
+        assert [x.call_id for x in n1.desk.ordered()] == ["call-vip", "call-old", "call-mine"]  # vip rings zhao
+        n1.desk.set_presence("li", "available")
+        assert n1.offer("li") == "call-old"
     finally:
         for node in (n1, n2):
             node.cd.detach()

@@ -63,6 +63,7 @@ class ClusterDesk:
         self.claims: dict[str, str] = {}  # call id -> the claim value held for it through this node
         self.remote_agents: dict[str, str] = {}  # agents of other nodes on this node's calls -> their node
         self.remote_calls: dict[str, tuple[str, str]] = {}  # this node's agents on others' calls: (call, node)
+        self.taken: dict[str, str] = {}  # this node's callers accepted: call id -> the claim held for them
         self.views: dict[str, dict[str, Any]] = {}  # those calls' card and transcript, until the wrap-up
         self.others_staffed = 0
         self._listener: asyncio.Task | None = None
@@ -104,6 +105,10 @@ class ClusterDesk:
         try:
             if taken:
                 self.state.reclaim(f"offer:{w.call_id}", value, TAKEN_S)
+                if not w.node:
+                    self.taken[w.call_id] = value
+                    while len(self.taken) > 1000:
+                        self.taken.pop(next(iter(self.taken)))
             else:
                 self.state.unclaim(f"offer:{w.call_id}", value)
         except Exception as e:  # expires by itself
@@ -176,6 +181,10 @@ class ClusterDesk:
         remote = {t: d for t, d in queue if d.get("node") and d["node"] != self.node and d["node"] in nodes}
         for w in [w for w in desk.queue if w.node and w.call_id not in remote]:
             desk.leave(w)  # answered elsewhere or hung up: an offer of it here is withdrawn
+        again = [(w.call_id, self.taken.pop(w.call_id)) for w in desk.queue
+                 if not w.node and w.requeued and w.call_id in self.taken]
+        for call_id, value in again:  # back in the queue (the agent's leg dropped): offer it again now
+            await asyncio.to_thread(self.state.unclaim, f"offer:{call_id}", value)
         have = {w.call_id for w in desk.queue}
         new = [self._proxy(t, d) for t, d in remote.items() if t not in have]
         desk.queue.extend(new)
