@@ -6,19 +6,23 @@ the caller (real Chromium, softphone /phone of node2, 900 Hz beeps) asks for a p
 with node2's caller and its card, the agent accepts: the agent's WebRTC leg is made by node2, which holds the call
 and bridges it. Each browser hears the other's tone (measured in the page), node2's desk events (connected, caller
 hang-up, call ended) reach the desktop on node1, the agent files the wrap-up there, and the record (written by
-node2, in PostgreSQL) shows the agent and the disposition."""
+node2, in PostgreSQL) shows the agent and the disposition. An agent of node1 with a SIP desk phone (real sipp)
+takes a caller of node2 the same way: node2 dials the phone and bridges it."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 
 import httpx
 import pytest
 from test_agent_browser import _TONE_JS, AGENT_HZ, CALLER_HZ, _beeps, _browser, _phone, _until
+from test_agent_phone import _tone
 
 from ivr.cluster.local import LocalCluster
 from ivr.services.agents import AccountStore
+from ivr.telephony.webrtc.client import WebRtcClient
 from ivr.web.callaccess import record_headers
 
 pytestmark = [pytest.mark.slow, pytest.mark.realtime, pytest.mark.timeout(600)]
@@ -127,3 +131,64 @@ async def test_an_agent_on_node1_takes_a_caller_held_by_node2(tmp_path):
     assert rec["agent_id"].startswith("ag_") and rec["extra"]["agents"] == ["wang.li"], rec
     assert rec["disposition"] == "resolved" and rec["agent_note"] == "跨节点接听，已处理", rec
     assert f"call {call_id} accepted by agent wang.li of node node1" in log2
+
+
+async def test_an_agent_on_node1_takes_a_caller_of_node2_on_a_sip_desk_phone(tmp_path):
+    """The desk phone (real sipp UAS echoing RTP) is dialled by node2, which holds the call: the caller (an aiortc
+    WebRTC client on node2) hears its own tone come back through the agent's leg."""
+    from tests.sip.peers import free_port
+
+    phone_port, phone_media = free_port(), free_port(even=True)
+    env = {"IVR_TTS_SPEED": "450", "IVR_AGENT_RING_TIMEOUT_S": "30", "IVR_SIP_SESSION_EXPIRES": "0"}
+    phone = await asyncio.create_subprocess_exec(
+        "sipp", "-sn", "uas", "-rtp_echo", "-m", "1", "-p", str(phone_port), "-i", "127.0.0.1",
+        "-mp", str(phone_media), "-nostdin", "-timeout", "200s", cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    client = WebRtcClient()
+    try:
+        with LocalCluster(tmp_path / "cluster", node_env=env) as c:
+            AccountStore(c.db_url).add("desk9", password=PASSWORD, sip_uri=f"sip:1009@127.0.0.1:{phone_port}")
+            node1, node2 = (n.url for n in c.nodes)
+            async with httpx.AsyncClient(base_url=node1, timeout=60) as http:
+                assert (await http.post("/api/login", json={"username": "desk9", "password": PASSWORD})
+                        ).status_code == 200
+                assert (await http.post("/api/agent/presence", json={"state": "available"})).status_code == 200
+                await asyncio.sleep(2.5)  # node2 sees node1's agent (one sync round each)
+                await client.call(node2)
+                await client.wait_for(lambda: client.bot_lines(), 30, "greeting")
+                await asyncio.sleep(1.0)
+                client.press("0")  # a human, please
+                offer = None
+                for _ in range(150):
+                    offer = (await http.get("/api/agent/state")).json()["offer"]
+                    if offer:
+                        break
+                    await asyncio.sleep(0.2)
+                assert offer and offer["call_id"] == client.call_id, (offer, client.bot_lines())
+                r = await http.post(f"/api/agent/offers/{offer['offer_id']}/accept", json={"via": "sip"})
+                assert r.status_code == 200 and r.json() == {"via": "sip", "call_id": client.call_id}, r.text
+                await client.wait_for(lambda: any("已为您接通" in x for x in client.bot_lines()), 40, "connected")
+                await asyncio.sleep(3.5)  # the connected line has been played
+                spoke_at = time.monotonic()
+                client.say(_tone(2.0))
+                await asyncio.sleep(3.0)
+                echoed = len(client.voiced(-40, after=spoke_at))
+                assert echoed >= 50, f"the caller did not hear the desk phone's leg ({echoed} loud frames)"
+                assert (await http.get("/api/agent/state")).json()["agent"]["presence"] == "busy"
+                await client.hangup()
+                presence = ""
+                for _ in range(75):
+                    presence = (await http.get("/api/agent/state")).json()["agent"]["presence"]
+                    if presence == "wrap_up":
+                        break
+                    await asyncio.sleep(0.2)
+                assert presence == "wrap_up"
+            out, _ = await asyncio.wait_for(phone.communicate(), 30)  # node2's BYE ended sipp's one call
+            assert phone.returncode == 0, out.decode("utf-8", "replace")[-2000:]
+            log2 = (c.root / "node2" / "serve.log").read_text(errors="replace")
+        assert f"call {client.call_id} accepted by agent desk9 of node node1" in log2
+    finally:
+        await client.close()
+        if phone.returncode is None:
+            phone.kill()
+            await phone.wait()

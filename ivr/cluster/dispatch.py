@@ -8,10 +8,11 @@
   ring timeout plus a margin) before it offers a caller, its own or a proxy. A withdrawn offer (declined, ring
   timeout) releases the claim and the next free agent of any node is offered the caller at the next round; an
   accepted one holds it until the caller has left the queue everywhere.
-* Accepting a proxy: the agent's node (A) sends the browser's WebRTC offer to the node holding the call (B),
-  ``POST /api/cluster/agent/accept``, signed with the shared ``secret_key``. B checks that A holds the claim,
-  makes the agent's leg and accepts on its desk; the answer goes back to the browser, whose audio then flows
-  straight to B (B's ICE candidates). The bridge, the record and the transcript are B's.
+* Accepting a proxy: the agent's node (A) sends the browser's WebRTC offer (or the agent's desk phone address) to
+  the node holding the call (B), ``POST /api/cluster/agent/accept``, signed with the shared ``secret_key``. B
+  checks that A holds the claim, makes the agent's leg (answers the browser, or dials the desk phone through its
+  own SIP gateway) and accepts on its desk; the browser's audio then flows straight to B (B's ICE candidates).
+  The bridge, the record and the transcript are B's.
 * B's desk events for that agent (connected, transcript, hold, caller_hangup, call_ended, offline) go to A over
   the ``desk:<A>`` channel and into the agent's event stream; hang-up, hold and card requests are forwarded to B
   (:mod:`ivr.cluster.web`); the wrap-up is filed through B (``POST /api/cluster/agent/wrapup``).
@@ -208,7 +209,8 @@ class ClusterDesk:
         if url is None:
             return None
         body = json.dumps(payload, ensure_ascii=False).encode()
-        async with httpx.AsyncClient(timeout=30) as c:
+        assert self.desk is not None  # a desk phone rings up to the ring timeout
+        async with httpx.AsyncClient(timeout=self.desk.options.ring_timeout_s + 15) as c:
             return await c.post(url + path, content=body, headers={"Content-Type": "application/json",
                                                                    AUTH: sign(self.secret, body)})
 
@@ -216,11 +218,12 @@ class ClusterDesk:
         """``POST /api/agent/offers/{id}/accept`` for a proxy: the leg is made by the node holding the call."""
         desk = self.desk
         assert desk is not None
-        if body.get("via", "webrtc") != "webrtc":
-            return _error(409, "calls held by another node are answered in the browser, not on a desk phone")
+        via = body.get("via", "webrtc")
+        if via == "sip" and not acc.sip_uri:
+            return _error(409, "no desk phone is set for you (ivr agents phone NAME sip:...)")
         desk._cancel_ring(offer_id)  # no time-out while the other node answers
-        payload = {"call_id": w.call_id, "claim": self.claims.get(w.call_id, ""), "node": self.node,
-                   "sdp": body["sdp"], "type": body["type"],
+        leg = {"via": "sip", "sip_uri": acc.sip_uri} if via == "sip" else {"sdp": body["sdp"], "type": body["type"]}
+        payload = {"call_id": w.call_id, "claim": self.claims.get(w.call_id, ""), "node": self.node, **leg,
                    "agent": {"agent_id": acc.agent_id, "username": acc.username,
                              "display_name": acc.display_name, "role": acc.role, "skills": list(acc.skills)}}
         try:
@@ -228,8 +231,12 @@ class ClusterDesk:
         except httpx.HTTPError as e:
             log.warning("call %s: node %s did not answer the accept: %s", w.call_id, w.node, e)
             r = None
+        if r is not None and r.status_code == 502 and via == "sip":
+            with contextlib.suppress(DeskError):  # the desk phone did not answer: away, the caller goes on
+                desk.decline(acc.agent_id, offer_id, reason="phone_failed")
         if r is None or r.status_code != 200:
-            desk.leave(w)  # the agent is free again; the caller comes back next round if still waiting
+            if w in desk.queue:
+                desk.leave(w)  # the agent is free again; the caller comes back next round if still waiting
             if r is None:
                 return _error(502, f"the node holding call {w.call_id} did not answer")
             return Response(r.content, status_code=r.status_code, media_type="application/json")
@@ -310,16 +317,27 @@ async def serve_accept(request: Request) -> Response:
                                                                       cd._ttl()):
         return _error(409, "this call is no longer offered to you")
     settings = request.app.state.settings
-    try:
-        leg, answer = await WebRtcPort.from_offer(
-            d["sdp"], d["type"], call_id=f"{call_id}-agent", language=settings.language,
-            ice_hosts=ice_hosts_for(settings.host, settings.public_ip), extra={"agent_id": agent["agent_id"]},
-            settings=settings)
-    except OfferError as e:
-        return _error(e.status, str(e))
+    if d.get("via") == "sip":  # the agent's desk phone, dialled by this node's SIP gateway
+        gateway = getattr(request.app.state, "sip", None)
+        if gateway is None:
+            return _error(503, "SIP is not enabled on the node holding this call")
+        try:
+            leg = await gateway.dial(str(d["sip_uri"]), caller="ivr", timeout=desk.options.ring_timeout_s)
+        except (RuntimeError, TimeoutError, OSError) as e:
+            log.warning("desk phone of %s did not answer: %s", agent["username"], e)
+            return _error(502, f"your desk phone did not answer: {e or type(e).__name__}")
+        answer: dict[str, Any] = {"via": "sip"}
+    else:
+        try:
+            leg, answer = await WebRtcPort.from_offer(
+                d["sdp"], d["type"], call_id=f"{call_id}-agent", language=settings.language,
+                ice_hosts=ice_hosts_for(settings.host, settings.public_ip), extra={"agent_id": agent["agent_id"]},
+                settings=settings)
+        except OfferError as e:
+            return _error(e.status, str(e))
     w = waiting()
     if w is None:
-        await leg.close()
+        await (leg.hangup("offer_gone") if d.get("via") == "sip" else leg.close())
         return _error(409, "this call is no longer offered to you")
     st = desk.sign_in(SimpleNamespace(agent_id=agent["agent_id"], username=agent["username"],
                                       display_name=agent["display_name"], role=agent["role"],
