@@ -63,6 +63,11 @@ async def test_an_agent_on_node1_takes_a_caller_held_by_node2(tmp_path):
                         break
                     await asyncio.sleep(0.2)
                 assert list(seen.values()) == [{"node": "node1", "presence": "available"}], seen
+                for headers in ({}, {"X-Ivr-Cluster-Auth": "0" * 64}):  # only a node of the cluster may ask
+                    r = await http.post(f"{node2}/api/cluster/agent/accept", headers=headers,
+                                        json={"call_id": "x", "claim": "node1:x", "node": "node1", "sdp": "", "type": "offer",
+                                              "agent": {"agent_id": "ag_x"}})
+                    assert r.status_code == 403, r.text
 
             # the caller, on node2, asks for a person
             await caller.goto(f"{node2}/phone")
