@@ -69,6 +69,7 @@ class ClusterDesk:
         self.others_staffed = 0
         self._listener: asyncio.Task | None = None
         self._down_until = 0.0
+        self._accepting: set[str] = set()  # proxies whose accept is on its way to their node
 
     # --- hooks of the desk ----------------------------------------------------------------------------------
     def attach(self, desk: AgentDesk) -> None:
@@ -180,7 +181,7 @@ class ClusterDesk:
         self.others_staffed = sum(1 for a, p in presence.items() if p.get("node") != self.node
                                   and p.get("presence") not in FREE and a not in self.remote_agents)
         remote = {t: d for t, d in queue if d.get("node") and d["node"] != self.node and d["node"] in nodes}
-        for w in [w for w in desk.queue if w.node and w.call_id not in remote]:
+        for w in [w for w in desk.queue if w.node and w.call_id not in remote and w.call_id not in self._accepting]:
             desk.leave(w)  # answered elsewhere or hung up: an offer of it here is withdrawn
         again = [(w.call_id, self.taken.pop(w.call_id)) for w in desk.queue
                  if not w.node and w.requeued and w.call_id in self.taken]
@@ -226,11 +227,14 @@ class ClusterDesk:
         payload = {"call_id": w.call_id, "claim": self.claims.get(w.call_id, ""), "node": self.node, **leg,
                    "agent": {"agent_id": acc.agent_id, "username": acc.username,
                              "display_name": acc.display_name, "role": acc.role, "skills": list(acc.skills)}}
+        self._accepting.add(w.call_id)
         try:
             r = await self._post(w.node, "/api/cluster/agent/accept", payload)
         except httpx.HTTPError as e:
             log.warning("call %s: node %s did not answer the accept: %s", w.call_id, w.node, e)
             r = None
+        finally:
+            self._accepting.discard(w.call_id)
         if r is not None and r.status_code == 502 and via == "sip":
             with contextlib.suppress(DeskError):  # the desk phone did not answer: away, the caller goes on
                 desk.decline(acc.agent_id, offer_id, reason="phone_failed")
