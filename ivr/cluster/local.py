@@ -104,7 +104,13 @@ class LocalCluster:
             node.proc = self._start_node(node, self.secret)
             self.procs.append(node.proc)
         for node in self.nodes:
-            self.wait_node(node, 120)
+            try:
+                self.wait_node(node, 120)
+            except EngineError:  # a free port taken by another process meanwhile: once more on new ones
+                if node.proc is None or "address already in use" not in node.proc.tail():
+                    raise
+                node.http_port, node.sip_port = free_port(), free_port(socket.SOCK_DGRAM)
+                self.restart_node(node)
         self.procs.append(start_kamailio(self.root / "kamailio", self.sip_port, [n.sip_port for n in self.nodes],
                                          self.ping_interval, self.fr_timer_ms))
         self.procs.append(start_haproxy(self.root / "haproxy", self.http_port, self.haproxy_stats_port,
