@@ -229,6 +229,32 @@ async def test_malformed_burst_gets_4xx_and_leaks_nothing(bot, tmp_path):
         assert res.rc == 0 and res.successful == 1, res
 
 
+async def test_draining_gateway_fails_health_probes_and_new_calls(bot):
+    """SIGTERM drains: a proxy's OPTIONS probe gets 503 (Kamailio's dispatcher then sends calls elsewhere), and so
+    does a new INVITE; before draining the probe gets 200."""
+    async with running(bot) as gw:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        me = sock.getsockname()[1]
+        loop = asyncio.get_running_loop()
+
+        async def ask(data: bytes) -> str:
+            await loop.sock_sendto(sock, data, ("127.0.0.1", gw.port))
+            while True:
+                reply = (await asyncio.wait_for(loop.sock_recv(sock, 65536), 2.0)).decode()
+                if int(reply.split()[1]) >= 200:
+                    return reply
+
+        assert (await ask(_request("OPTIONS", call_id="p1", port=me))).split()[1] == "200"
+        gw.stop_accepting()
+        probe = await ask(_request("OPTIONS", call_id="p2", port=me))
+        assert probe.split()[1] == "503" and "Retry-After:" in probe, probe
+        invite = await ask(_request(call_id="p3", body=SDP.format(fmt="0", attrs=""), port=me))
+        assert invite.split()[1] == "503", invite
+        sock.close()
+
+
 async def test_allow_list_refuses_other_sources(bot, tmp_path):
     async with running(bot, sip_allow_from="10.0.0.0/8") as gw:
         res = await run_sipp(f"127.0.0.1:{gw.port}", scenario="uac", workdir=tmp_path, timeout=10)

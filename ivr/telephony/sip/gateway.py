@@ -111,8 +111,11 @@ class SipGateway:
         self._uas.append(ua)
 
     def stop_accepting(self) -> None:
-        """New INVITEs get 503 from now on; active calls go on (their session can still say goodbye)."""
+        """New INVITEs and health OPTIONS get 503 from now on (a SIP proxy's prober takes the node out);
+        active calls go on (their session can still say goodbye)."""
         self._stopping = True
+        for ua in self._uas:
+            ua.draining = True
 
     async def stop(self) -> None:
         """Refuse new calls, BYE active ones, wait briefly for their handlers, then close the sockets."""

@@ -63,6 +63,7 @@ class GatewayUAS(SipUAS):
         self._pending: dict[tuple[str, str], asyncio.Future[SipResponse]] = {}
         self.remote_call_ids: dict[str, str] = {}  # SIP Call-ID -> X-Ivr-Call-Id of our outbound calls' 200 OK
         self.on_refused_after_admit: Callable[[str], None] | None = None  # Call-ID admitted, then refused
+        self.draining = False  # stopping: keep-alive/health OPTIONS get 503 so a proxy's prober stops sending calls
 
     # --- incoming ------------------------------------------------------------------------------------
     def _on_message(self, msg: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
@@ -152,6 +153,9 @@ class GatewayUAS(SipUAS):
             self.on_refused_after_admit(call_id)
 
     def _handle_options(self, request: SipRequest, addr: tuple[str, int]) -> None:
+        if self.draining:  # Kamailio's dispatcher marks a destination down on a non-2xx probe reply
+            self._send_error(request, 503, "Service Unavailable", extra_headers={"Retry-After": "30"})
+            return
         self._send_error(request, 200, "OK", extra_headers={
             "Allow": ALLOW, "Accept": "application/sdp", "Supported": "timer, replaces, norefersub"})
 
