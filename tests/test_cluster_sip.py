@@ -17,6 +17,7 @@ from sip.peers import free_port, prepare_workdir
 from sqlalchemy import create_engine, text
 
 from ivr.cluster.local import LocalCluster
+from ivr.telephony.sip.sipp_scenario import caller_scenario
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -24,64 +25,10 @@ PING_S, FR_MS = 1, 1000
 
 # A caller through the proxy: the ACK and BYE follow the Record-Route set; the record id the node puts in its
 # 200 OK (X-Ivr-Call-Id) and the SIP Call-ID are logged when the call ends well.
-SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="cluster caller">
-  <send retrans="500"><![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[local_ip_type] [local_ip]
-      t=0 0
-      m=audio [auto_media_port] RTP/AVP 0 101
-      a=rtpmap:0 PCMU/8000
-      a=rtpmap:101 telephone-event/8000
-    ]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rtd="true" rrs="true">
-    <action><ereg regexp="[^ \\r\\n]+" search_in="hdr" header="X-Ivr-Call-Id:" check_it="true" assign_to="rec"/></action>
-  </recv>
-  <send><![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      [routes]
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]></send>
-  <pause/>
-  <send retrans="500"><![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      [routes]
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]></send>
-  <recv response="200" crlf="true"/>
-  <nop><action><log message="ok [call_id] [$rec]"/></action></nop>
-</scenario>
-"""
+SCENARIO = caller_scenario(
+    "cluster caller", codec="PCMU", proxied=True,
+    on_answer='<ereg regexp="[^ \\r\\n]+" search_in="hdr" header="X-Ivr-Call-Id:" check_it="true" assign_to="rec"/>',
+    on_end='<log message="ok [call_id] [$rec]"/>')
 
 
 class Load:

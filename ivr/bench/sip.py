@@ -17,60 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="ivr load">
-  <send retrans="500"><![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[local_ip_type] [local_ip]
-      t=0 0
-      m=audio [auto_media_port] RTP/AVP 8 101
-      a=rtpmap:8 PCMA/8000
-      a=rtpmap:101 telephone-event/8000
-    ]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rtd="true"/>
-  <send><![CDATA[
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]></send>
-  <nop><action><exec rtp_stream="caller.alaw,1,8"/></action></nop>
-  <pause milliseconds="{ms}"/>
-  <send retrans="500"><![CDATA[
-      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]></send>
-  <recv response="200" crlf="true"/>
-</scenario>
-"""
+from ivr.telephony.sip.sipp_scenario import caller_scenario
 
 
 def _caller_audio(seconds: float) -> bytes:
@@ -94,7 +41,7 @@ async def run_load(calls: int = 20, rate: float = 2.0, seconds: float = 20.0, ma
     if shutil.which("sipp") is None:
         raise RuntimeError("sipp is not installed (Debian package sip-tester)")
     work = Path(workdir or tempfile.mkdtemp(prefix="ivr-bench-sip-"))
-    (work / "load.xml").write_text(SCENARIO.replace("{ms}", str(int(seconds * 1000))))
+    (work / "load.xml").write_text(caller_scenario("ivr load", pause_ms=int(seconds * 1000), rtp_stream="caller.alaw"))
     (work / "caller.alaw").write_bytes(_caller_audio(seconds))
     t = np.arange(16000) / 16000
     tone = list(frames_of(AudioFrame.from_numpy(0.2 * np.sin(2 * np.pi * 440 * t), 16000)))

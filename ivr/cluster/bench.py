@@ -24,63 +24,7 @@ from ivr.audio import g711
 from ivr.audio.frames import AudioFrame
 from ivr.cluster.engines import free_port
 from ivr.cluster.local import LocalCluster
-
-SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="cluster load">
-  <send retrans="500"><![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[local_ip_type] [local_ip]
-      t=0 0
-      m=audio [auto_media_port] RTP/AVP 8 101
-      a=rtpmap:8 PCMA/8000
-      a=rtpmap:101 telephone-event/8000
-    ]]></send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="200" rtd="true" rrs="true"/>
-  <send><![CDATA[
-      ACK [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      [routes]
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]></send>
-  <nop><action><exec rtp_stream="caller.alaw,1,8"/></action></nop>
-  <pause/>
-  <send retrans="500"><![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      [routes]
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]></send>
-  <recv response="200" crlf="true"/>
-</scenario>
-"""
+from ivr.telephony.sip.sipp_scenario import caller_scenario
 
 
 def _caller_audio(seconds: float) -> bytes:
@@ -159,7 +103,7 @@ async def run(levels: list[int], rate: float, seconds: float) -> list[dict]:
     root = Path(tempfile.mkdtemp(prefix="ivr-cluster-bench-"))
     work = root / "sipp"
     work.mkdir()
-    (work / "load.xml").write_text(SCENARIO)
+    (work / "load.xml").write_text(caller_scenario("cluster load", proxied=True, rtp_stream="caller.alaw"))
     (work / "caller.alaw").write_bytes(_caller_audio(seconds))
     results = []
     with LocalCluster(root / "cluster", node_env={"IVR_MAX_CALLS": str(max(levels)), "IVR_SIP_SESSION_EXPIRES": "0"},
