@@ -1,6 +1,6 @@
 """Low-latency streaming resampling (issue 13): integer ratios go through a polyphase FIR that gives exactly 20 ms
 out for every 20 ms frame in, passes speech-band tones at their level, stops what lies above the new Nyquist
-frequency, joins frames without a seam, and is late by a few ms only (soxr's streaming mode held ~100 ms)."""
+frequency, joins frames without a seam, and is late by under 15 ms only (soxr's streaming mode held ~100 ms)."""
 
 from __future__ import annotations
 
@@ -62,14 +62,14 @@ def test_streamed_frames_join_without_a_seam(src, dst):
 
 @pytest.mark.parametrize(("src", "dst"), PAIRS)
 def test_the_delay_is_a_few_ms(src, dst):
-    """An impulse comes out ``delay_s`` late (measured at the output's peak), under 5 ms on every ratio."""
+    """An impulse comes out ``delay_s`` late (measured at the output's peak), under 15 ms on every ratio."""
     x = np.zeros(src // 5, dtype=np.int16)
     x[src // 10] = 20000
     rs = Resampler(src, dst)
     y = np.concatenate(_stream(rs, x, src)).astype(np.float64)
     late_s = np.argmax(np.abs(y)) / dst - 0.1
     assert abs(late_s - rs.delay_s) <= 1.0 / min(src, dst)
-    assert 0 < rs.delay_s < 0.005
+    assert 0 < rs.delay_s < 0.015
 
 
 def test_non_integer_ratios_keep_soxr_and_the_converter_api():
