@@ -168,9 +168,9 @@ class SipCall(CallPort):
             self._events.put_nowait(frame)
 
     def _arrival_of(self, sample: int) -> float | None:
-        """Arrival of the packet holding 16 kHz output ``sample`` (output sample n is input time n / PORT_RATE,
-        less the resampler's few ms of delay); None if unknown (concealment, or older than kept)."""
-        src = sample * G711_RATE // PORT_RATE
+        """Arrival of the packet holding 16 kHz output ``sample`` (output sample n is input time n / PORT_RATE
+        less the resampler's filter delay); None if unknown (concealment, or older than kept)."""
+        src = max(0, round((sample / PORT_RATE - self._up.delay_s) * G711_RATE))
         for end, rx in self._packet_ends:
             if src < end:
                 return rx
