@@ -80,6 +80,7 @@ class Settings(BaseModel):
     asr_grammar: bool = Field(True, description="Constrain recognition to the expected answer's words (order number, phone tail, yes/no, menu) with Vosk grammars from the language pack, when the model's language is the call's and the model supports grammars; an [unk] answer falls back to free speech.")
     asr_pool_size: int = Field(2, ge=0, le=64, description="Pre-warmed Vosk recognizers kept ready.")
     asr_workers: int = Field(2, ge=1, le=64, description="Threads running Vosk/espeak off the event loop.")
+    asr_spares_per_call: float = Field(1.0, ge=0, le=1, description="Warm Vosk recognizers kept ready per open call that is not being recognised now (on top of asr_pool_size, rounded up): callers who start talking together do not wait for a recognizer to be created and warmed (~2 s each). 0 = fewest recognizers (memory), 1 = one per call.")
     asr_recycle_speech_s: float = Field(60.0, gt=0, description="Recognizer is replaced after this much speech (bounds memory).")
     tts_backend: Literal["espeak", "pyttsx3"] = "espeak"
     tts_voice: str = Field("cmn-latn-pinyin", description="espeak-ng voice that speaks Mandarin from Chinese characters.")

@@ -62,7 +62,8 @@ def build_parts(settings: Settings) -> CallParts:
     else:
         log.info("speech model for %s: %s", settings.language, model)
         engine = AsrEngine.for_model(model, LISTENER_RATE, pool_size=settings.asr_pool_size,
-                                     recycle_speech_s=settings.asr_recycle_speech_s, max_workers=settings.asr_workers)
+                                     recycle_speech_s=settings.asr_recycle_speech_s, max_workers=settings.asr_workers,
+                                     spares_per_call=settings.asr_spares_per_call)
     return CallParts(shop=shop, tts=get_tts(settings), asr_engine=engine, store=store,
                      dialog_factory=functools.partial(new_dialog, shop))
 

@@ -28,6 +28,7 @@ class ListenerLike(Protocol):
     sample_rate: int
     bot_speaking: bool  # the bot is talking: the segmenter is stricter (echo, backchannels)
 
+    async def open(self) -> None: ...  # get ready for the first utterance (e.g. a warm recogniser)
     async def push(self, frame: AudioFrame) -> list[ListenerEvent]: ...
     async def close(self) -> None: ...
 

@@ -138,6 +138,7 @@ class CallSession:
                 return self.record
             self._started = self._last_activity = self.clock()
             self._notify(StateNotice("connected", call_id=self.info.call_id, asr=self.asr_mode != "dtmf"))
+            await self.listener.open()  # the recogniser side gets ready while the greeting plays
             self._tasks = [
                 asyncio.create_task(self.playout.run(), name=f"playout-{self.info.call_id}"),
                 asyncio.create_task(self._inbound(), name=f"inbound-{self.info.call_id}"),

@@ -94,6 +94,9 @@ class ReferenceListener:
                 return span
         return None
 
+    async def open(self) -> None:
+        """Nothing to get ready: no recogniser."""
+
     async def close(self) -> None:
         self.spans.clear()
 
