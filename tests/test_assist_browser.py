@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from browser.callers import verified_caller_asks_for_agent
 from browser.chromium import CHROMIUM, chromium_flags, wait_js
 from browser.server import serve_in_thread
 
@@ -75,21 +76,7 @@ async def _on_server(app, coro):
 
 
 async def _verified_caller_asks_for_human(manager) -> LocalPort:
-    port = LocalPort(channel="webrtc")  # withheld number: the bot asks for the order and the phone tail
-    port.start()
-    manager.start_call(port, manager.reserve(port.info.call_id))
-    await port.wait_bot(1, quiet=False)
-    port.press("1")
-    await port.wait_bot(2, quiet=False)
-    for d in ORDER + "#":
-        port.press(d)
-    await port.wait_bot(3, quiet=False)
-    for d in TAIL:
-        port.press(d)
-    await port.wait_bot(4, quiet=False)
-    await asyncio.sleep(1.0)
-    port.press("0")
-    return port
+    return await verified_caller_asks_for_agent(manager, ORDER, TAIL)
 
 
 async def _caller_line(app, call_id: str, text: str) -> None:

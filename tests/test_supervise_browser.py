@@ -22,6 +22,7 @@ import time
 import httpx
 import numpy as np
 import pytest
+from browser.callers import verified_caller_asks_for_agent
 from browser.chromium import chromium_page, wait_js
 from browser.server import serve_in_thread
 
@@ -94,21 +95,7 @@ async def _on_server(app, coro):
 
 
 async def _caller(manager) -> LocalPort:
-    port = LocalPort(channel="webrtc")
-    port.start()
-    manager.start_call(port, manager.reserve(port.info.call_id))
-    await port.wait_bot(1, quiet=False)
-    port.press("1")
-    await port.wait_bot(2, quiet=False)
-    for d in ORDER + "#":
-        port.press(d)
-    await port.wait_bot(3, quiet=False)
-    for d in TAIL:
-        port.press(d)
-    await port.wait_bot(4, quiet=False)
-    await asyncio.sleep(1.0)
-    port.press("0")
-    return port
+    return await verified_caller_asks_for_agent(manager, ORDER, TAIL)
 
 
 async def _until(page, js: str, seconds: float, what: str) -> None:
