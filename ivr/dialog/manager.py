@@ -32,6 +32,7 @@ from ivr.dialog.options import Options
 from ivr.dialog.policy import REPEAT_KEY, TASK_INTENTS, DialogPolicy, default_policy
 from ivr.dialog.reply import ReplyBuilder, ReplyDraft
 from ivr.dialog.sentiment import Sentiment, may_apologise, update_mood
+from ivr.dialog.shopdb import side_tables_db
 from ivr.dialog.states import STATES
 from ivr.dialog.types import BotReply, NluResult, TransferRequest
 from ivr.lang import get_pack
@@ -430,15 +431,7 @@ def _nlu_expected(expected: str | None) -> str | None:
 
 def _default_lockout(shop: ShopService) -> LockoutStore:
     """Failure counter in the shop's own database (embedded shop), else in the service database."""
-    from ivr.config import ConfigError, get_settings
     from ivr.services.shop.lockout import lockout_for
 
-    try:
-        settings = get_settings()
-    except ConfigError:
-        settings = None
-    url = getattr(shop, "url", None)
-    if not isinstance(url, str):
-        url = settings.database_url if settings is not None else None
-    return lockout_for(url, settings)
+    return lockout_for(*side_tables_db(shop))
 

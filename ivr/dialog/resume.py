@@ -62,16 +62,10 @@ class DialogManager(Protocol):
 def for_shop(shop: ShopService) -> Resume:
     """The memory of a conversation over ``shop``: contacts next to the shop's data (embedded shop), else in the
     service database; without either, a memory that links and resumes nothing."""
-    from ivr.config import ConfigError, get_settings
+    from ivr.dialog.shopdb import side_tables_db
     from ivr.services.channels.history import history_for
 
-    try:
-        settings = get_settings()
-    except ConfigError:
-        settings = None
-    url = getattr(shop, "url", None)
-    if not isinstance(url, str):
-        url = settings.database_url if settings is not None else None
+    url, settings = side_tables_db(shop)
     return Resume(history_for(url, settings) if url else None)
 
 
