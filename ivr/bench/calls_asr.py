@@ -140,6 +140,7 @@ async def bench_real(levels: list[int], seconds: float, pause_s: float, model: s
     from ivr.asr.engine import AsrEngine, load_model, release_memory
     from ivr.asr.models import resolve_model
     from ivr.bench.asr import speech_clips
+    from ivr.bench.calls import rows_ok_upto
     from ivr.bench.report import percentiles
     from ivr.call.manager import CallManager
     from ivr.call.parts import LISTENER_RATE
@@ -194,11 +195,7 @@ async def bench_real(levels: list[int], seconds: float, pause_s: float, model: s
                      lost, no_input, stalls, f"{100 * cpu:.0f} %", round(rss_per_call), alive,
                      "yes" if ok else "no"])
         print(rows[-1], flush=True)
-    best = 0
-    for r in rows:
-        if r[-1] != "yes":
-            break
-        best = r[0]
+    best = rows_ok_upto(rows)
     summary = (f"Capacity: **{best}** concurrent talking callers hold heard p95 <= endpoint + 400 ms "
                f"({endpoint_ms + 400} ms) with nothing lost, no no-input prompt while speaking and no playout stall "
                f"(speech: {source}; model {model}; each caller talks for {seconds:.0f} s with {pause_s:.1f} s pauses).")

@@ -179,6 +179,7 @@ async def bench_wire(levels: list[int], seconds: float, talk_ratio: float, noise
                      model: str, data_dir: Path | None = None) -> tuple[list[list], str, dict]:
     """Start ``ivr serve`` (real Vosk ``model``), run each level, stop it. Returns rows, the capacity line, and
     details (server trace medians, generator health) for the report."""
+    from ivr.bench.calls import rows_ok_upto
     from ivr.bench.report import percentiles
     from ivr.bench.wire_server import ServeProcess, cpu_seconds, rss_mb
     from ivr.config import load_settings
@@ -235,11 +236,7 @@ async def bench_wire(levels: list[int], seconds: float, talk_ratio: float, noise
         await asyncio.to_thread(server.stop)
         if tmp is not None:
             tmp.cleanup()
-    best = 0
-    for r in rows:
-        if r[-1] != "yes":
-            break
-        best = r[0]
+    best = rows_ok_upto(rows)
     summary = (f"Capacity: **{best}** concurrent SIP callers hold caller-heard p95 <= endpoint + 400 ms "
                f"({endpoint_ms + 400} ms) with no lost utterance (speech: {source}; model {model}; talk ratio "
                f"{talk_ratio:.0%} of each turn (the caller listens to the whole reply first); line noise {'off' if noise_dbfs is None else f'{noise_dbfs:.0f} dBFS'}; "
