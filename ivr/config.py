@@ -140,6 +140,7 @@ class Settings(BaseModel):
     node_name: str = Field("", pattern=r"^[A-Za-z0-9_.-]{0,32}$", description="This node's name in a cluster (live-call index, events); empty = the host name.")
     redis_url: str = Field("", description="Redis URL of the state the nodes of a cluster share (live calls, login throttles, presence, events), e.g. redis://10.0.0.3:6379/0; empty = in this process (one node).")
     node_url: str = Field("", description="This node's HTTP address as the other nodes reach it (actions on its live calls are forwarded there), e.g. http://10.0.0.5:8080; empty = http://host:port.")
+    drain_timeout_s: float = Field(300.0, ge=0, le=86400, description="With redis_url (a cluster node), SIGTERM drains: no new calls or chats (SIP OPTIONS and INVITEs 503, HAProxy check 404), live calls go on to their end, then the process exits; after this many seconds callers still waiting for an agent get a callback ticket and the rest hear the goodbye. A second SIGTERM or SIGINT stops at once. Without redis_url SIGTERM stops as before.")
 
     @field_validator("language")
     @classmethod

@@ -110,6 +110,16 @@ def test_agent_presence_expires(pair):
     assert b.presence() == {"agent-li": {"node": "node1", "presence": "available"}}
 
 
+def test_a_draining_node_withdraws_only_its_own_agents_presence(pair):
+    a, b = pair
+    a.set_presence("agent-li", "node1", "available", ttl_s=30)
+    a.set_presence("agent-wu", "node2", "available", ttl_s=30)  # signed in again on node2 meanwhile
+    a.drop_presence("agent-li", "node1")
+    a.drop_presence("agent-wu", "node1")
+    a.drop_presence("agent-nobody", "node1")
+    assert b.presence() == {"agent-wu": {"node": "node2", "presence": "available"}}
+
+
 def test_queue_orders_by_priority_then_arrival_across_nodes(pair):
     a, b = pair
     a.enqueue("t1", 0, {"call_id": "c1", "node": "node1"})

@@ -3,7 +3,8 @@
 Embedded defaults: the SQLite shop (the demo shop seeded into an empty one only with ``--demo``), the installed
 speech model for the language (``--fetch-model`` downloads the default one first; else keypad/DTMF mode, with a
 log line saying how to fetch a model), espeak-ng speech. Ctrl-C / SIGTERM shut down
-gracefully: no new calls are taken, callers on the line hear a goodbye, then the process exits.
+gracefully: no new calls are taken, callers on the line hear a goodbye, then the process exits. A cluster node
+(``redis_url``) drains on SIGTERM instead: its calls go on to their end first (docs/deploy-cluster.md).
 """
 
 from __future__ import annotations
@@ -28,10 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    import uvicorn
-
     from ivr.call.recorder import purge_recordings
     from ivr.cli import UserError
+    from ivr.cluster.drain import serve
     from ivr.config import load_settings
     from ivr.web.app import create_app
 
@@ -48,9 +48,10 @@ def run(args: argparse.Namespace) -> int:
         _check_sip_port(settings.sip_host or settings.host, settings.sip_port)
     app = create_app(settings)
     try:
-        # proxy_headers off: X-Forwarded-* are believed only from `trusted_proxies` (ivr.web.security)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                    timeout_graceful_shutdown=30, proxy_headers=False, server_header=False)
+        # proxy_headers off: X-Forwarded-* are believed only from `trusted_proxies` (ivr.web.security);
+        # uvicorn.run, except that a cluster node's SIGTERM drains first (ivr.cluster.drain)
+        serve(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+              timeout_graceful_shutdown=30, proxy_headers=False, server_header=False)
     except OSError as e:
         raise UserError(f"cannot listen on {settings.host}:{settings.port}: {e.strerror or e}") from None
     return 0

@@ -70,6 +70,7 @@ class ClusterDesk:
         self._listener: asyncio.Task | None = None
         self._down_until = 0.0
         self._accepting: set[str] = set()  # proxies whose accept is on its way to their node
+        self.draining = False  # SIGTERM (ivr.cluster.drain): this node's agents are offered no caller
 
     # --- hooks of the desk ----------------------------------------------------------------------------------
     def attach(self, desk: AgentDesk) -> None:
@@ -87,6 +88,8 @@ class ClusterDesk:
         return self.desk.options.ring_timeout_s + CLAIM_MARGIN_S
 
     def _claim(self, w: Waiting, agent: AgentState) -> bool:
+        if self.draining:  # this node's callers go to the other nodes' agents (the shared queue)
+            return False
         value = f"{self.node}:{agent.agent_id}"
         if time.monotonic() < self._down_until:  # Redis away: not a blocking try per offer
             return not w.node
@@ -166,6 +169,11 @@ class ClusterDesk:
             if kind == "transcript" and call[0] in self.views:
                 self.views[call[0]]["transcript"].append({k: v for k, v in ev.items() if k not in ("type", "call_id")})
             desk.publish(agent_id, ev)
+
+    def drain(self) -> list[str]:
+        """The node is stopping: its agents take no new caller; returns their ids (their presence is withdrawn)."""
+        self.draining = True
+        return [a for a in (self.desk.agents if self.desk is not None else {}) if a not in self.remote_agents]
 
     # --- each round -------------------------------------------------------------------------------------
     async def round(self) -> None:

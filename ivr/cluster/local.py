@@ -129,7 +129,14 @@ class LocalCluster:
                     "IVR_NODE_NAME": node.name, "PYTHONUNBUFFERED": "1"})
         env.update(self.node_env)
         args = [sys.executable, "-m", "ivr", "serve"] + (["--demo"] if self.demo else [])
-        return Proc.start(node.name, args, data / "serve.log", env=env)
+        proc = Proc.start(node.name, args, data / "serve.log", env=env)
+        proc.stop_signal = signal.SIGINT  # stopping the whole cluster: no drain (SIGTERM would wait for calls)
+        return proc
+
+    def drain_node(self, node: Node) -> None:
+        """SIGTERM: the node drains (ivr.cluster.drain) and exits once its calls have ended."""
+        assert node.proc is not None
+        node.proc.popen.send_signal(signal.SIGTERM)
 
     def wait_node(self, node: Node, timeout: float = 120) -> None:
         assert node.proc is not None

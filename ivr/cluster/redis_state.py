@@ -144,6 +144,12 @@ class RedisState:
         vals = self.r.mget(keys) if keys else []
         return {k.removeprefix(f"{P}presence:"): json.loads(v) for k, v in zip(keys, vals, strict=True) if v}
 
+    _DROP_PRESENCE = ("local v = redis.call('GET', KEYS[1]) "
+                      "if v and cjson.decode(v).node == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0")
+
+    def drop_presence(self, agent_id: str, node: str) -> None:
+        self.r.eval(self._DROP_PRESENCE, 1, f"{P}presence:{agent_id}", node)
+
     # --- the ACD queue ------------------------------------------------------------------------------------
     def enqueue(self, ticket: str, priority: int, data: dict[str, Any]) -> None:
         with self.r.pipeline() as p:

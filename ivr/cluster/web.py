@@ -14,6 +14,8 @@
 * A node whose heartbeat expired leaves its call records ``in_progress``: the first survivor to notice takes
   them over once and ends them as ``failed`` / ``node_lost``, so no record stays open for ever, and books its
   waiting callers a callback ticket.
+* SIGTERM drains the node (:mod:`ivr.cluster.drain`); ``GET /api/cluster/health`` is HAProxy's check (404 while
+  draining).
 * ``GET /api/cluster`` (supervisor, admin): the nodes alive, the live calls of all nodes, agent presence, the
   shared queue. ``GET /api/cluster/events``: the ``calls`` events of every node as Server-Sent Events.
 """
@@ -39,6 +41,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ivr.cluster.desk_share import mirror, public_queue, snapshot, take_over_queue
 from ivr.cluster.dispatch import ClusterDesk
 from ivr.cluster.dispatch import router as dispatch_router
+from ivr.cluster.drain import drain
 from ivr.cluster.shared import LiveCall, SharedState, open_state
 from ivr.config import Settings
 from ivr.services.agents import Account
@@ -77,6 +80,7 @@ def setup(app: FastAPI) -> None:
         from ivr.web.auth import service_secret
 
         app.state.cluster_desk = ClusterDesk(state, app.state.node, service_secret(settings), settings.database_url)
+        app.state.drain = lambda: drain(app, settings.drain_timeout_s)  # SIGTERM (ivr serve: DrainingServer)
     app.add_middleware(ForwardCalls, service=app)
     app.state.other_nodes_live = lambda known: other_nodes_live(app, known)  # the wall's hook (ivr.web.wallstate)
 
@@ -212,6 +216,8 @@ async def _sync(app: FastAPI) -> None:
                       for cid, s in list(getattr(calls, "sessions", {}).items())}
             cd: ClusterDesk | None = getattr(app.state, "cluster_desk", None)
             snap = snapshot(getattr(calls, "desk", None), me, phones, cd.remote_agents if cd is not None else ())
+            if getattr(app.state, "draining", False):
+                snap = ([], snap[1])  # its agents take no caller now: not in the shared presence
             queued = await asyncio.to_thread(mirror, state, me, snap, queued, TTL_S)
             if cd is not None:
                 try:
@@ -258,6 +264,18 @@ async def shutdown(app: FastAPI) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     app.state.shared.close()
+
+
+@router.get("/api/cluster/health", include_in_schema=False)
+def cluster_health(request: Request) -> JSONResponse:
+    """HAProxy's check (``http-check disable-on-404``): 200 taking work; 404 draining (no new browsers, but the
+    ones stuck here stay); 503 stopping."""
+    calls = request.app.state.calls
+    if getattr(request.app.state, "draining", False):
+        return JSONResponse({"status": "draining", "node": request.app.state.node}, status_code=404)
+    ok = calls is None or calls.accepting
+    return JSONResponse({"status": "ok" if ok else "shutting_down", "node": request.app.state.node},
+                        status_code=200 if ok else 503)
 
 
 @router.get("/api/cluster")
