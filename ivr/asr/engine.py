@@ -39,7 +39,7 @@ import numpy as np
 
 from ivr.asr.recognizer import Recognizer
 from ivr.asr.stream import AsrStream
-from ivr.asr.workers import FEED, DecodePool
+from ivr.asr.workers import FEED, FINAL, DecodePool
 from ivr.audio.frames import AudioFrame
 from ivr.audio.resample import Resampler
 
@@ -216,8 +216,11 @@ class AsrEngine:
         """Run on a decoding thread (start-up work: nothing else is decoding yet)."""
         return await asyncio.wrap_future(self._pool.submit(FEED, fn, *args))
 
-    def _create(self, grammar: list[str] | None = None) -> Recognizer:
-        """Create and warm a recogniser (blocking; runs in the executor)."""
+    def _create(self, grammar: list[str] | None = None, warm: bool = True) -> Recognizer:
+        """Create a recogniser and (``warm``) run the warm-up signal through it (blocking; runs in the executor).
+
+        Warming only pays ahead of need: it expands the graph paths a first utterance would (~2 CPU-s on the
+        Korean model, measured), so a recogniser made for a caller who is already talking is not warmed."""
         t = time.perf_counter()
         vosk = _vosk()
         model = load_model(self.model_dir)
@@ -229,11 +232,12 @@ class AsrEngine:
             self._alive += 1
         rec.SetWords(True)
         r = Recognizer(rec, self.recognizer_rate, grammar=grammar is not None)
-        step = self.recognizer_rate // 5 * 2
-        for i in range(0, len(self._warmup_pcm), step):
-            rec.AcceptWaveform(self._warmup_pcm[i : i + step])
-        rec.FinalResult()
-        r.fed_samples += len(self._warmup_pcm) // 2
+        if warm:
+            step = self.recognizer_rate // 5 * 2
+            for i in range(0, len(self._warmup_pcm), step):
+                rec.AcceptWaveform(self._warmup_pcm[i : i + step])
+            rec.FinalResult()
+            r.fed_samples += len(self._warmup_pcm) // 2
         with self._lock:
             self._stats.created += 1
             self._stats.warm_s.append(time.perf_counter() - t)
@@ -282,8 +286,8 @@ class AsrEngine:
                 self._stats.cold_opens += 1
             elif r.uses:
                 self._stats.reused += 1
-        if r is None:
-            fut: Future = self._pool.background.submit(self._create)
+        if r is None:  # a caller is talking now: a bare recogniser at once, on a decoding thread, ahead of batches
+            fut: Future = self._pool.submit(FINAL, self._create, None, False)
             fut.add_done_callback(self._creation_failed)
             self._schedule_refill()
             return fut
@@ -399,8 +403,9 @@ class AsrEngine:
             if self.spares_per_call:
                 self._schedule_refill()  # warm its share of a spare while the greeting plays
             return AsrStream(self, None, batch_ms=self.batch_ms, max_backlog_s=self.max_backlog_s)
-        # a grammar recogniser of its own, kept between utterances; not awaited: audio queues until it is ready
-        r: Future = self._pool.background.submit(self._create, list(grammar))
+        # a grammar recogniser of its own, kept between utterances; not awaited: audio queues until it is ready.
+        # Small graph, ~0.1 CPU-s with its warm-up: made on a decoding thread, never behind the spares' warm-ups.
+        r: Future = self._pool.submit(FINAL, self._create, list(grammar))
         return AsrStream(self, r, hold=True, batch_ms=self.batch_ms, max_backlog_s=self.max_backlog_s)
 
     def stats(self) -> EngineStats:
