@@ -139,3 +139,27 @@ def test_a_claim_has_one_holder_and_expires(pair):  # noqa: F811
     assert a.claim("offer:c1", "other:agent", 0.3)  # released: the next one gets it
     time.sleep(0.5)
     assert b.claim("offer:c1", winner, 0.3)  # expired by itself
+
+
+async def test_chats_stay_with_their_nodes_agents_and_a_draining_node_offers_nothing(redis_url):  # noqa: F811
+    """A web chat waiting for a person lives in its node's memory: only that node's agents are offered it. A node
+    that drains (SIGTERM) offers no caller to its agents; its callers go to the other nodes' agents."""
+    RedisState(redis_url).r.flushdb()
+    n1, n2 = Node(redis_url, "node1"), Node(redis_url, "node2")
+    try:
+        n1.agent("li")
+        n2.desk.enqueue("chat-1", handoff={"summary": "想问退货", "channel": "webchat"})
+        await _rounds(n1, n2)
+        assert [w.call_id for w in n1.desk.queue] == [] and n1.offer("li") == ""  # node2's chat: not here
+        n2.agent("wang")
+        assert n2.offer("wang") == "chat-1"
+
+        assert n1.cd.drain() == ["li"]  # node1 drains: li takes no caller, not even node1's own
+        n1.desk.enqueue("call-1", handoff={"summary": "查物流", "channel": "sip"})
+        n2.agent("zhao")
+        await _rounds(n1, n2)
+        assert n1.offer("li") == "" and n2.offer("zhao") == "call-1"
+    finally:
+        for node in (n1, n2):
+            node.cd.detach()
+            node.state.close()

@@ -1,12 +1,13 @@
 """SIGTERM drains a cluster node (ivr/cluster/drain.py) on a real local cluster (PostgreSQL, Redis, 2 `ivr serve`
 nodes, Kamailio, HAProxy: ivr/cluster/local.py), during sipp load through Kamailio.
 
-node2 gets SIGTERM while it holds sipp calls, a WebRTC caller waiting for an agent and a signed-in agent. Its
-calls go on to their normal end; it answers Kamailio's OPTIONS probes 503 (marked down within the probe interval)
-and HAProxy's check 404 (NOLB); every call placed after the SIGTERM is answered by node1 (0 failed); its agent
-leaves the shared presence at once; at the drain timeout the waiting caller is booked a callback ticket and hears
-its number; then node2 exits, every record it wrote is whole and final (none ended as node_lost). Started again
-and drained with only short calls, it exits as soon as they have ended, well before the drain timeout."""
+node2 gets SIGTERM while it holds sipp calls, a WebRTC caller waiting for an agent, a signed-in agent and a web
+chat. Its calls go on to their normal end and its chat goes on through HAProxy; it answers Kamailio's OPTIONS
+probes 503 (marked down within the probe interval) and HAProxy's check 404 (NOLB: new chats go to node1); every
+call placed after the SIGTERM is answered by node1 (0 failed); its agent leaves the shared presence at once; at the
+drain timeout the waiting caller is booked a callback ticket and hears its number; then node2 exits, every record
+it wrote is whole and final (none ended as node_lost). Started again and drained with only short calls, it exits
+as soon as they have ended, well before the drain timeout."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import time
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
+from test_cluster_http import chat_owner
 from test_cluster_sip import Load, records, routed
 
 from ivr.cluster.local import LocalCluster
@@ -88,6 +90,16 @@ async def test_sigterm_drains_node2_during_load(cluster, tmp_path):
             assert (await agent.post(f"/api/agent/offers/{offer['offer_id']}/decline", json={})).status_code == 204
             await until(lambda: [d["node"] for _t, d in shared.queue()] == ["node2"], 10, "caller in shared queue")
 
+            # a web chat held by node2, reached through HAProxy
+            chat = None
+            for _ in range(10):
+                r = httpx.post(f"{c.http_url}/api/chat/sessions", json={}, timeout=30)
+                assert r.status_code == 201, r.text
+                if chat_owner(c, r.json()) == "node2":
+                    chat = r.json()
+                    break
+            assert chat is not None
+
             # sipp load through Kamailio; SIGTERM node2 while it holds calls
             earlier = set(routed(c))
             load = Load(c, tmp_path, "drain", calls=20, rate=4, hold_ms=4000)
@@ -105,6 +117,12 @@ async def test_sigterm_drains_node2_during_load(cluster, tmp_path):
             await until(lambda: haproxy_status(c)["node2"].startswith("NOLB"), 10, "HAProxy: node2 draining")
             assert (await agent.get("/api/cluster/health")).status_code == 404
             assert (await agent.get("/api/agent/state")).status_code == 200  # its browsers are still served
+            r = httpx.post(f"{c.http_url}/api/chat/sessions/{chat['session_id']}/messages", json={"text": "怎么退货"},
+                           headers={"X-Chat-Token": chat["chat_token"]}, timeout=30)
+            assert r.status_code == 200 and r.json()["messages"][-1]["role"] == "bot", r.text  # its chat goes on
+            for _ in range(3):  # new chats: node1
+                r = httpx.post(f"{c.http_url}/api/chat/sessions", json={}, timeout=30)
+                assert r.status_code == 201 and chat_owner(c, r.json()) == "node1"
 
             ok, failed, screen = await running
             assert (ok, failed) == (20, 0), screen

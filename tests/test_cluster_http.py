@@ -2,7 +2,7 @@
 sharing PostgreSQL and Redis): accounts made with `ivr agents` log in through either node, a login cookie of one
 node is good on the other, failed logins count across nodes; the live calls of both nodes are seen from each,
 actions on a call reach the node that holds it, the supervisor wall of either node lists both nodes' calls, events of both nodes reach one subscriber, /api/stats counts
-the calls of both nodes, and the open records of a node killed with -9 are ended by the survivor while HAProxy sends that node's browsers
+the calls of both nodes, web chats stay on the node holding them (by chat id), and the open records of a node killed with -9 are ended by the survivor while HAProxy sends that node's browsers
 to the survivor, still logged in."""
 
 from __future__ import annotations
@@ -113,6 +113,47 @@ async def test_live_calls_of_both_nodes_are_seen_and_actions_reach_their_node(cl
         report = (await c.get(f"{cluster.http_url}/api/stats", params={"period": "1d"})).json()
     kpis = report.get("kpis", report)
     assert kpis["calls"] == 2 and kpis["in_progress"] == 0, kpis  # the records of both nodes, in PostgreSQL
+
+
+def chat_owner(cluster: LocalCluster, chat: dict) -> str:
+    """The node holding a web chat (in its memory): the other node answers 403, no such conversation."""
+    held = [n.name for n in cluster.nodes if httpx.get(
+        f"{n.url}/api/chat/sessions/{chat['session_id']}", headers={"X-Chat-Token": chat["chat_token"]},
+        timeout=10).status_code == 200]
+    assert len(held) == 1, held
+    return held[0]
+
+
+async def test_web_chats_stay_on_their_node_through_haproxy(cluster):
+    """A chat lives in one node's memory: HAProxy sends its requests and its WebSocket to that node by the chat id
+    (learnt from the 201's Location), without a cookie and with a cookie naming the other node."""
+    import websockets
+
+    chats = []
+    for _ in range(6):  # a client without cookies: new chats go round-robin
+        r = httpx.post(f"{cluster.http_url}/api/chat/sessions", json={}, timeout=30)
+        assert r.status_code == 201 and r.headers["location"] == f"/api/chat/sessions/{r.json()['session_id']}"
+        chats.append(r.json())
+    where = {c["session_id"]: chat_owner(cluster, c) for c in chats}
+    assert set(where.values()) == {"node1", "node2"}, where
+    for c in chats:
+        other = "node2" if where[c["session_id"]] == "node1" else "node1"
+        for cookie in ({}, {"Cookie": f"IVRNODE={other}"}):
+            r = httpx.post(f"{cluster.http_url}/api/chat/sessions/{c['session_id']}/messages",
+                           json={"text": "怎么退货"}, headers={"X-Chat-Token": c["chat_token"], **cookie}, timeout=30)
+            assert r.status_code == 200, r.text
+            assert [m["role"] for m in r.json()["messages"]][:2] == ["customer", "bot"], r.json()
+    c = chats[0]
+    other = "node2" if where[c["session_id"]] == "node1" else "node1"
+    async with websockets.connect(f"ws://127.0.0.1:{cluster.http_port}/api/chat/sessions/{c['session_id']}/ws",
+                                  additional_headers={"Cookie": f"IVRNODE={other}"}) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": c["chat_token"]}))
+        history = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert history["type"] == "history" and len(history["messages"]) >= 5, history  # greeting + 2 turns
+        await ws.send(json.dumps({"type": "message", "text": "谢谢"}))
+        mine = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        bot = json.loads(await asyncio.wait_for(ws.recv(), 30))
+    assert mine["message"]["role"] == "customer" and bot["message"]["role"] == "bot", (mine, bot)
 
 
 async def test_the_survivor_ends_the_open_records_of_a_killed_node(cluster, tmp_path):

@@ -35,6 +35,7 @@ import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from ivr.channels.agent_leg import LIVE_CHANNELS
 from ivr.cluster.shared import SharedState
 from ivr.services.agents.desk import AgentDesk, AgentState, DeskError, Waiting
 
@@ -188,7 +189,8 @@ class ClusterDesk:
         queue, presence, nodes = await asyncio.to_thread(read)
         self.others_staffed = sum(1 for a, p in presence.items() if p.get("node") != self.node
                                   and p.get("presence") not in FREE and a not in self.remote_agents)
-        remote = {t: d for t, d in queue if d.get("node") and d["node"] != self.node and d["node"] in nodes}
+        remote = {t: d for t, d in queue if d.get("node") and d["node"] != self.node and d["node"] in nodes
+                  and (d.get("handoff") or {}).get("channel") not in LIVE_CHANNELS}  # chats: their node's agents
         for w in [w for w in desk.queue if w.node and w.call_id not in remote and w.call_id not in self._accepting]:
             desk.leave(w)  # answered elsewhere or hung up: an offer of it here is withdrawn
         again = [(w.call_id, self.taken.pop(w.call_id)) for w in desk.queue

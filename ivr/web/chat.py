@@ -135,7 +135,8 @@ async def create_session(request: Request) -> JSONResponse:
     except OverflowError as e:
         return _error(503, f"客服繁忙，请稍后再试（{e}）")
     return JSONResponse({"session_id": s.session_id, "chat_token": s.token, "messages": s.messages},
-                        status_code=201, headers={"Cache-Control": "no-store"})
+                        status_code=201, headers={"Cache-Control": "no-store",  # Location: a cluster's HAProxy
+                                                  "Location": f"/api/chat/sessions/{s.session_id}"})  # sticks by it
 
 
 @router.get("/api/chat/sessions/{session_id}")
