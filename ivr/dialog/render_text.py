@@ -9,7 +9,9 @@ The wording rules live in the language pack (``ivr/lang/<pack>/text_channel.yaml
 
 from __future__ import annotations
 
+import importlib
 import re
+from collections.abc import Callable, Iterable
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +31,7 @@ CARD_ACTIONS = frozenset({"order_read", "logistics_read", "refund_read", "caller
 class TextRules:
     """A language pack's text-channel rules (``text_channel.yaml``)."""
 
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, data: dict[str, Any], package: str = "") -> None:
         self.replace = [(re.compile(p), r) for p, r in data.get("replace") or []]
         self.cleanup = [(re.compile(p), r) for p, r in data.get("cleanup") or []]
         self.buttons = [re.compile(p) for p in data.get("buttons") or []]
@@ -46,9 +48,15 @@ class TextRules:
         self.callback_no_phone = str(callback.get("no_phone", "{ticket}"))
         self.callback_failed = str(callback.get("failed", ""))
         self.spoken_digits: dict[str, str] = {}
+        # the pack's writer of spelled-out numbers (money, dates, counts): ``numbers.hook`` names its module
+        numbers = data.get("numbers") or {}
+        self.numbers: Callable[[str, Iterable[str]], str] | None = None
+        if numbers.get("hook") and package:
+            self.numbers = importlib.import_module(f"{package}.{numbers['hook']}").writer(numbers)
 
-    def text(self, voice: str) -> str:
-        """The voice text as it reads in a chat: no key instructions, spelled digit runs as digits."""
+    def text(self, voice: str, keep: Iterable[str] = ()) -> str:
+        """The voice text as it reads in a chat: no key instructions, spelled numbers as digits (not in ``keep``:
+        names as they are, e.g. the order's product names)."""
         out = voice
         for pat, rep in self.replace:
             out = pat.sub(rep, out)
@@ -57,7 +65,13 @@ class TextRules:
         if self.spoken_digits:
             chars = "".join(self.spoken_digits)
             out = re.sub(f"[{chars}]{{4,}}", lambda m: "".join(self.spoken_digits[c] for c in m.group(0)), out)
+        if self.numbers is not None:
+            out = self.numbers(out, keep)
         return out.strip()
+
+    def label(self, voice: str) -> str:
+        """A quick-reply label taken from the voice text, its numbers as the chat text writes them."""
+        return self.numbers(voice, ()) if self.numbers is not None else voice
 
     def keypad_buttons(self, voice: str) -> list[dict[str, str]]:
         """Quick replies named in a voice prompt ("for orders press 1" -> {"label": "<orders>", "key": "1"})."""
@@ -65,7 +79,7 @@ class TextRules:
         for pat in self.buttons:
             for m in pat.finditer(voice):
                 key = self.keys.get(m.group("key"), m.group("key"))
-                label = m.group("label").strip("，。；：、 ")
+                label = self.label(m.group("label").strip("，。；：、 "))
                 if label and key not in seen:
                     seen[key] = {"label": label, "key": key}
         return list(seen.values())
@@ -75,7 +89,7 @@ class TextRules:
 def rules_for(pack_dir: Path, say_digit_map: tuple[tuple[str, str], ...] = ()) -> TextRules:
     path = pack_dir / "text_channel.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    rules = TextRules(data or {})
+    rules = TextRules(data or {}, f"ivr.lang.{pack_dir.name}")
     rules.spoken_digits = {spoken: d for d, spoken in say_digit_map if len(spoken) == 1}
     return rules
 
@@ -98,7 +112,7 @@ def _buttons(manager: FlowHost, reply: BotReply, r: TextRules) -> list[dict[str,
     voice = "".join(s.text for s in ctx.question)
     found = r.keypad_buttons(voice)
     if r.choice is not None and (m := r.choice.search(voice)):
-        found = [{"label": m.group("first"), "key": "1"}, {"label": m.group("second"), "key": "2"}]
+        found = [{"label": r.label(m.group("first")), "key": "1"}, {"label": r.label(m.group("second")), "key": "2"}]
     help_id = ctx.question_dtmf or (r.menu_prompt if ctx.state == "main_menu" else None)
     if not found and help_id and help_id in manager.pack.prompts:
         try:
@@ -145,10 +159,12 @@ def order_card(manager: FlowHost) -> dict[str, Any] | None:
 def render(manager: FlowHost, reply: BotReply) -> dict[str, Any]:
     """One bot message for a text channel: {"role", "text", "quick_replies", "cards", "state", "intent", ...}."""
     r = rules(manager)
-    text = r.text(reply.text)
+    orders = (manager.ctx.order, manager.ctx.pending_order)
+    names = [i.name for o in orders if o is not None for i in o.items]  # product names stay as the shop wrote them
+    text = r.text(reply.text, names)
     quick = _buttons(manager, reply, r)
     if not text:  # a silent turn (keys collected) or a question made only of keys: show the open question
-        text = r.text("".join(s.text for s in manager.ctx.question)) or (r.empty_with_buttons if quick else "")
+        text = r.text("".join(s.text for s in manager.ctx.question), names) or (r.empty_with_buttons if quick else "")
     cards = []
     if CARD_ACTIONS.intersection(reply.actions) and (card := order_card(manager)) is not None:
         cards.append(card)
