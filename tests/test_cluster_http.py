@@ -156,6 +156,60 @@ async def test_web_chats_stay_on_their_node_through_haproxy(cluster):
     assert mine["message"]["role"] == "customer" and bot["message"]["role"] == "bot", (mine, bot)
 
 
+@pytest.mark.realtime
+async def test_presence_and_callers_reach_the_other_node_at_once(cluster):
+    """A change on one node reaches the other by Redis pub/sub (ivr/cluster/wake.py), not at the next 1-s tick:
+    an agent of node1 who goes available is in the shared presence, and a caller of node2 who joins the queue
+    rings that agent on node1, within a fraction of a second (measured; the tick alone took up to 1 s and 2 s)."""
+    from ivr.cluster.redis_state import RedisState
+    from ivr.services.agents import AccountStore
+    from ivr.telephony.webrtc.client import WebRtcClient
+
+    AccountStore(cluster.db_url).add("mei", role="agent", password=PASSWORD)
+    node1, node2 = cluster.nodes
+    shared = RedisState(cluster.redis_url)
+    presence_lag, offer_lag = [], []
+    try:
+        async with httpx.AsyncClient(base_url=node1.url, timeout=30) as agent:
+            assert (await agent.post("/api/login", json={"username": "mei", "password": PASSWORD})).status_code == 200
+            for state in ("available", "away", "available"):
+                await asyncio.sleep(1.3)  # off the tick's phase
+                t0 = time.monotonic()
+                assert (await agent.post("/api/agent/presence", json={"state": state})).status_code == 200
+                while {p["presence"] for p in shared.presence().values()} != {state}:
+                    assert time.monotonic() - t0 < 5, shared.presence()
+                    await asyncio.sleep(0.005)
+                presence_lag.append(time.monotonic() - t0)
+            for _ in range(3):
+                caller = WebRtcClient()
+                try:
+                    await caller.call(node2.url)
+                    await caller.wait_for(lambda c=caller: c.bot_lines(), 30, "greeting")
+                    await asyncio.sleep(1.0)
+                    caller.press("0")
+                    t0 = time.monotonic()
+                    while caller.call_id not in {t for t, _ in shared.queue()}:  # node2 has queued it
+                        assert time.monotonic() - t0 < 30, caller.bot_lines()
+                        await asyncio.sleep(0.005)
+                    queued = time.monotonic()
+                    offer = None
+                    while not offer:
+                        assert time.monotonic() - queued < 5, "no offer on node1"
+                        offer = (await agent.get("/api/agent/state")).json()["offer"]
+                    offer_lag.append(time.monotonic() - queued)
+                    assert offer["call_id"] == caller.call_id, offer
+                    assert (await agent.post(f"/api/agent/offers/{offer['offer_id']}/decline", json={})
+                            ).status_code == 204
+                finally:
+                    await caller.hangup()
+                await asyncio.sleep(1.0)
+    finally:
+        shared.close()
+    print(f"presence lag {[round(x, 3) for x in presence_lag]} s; offer lag (node2 queued -> node1 rings) "
+          f"{[round(x, 3) for x in offer_lag]} s")
+    assert max(presence_lag) < 0.5 and max(offer_lag) < 0.5, (presence_lag, offer_lag)
+
+
 async def test_the_survivor_ends_the_open_records_of_a_killed_node(cluster, tmp_path):
     cookies = boss(cluster.http_url)
     load = Load(cluster, tmp_path, "dying", calls=2, rate=10, hold_ms=15000)

@@ -49,6 +49,14 @@ def snapshot(desk: AgentDesk | None, node: str, phones: dict[str, str], remote: 
     return agents, waiting
 
 
+def desk_fingerprint(desk: AgentDesk | None, remote: Container[str] = ()) -> tuple:
+    """On the event loop: what :func:`snapshot` would publish, cheaply (to notice a change at once)."""
+    if desk is None:
+        return ()
+    return (tuple((a.agent_id, a.presence) for a in list(desk.agents.values()) if a.agent_id not in remote),
+            tuple((w.call_id, w.priority, w.requeued) for w in list(desk.queue) if not w.node))
+
+
 def mirror(state: SharedState, node: str, snap: tuple[list[tuple[str, str]], list[tuple[str, int, dict]]],
            announced: set[str], ttl_s: float) -> set[str]:
     """Publish a :func:`snapshot`; ``announced``: the tickets published last round. Returns this round's."""

@@ -1,7 +1,9 @@
 """The node's part in a cluster (a router module of ivr.web.app): it shares its live state and uses the others'.
 
 * Every ``SYNC_S`` the node refreshes its heartbeat and its live calls in the shared state (``redis_url``; in
-  process without it), and publishes ``call_started`` / ``call_ended`` on the ``calls`` event channel.
+  process without it), and publishes ``call_started`` / ``call_ended`` on the ``calls`` event channel. With Redis
+  the round also runs at once when this node's calls, agents or queue change, or another node says its did
+  (:mod:`ivr.cluster.wake`).
 * ``/api/calls/{id}`` (GET, DELETE) and ``/api/calls/{id}/dtmf`` for a call live on another node are forwarded
   to that node (``X-Ivr-Forwarded`` marks the hop; a forwarded request is never forwarded again). The owner
   checks the call token, login and Origin as if the request had come to it.
@@ -38,11 +40,12 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ivr.cluster.desk_share import mirror, public_queue, snapshot, take_over_queue
+from ivr.cluster.desk_share import desk_fingerprint, mirror, public_queue, snapshot, take_over_queue
 from ivr.cluster.dispatch import ClusterDesk
 from ivr.cluster.dispatch import router as dispatch_router
 from ivr.cluster.drain import drain
 from ivr.cluster.shared import LiveCall, SharedState, open_state
+from ivr.cluster.wake import Wake
 from ivr.config import Settings
 from ivr.services.agents import Account
 from ivr.web.auth import DASHBOARD, LOCK_AFTER, LOCK_WINDOW_S
@@ -196,54 +199,88 @@ def orphaned_records(db_url: str, claimed: set[str], older_than_s: float) -> lis
 
 async def _sync(app: FastAPI) -> None:
     state: SharedState = app.state.shared
-    me, url, db_url = app.state.node, node_url(app.state.settings), app.state.settings.database_url
     announced: dict[str, LiveCall] = {}
     queued: set[str] = set()
     seen_nodes: set[str] = set()
-    while True:
+    checked = 0.0  # when dead nodes were last looked for
+    wake = Wake(state, app.state.node, lambda: _fingerprint(app)) if state.shared else None  # rounds on changes
+    if wake is not None:
+        wake.start()
+    try:
+        while True:
+            try:
+                announced, queued = await _round(app, announced, queued)
+                if wake is not None and wake.changed():
+                    await asyncio.to_thread(wake.tell)  # the other nodes read this round's writes now
+                if state.shared and time.monotonic() - checked >= SYNC_S:
+                    checked = time.monotonic()
+                    await _take_over(app, seen_nodes, set(announced))
+            except Exception:  # Redis away for a moment: try again next round, calls go on
+                log.exception("cluster state sync failed")
+            await (asyncio.sleep(SYNC_S) if wake is None else wake.wait(SYNC_S))
+    finally:
+        if wake is not None:
+            wake.stop()
+
+
+async def _round(app: FastAPI, announced: dict[str, LiveCall], queued: set[str]
+                 ) -> tuple[dict[str, LiveCall], set[str]]:
+    """Heartbeat, live calls (and their events), presence and queue, offers across nodes; returns what was
+    announced (live calls, queued tickets) for the next round."""
+    state: SharedState = app.state.shared
+    me, url = app.state.node, node_url(app.state.settings)
+    live = {c.call_id: c for c in _live(app)}
+    await asyncio.to_thread(state.heartbeat, me, url, TTL_S)
+    await asyncio.to_thread(state.put_calls, list(live.values()), TTL_S)
+    for cid in live.keys() - announced.keys():
+        await asyncio.to_thread(state.publish, "calls", {"type": "call_started", **live[cid].as_dict()})
+    for cid in announced.keys() - live.keys():
+        await asyncio.to_thread(state.drop_call, cid)
+        await asyncio.to_thread(state.publish, "calls", {"type": "call_ended", **announced[cid].as_dict()})
+    calls = app.state.calls
+    phones = {cid: getattr(getattr(s, "info", None), "caller_id", "") or ""
+              for cid, s in list(getattr(calls, "sessions", {}).items())}
+    cd: ClusterDesk | None = getattr(app.state, "cluster_desk", None)
+    snap = snapshot(getattr(calls, "desk", None), me, phones, cd.remote_agents if cd is not None else ())
+    if getattr(app.state, "draining", False):
+        snap = ([], snap[1])  # its agents take no caller now: not in the shared presence
+    queued = await asyncio.to_thread(mirror, state, me, snap, queued, TTL_S)
+    if cd is not None:
         try:
-            live = {c.call_id: c for c in _live(app)}
-            await asyncio.to_thread(state.heartbeat, me, url, TTL_S)
-            await asyncio.to_thread(state.put_calls, list(live.values()), TTL_S)
-            for cid in live.keys() - announced.keys():
-                await asyncio.to_thread(state.publish, "calls", {"type": "call_started", **live[cid].as_dict()})
-            for cid in announced.keys() - live.keys():
-                await asyncio.to_thread(state.drop_call, cid)
-                await asyncio.to_thread(state.publish, "calls", {"type": "call_ended", **announced[cid].as_dict()})
-            announced = live
-            calls = app.state.calls
-            phones = {cid: getattr(getattr(s, "info", None), "caller_id", "") or ""
-                      for cid, s in list(getattr(calls, "sessions", {}).items())}
-            cd: ClusterDesk | None = getattr(app.state, "cluster_desk", None)
-            snap = snapshot(getattr(calls, "desk", None), me, phones, cd.remote_agents if cd is not None else ())
-            if getattr(app.state, "draining", False):
-                snap = ([], snap[1])  # its agents take no caller now: not in the shared presence
-            queued = await asyncio.to_thread(mirror, state, me, snap, queued, TTL_S)
-            if cd is not None:
-                try:
-                    await cd.round()
-                except Exception:  # offers across nodes wait a round; the take-over below must not
-                    log.exception("offering other nodes' callers failed")
-            if state.shared:
-                alive = await asyncio.to_thread(state.nodes)
-                seen_nodes |= set(alive) | {c.node for c in await asyncio.to_thread(state.live_calls)}
-                for gone in seen_nodes - set(alive) - {me}:
-                    ids = await asyncio.to_thread(state.forget_node, gone)
-                    claimed = {c.call_id for c in await asyncio.to_thread(state.live_calls)} | set(live)
-                    orphans = await asyncio.to_thread(orphaned_records, db_url, claimed | set(ids), 2 * SYNC_S)
-                    if ids or orphans:
-                        n = await asyncio.to_thread(take_over_records, db_url, ids + orphans)
-                        log.warning("node %s is gone: took over %d of its call records (%d live calls lost)",
-                                    gone, n, len(ids))
-                    shop = getattr(getattr(calls, "parts", None), "shop", None)
-                    tickets = await asyncio.to_thread(take_over_queue, state, gone, shop) if shop else []
-                    if ids or tickets:
-                        await asyncio.to_thread(state.publish, "calls", {"type": "node_lost", "node": gone,
-                                                                         "calls": ids, "callbacks": tickets})
-                    seen_nodes.discard(gone)
-        except Exception:  # Redis away for a moment: try again next round, calls go on
-            log.exception("cluster state sync failed")
-        await asyncio.sleep(SYNC_S)
+            await cd.round()
+        except Exception:  # offers across nodes wait a round; the take-over must not
+            log.exception("offering other nodes' callers failed")
+    return live, queued
+
+
+async def _take_over(app: FastAPI, seen_nodes: set[str], live: set[str]) -> None:
+    """A node whose heartbeat expired: its open records ended as node_lost, its waiting callers booked a
+    callback (once, by the first survivor to see it)."""
+    state: SharedState = app.state.shared
+    me, db_url = app.state.node, app.state.settings.database_url
+    alive = await asyncio.to_thread(state.nodes)
+    seen_nodes |= set(alive) | {c.node for c in await asyncio.to_thread(state.live_calls)}
+    for gone in seen_nodes - set(alive) - {me}:
+        ids = await asyncio.to_thread(state.forget_node, gone)
+        claimed = {c.call_id for c in await asyncio.to_thread(state.live_calls)} | live
+        orphans = await asyncio.to_thread(orphaned_records, db_url, claimed | set(ids), 2 * SYNC_S)
+        if ids or orphans:
+            n = await asyncio.to_thread(take_over_records, db_url, ids + orphans)
+            log.warning("node %s is gone: took over %d of its call records (%d live calls lost)", gone, n, len(ids))
+        shop = getattr(getattr(app.state.calls, "parts", None), "shop", None)
+        tickets = await asyncio.to_thread(take_over_queue, state, gone, shop) if shop else []
+        if ids or tickets:
+            await asyncio.to_thread(state.publish, "calls", {"type": "node_lost", "node": gone, "calls": ids,
+                                                             "callbacks": tickets})
+        seen_nodes.discard(gone)
+
+
+def _fingerprint(app: FastAPI) -> tuple:
+    """What this node shares and others wait for: its live calls, its agents' presence, its waiting callers."""
+    calls = app.state.calls
+    cd: ClusterDesk | None = getattr(app.state, "cluster_desk", None)
+    return (tuple(getattr(calls, "sessions", {})), getattr(app.state, "draining", False),
+            desk_fingerprint(getattr(calls, "desk", None), cd.remote_agents if cd is not None else ()))
 
 
 async def startup(app: FastAPI) -> None:
