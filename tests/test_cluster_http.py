@@ -210,6 +210,34 @@ async def test_presence_and_callers_reach_the_other_node_at_once(cluster):
     assert max(presence_lag) < 0.5 and max(offer_lag) < 0.5, (presence_lag, offer_lag)
 
 
+async def test_after_redis_was_away_no_live_node_is_taken_for_dead(cluster, tmp_path):
+    """Redis stops answering for longer than the heartbeat TTL (SIGSTOP) while calls run: the calls go on, and once
+    it is back no node ends the other's live calls as node_lost (every node announces itself again first)."""
+    import signal
+
+    redis = next(p for p in cluster.procs if p.name == "redis")
+    load = Load(cluster, tmp_path, "outage", calls=4, rate=4, hold_ms=12000)
+    running = asyncio.create_task(load.run())
+    await asyncio.sleep(2.0)
+    redis.popen.send_signal(signal.SIGSTOP)
+    try:
+        await asyncio.sleep(4.5)  # every heartbeat (3 s) expires meanwhile
+    finally:
+        redis.popen.send_signal(signal.SIGCONT)
+    ok, failed, screen = await running
+    assert (ok, failed) == (4, 0), screen
+    logs = "".join((cluster.root / n.name / "serve.log").read_text("utf-8", "replace") for n in cluster.nodes)
+    assert "cluster state sync failed" in logs  # Redis was away for both nodes
+    assert " is gone: " not in logs, logs[-3000:]
+    eng = create_engine(cluster.db_url)
+    try:
+        with eng.connect() as db:
+            lost = db.execute(text("select call_id from call_records where end_reason = 'node_lost'")).all()
+    finally:
+        eng.dispose()
+    assert lost == []
+
+
 async def test_the_survivor_ends_the_open_records_of_a_killed_node(cluster, tmp_path):
     cookies = boss(cluster.http_url)
     load = Load(cluster, tmp_path, "dying", calls=2, rate=10, hold_ms=15000)

@@ -203,6 +203,7 @@ async def _sync(app: FastAPI) -> None:
     queued: set[str] = set()
     seen_nodes: set[str] = set()
     checked = 0.0  # when dead nodes were last looked for
+    ok_since: float | None = None  # the first good round since the shared state was last unreachable
     wake = Wake(state, app.state.node, lambda: _fingerprint(app)) if state.shared else None  # rounds on changes
     if wake is not None:
         wake.start()
@@ -210,12 +211,16 @@ async def _sync(app: FastAPI) -> None:
         while True:
             try:
                 announced, queued = await _round(app, announced, queued)
+                ok_since = ok_since or time.monotonic()
                 if wake is not None and wake.changed():
                     await asyncio.to_thread(wake.tell)  # the other nodes read this round's writes now
-                if state.shared and time.monotonic() - checked >= SYNC_S:
+                # after Redis was away every heartbeat may have expired: judge no node dead before all have had
+                # time to announce themselves again
+                if state.shared and time.monotonic() - checked >= SYNC_S and time.monotonic() - ok_since >= TTL_S:
                     checked = time.monotonic()
                     await _take_over(app, seen_nodes, set(announced))
             except Exception:  # Redis away for a moment: try again next round, calls go on
+                ok_since = None
                 log.exception("cluster state sync failed")
             await (asyncio.sleep(SYNC_S) if wake is None else wake.wait(SYNC_S))
     finally:
