@@ -54,6 +54,7 @@ async def run_load(calls: int = 20, rate: float = 2.0, seconds: float = 20.0, ma
             while True:
                 for f in tone:
                     await port.send_audio(f)
+                    await asyncio.sleep(0)  # a hung-up call's send_audio returns at once: never hog the loop
 
         speaker = asyncio.create_task(talk())
         try:
