@@ -14,9 +14,11 @@ from audio_gen import BACKCHANNELS, synth
 from ivr.asr.vad import VadOptions
 from ivr.call.local import LocalPort
 from ivr.call.manager import CallManager, CallParts
+from ivr.call.ports import CallInfo
 from ivr.call.session import SessionOptions
 from ivr.config import load_settings
 from ivr.lang import get_pack
+from ivr.replay.clock import ScaledEventLoop, now
 from ivr.tts import get_tts
 from ivr.wiring import build_parts
 
@@ -26,19 +28,31 @@ PACK = get_pack("zh-CN")
 
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory) -> tuple:
-    """Shop, TTS and record store built once (the NLU trains once per process)."""
+    """Shop, TTS and record store built once; the NLU trains here, once per process, not in a test's first call."""
     settings = load_settings({"data_dir": str(tmp_path_factory.mktemp("calls")), "demo_data": True})
-    return settings, build_parts(settings)
+    base = build_parts(settings)
+    base.dialog_factory(CallInfo("warmup", "replay"), asr_available=True).start()
+    return settings, base
 
 
 def _manager(parts, *, vad: VadOptions | None = None, max_calls: int = 8, tts_speed: int | None = None,
-             **opts) -> CallManager:
+             clock=None, **opts) -> CallManager:
     settings, base = parts
     p: CallParts = dataclasses.replace(base, asr_engine=None, vad_options=vad)
     if tts_speed:
         p.tts = get_tts(settings.model_copy(update={"tts_speed": tts_speed}))
     options = SessionOptions(**{"no_input_timeout_s": 30.0, "max_call_s": 120.0, **opts})
-    return CallManager(settings.model_copy(update={"max_calls": max_calls}), p, options=options)
+    return CallManager(settings.model_copy(update={"max_calls": max_calls}), p, options=options,
+                       **({"clock": clock} if clock else {}))
+
+
+def _in_call_time(call, speed: float = 4.0):
+    """Run ``call()`` on an event loop whose clock runs ``speed`` times faster (``ivr.replay.clock``): with the
+    manager and the port on that clock, the session's timers and both 20 ms audio clocks run in call time, so a
+    call that is mostly waiting (reprompt timers, a call limit) plays in a fraction of the wall-clock time with
+    the same turn-taking. Only for tests of what happens when, not of how fast."""
+    with asyncio.Runner(loop_factory=lambda: ScaledEventLoop(speed)) as r:
+        return r.run(call())
 
 
 def _tasks() -> set[asyncio.Task]:
@@ -149,14 +163,18 @@ async def test_backchannels_do_not_cut_the_bot_off(parts):
     assert [t.kind for t in rec.turns] == ["start"]
 
 
-@pytest.mark.realtime  # no-input timers on live audio
-async def test_silence_reprompts_then_hangs_up(parts):
-    baseline = _tasks()
-    m = _manager(parts, no_input_timeout_s=0.8, tts_speed=420)  # fast speech: four prompts in a few seconds
-    port = LocalPort()
-    port.start()
-    task = m.start_call(port, m.reserve(port.info.call_id), asr_mode="reference")
-    rec = await _finish(m, port, task, baseline, timeout=90)
+def test_silence_reprompts_then_hangs_up(parts):
+    """Reprompts on silence, then goodbye: the no-input timers, played in call time (4x faster)."""
+
+    async def call():
+        baseline = _tasks()
+        m = _manager(parts, no_input_timeout_s=0.8, tts_speed=420, clock=now)  # fast speech: four short prompts
+        port = LocalPort(clock=now)
+        port.start()
+        task = m.start_call(port, m.reserve(port.info.call_id), asr_mode="reference")
+        return port, await _finish(m, port, task, baseline, timeout=90)
+
+    port, rec = _in_call_time(call)
     said = port.bot_text()
     assert PACK.prompt("no_input.1") in said[1]
     assert PACK.prompt("no_input.final") in said[-1]
@@ -164,14 +182,18 @@ async def test_silence_reprompts_then_hangs_up(parts):
     assert [t.kind for t in rec.turns][1:] == ["no_input"] * (len(rec.turns) - 1)
 
 
-@pytest.mark.realtime  # a 1.5 s call limit on live audio
-async def test_max_call_length_says_goodbye(parts):
-    baseline = _tasks()
-    m = _manager(parts, max_call_s=1.5)
-    port = LocalPort()
-    port.start()
-    task = m.start_call(port, m.reserve(port.info.call_id), asr_mode="reference")
-    rec = await _finish(m, port, task, baseline)
+def test_max_call_length_says_goodbye(parts):
+    """A 1.5 s call limit cuts the greeting and the bot says goodbye, in call time (4x faster)."""
+
+    async def call():
+        baseline = _tasks()
+        m = _manager(parts, max_call_s=1.5, clock=now)
+        port = LocalPort(clock=now)
+        port.start()
+        task = m.start_call(port, m.reserve(port.info.call_id), asr_mode="reference")
+        return port, await _finish(m, port, task, baseline)
+
+    port, rec = _in_call_time(call)
     assert rec.end_reason == "max_duration" and port.hung_up
     assert port.voiced_spans()[-1][0] > port.voiced_spans()[0][1], "no goodbye after the cut greeting"
 

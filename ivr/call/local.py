@@ -41,7 +41,7 @@ class LocalPort(CallPort):
     ) -> None:
         self.info = CallInfo(call_id or uuid.uuid4().hex[:12], channel, caller_id, sample_rate, language, extra or {})
         self._inbound: asyncio.Queue[InboundEvent] = asyncio.Queue()
-        self._caller = Playout(self._to_bot, sample_rate)
+        self._caller = Playout(self._to_bot, sample_rate, clock=clock)  # the caller's line keeps the port's clock
         self._clock_task: asyncio.Task | None = None
         self.keep_audio = keep_audio
         self.clock = clock

@@ -17,7 +17,9 @@ import contextlib
 import gc
 import logging
 import sys
+import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -90,8 +92,10 @@ class CallManager:
     """Admits, runs and ends calls; see the module docstring."""
 
     def __init__(self, settings: Settings, parts: CallParts, *, metrics: CallMetrics | None = None,
-                 transfer_hook: TransferHook | None = None, options: SessionOptions | None = None) -> None:
+                 transfer_hook: TransferHook | None = None, options: SessionOptions | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.settings = settings
+        self.clock = clock  # the sessions' clock (tests: the loop's, so a scaled loop plays calls faster)
         self.parts = parts
         self.metrics = metrics or CallMetrics()
         self.metrics.capacity.set(settings.max_calls)
@@ -172,6 +176,7 @@ class CallManager:
         return CallSession(
             port, dialog=dialog, listener=listener, tts=self.parts.tts, options=self.options, asr_mode=mode,
             executor=self._executor, metrics=self.metrics, store=self.parts.store, transfer_hook=self.transfer_hook,
+            clock=self.clock,
         )
 
     def _grammars(self, engine: AsrEngine | None, language: str) -> GrammarSet | None:
