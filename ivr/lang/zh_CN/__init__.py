@@ -40,6 +40,10 @@ class Pack(LanguagePack):
         dialect = d.get("dialect", {}) or {}
         self._dialect = re.compile("|".join(map(re.escape, sorted(dialect, key=len, reverse=True)))) if dialect else None
         self._dialect_map = dialect
+        # a recogniser spaces every character ("不 晓 得"): a dialect word spelt over whole one-character tokens
+        spaced = [w for w in sorted(dialect, key=len, reverse=True) if len(w) > 1]
+        self._dialect_spaced = re.compile(
+            "|".join(r"(?<!\S)" + " ".join(map(re.escape, w)) + r"(?!\S)" for w in spaced)) if spaced else None
         self._lead = re.compile(r"^(?:" + "|".join(d.get("fillers_leading", [])) + r")\s*")
         self._anywhere = re.compile("|".join(d.get("fillers_anywhere", []))) if d.get("fillers_anywhere") else None
         self._token_filler = re.compile("(?:" + "|".join(d.get("fillers_token", []) or ["(?!)"]) + ")")
@@ -59,6 +63,8 @@ class Pack(LanguagePack):
     def normalize(self, text: str) -> str:
         """ASR or chat text -> normal form: no spaces between CJK, standard words for dialect, fillers dropped."""
         t = self.clean(text)
+        if self._dialect_spaced is not None:
+            t = self._dialect_spaced.sub(lambda m: self._dialect_map[m.group(0).replace(" ", "")], t)
         if self._dialect is not None:
             t = self._dialect.sub(lambda m: self._dialect_map[m.group(0)], t)
         words = t.split(" ")
