@@ -53,6 +53,10 @@ CLARIFY_OTHER_TOP = 0.3
 # after a yes/no question a leading yes/no word decides, unless the rest is this surely something else
 SETTLED_INTENTS = ("other", "thanks", "goodbye")
 SETTLED_KEEP = 0.5  # an "other" reading with two tasks at least this and CLARIFY_SECOND is asked about too
+# after a yes/no question, a refusal whose task reading (below this) is one of the question's topics is a no
+REFUSAL_TOPIC_BELOW = 0.8
+# after a yes/no question, a yes followed by a request the classifier reads this surely is that request
+REQUEST_AFTER_YES = 0.6
 
 
 class Nlu:
@@ -167,11 +171,15 @@ class Nlu:
                     expl["decided_by"] = f"yesno_settled:{top}"
                     expl.pop("context", None)
                     return top, pred.probs[top], dict(pred.probs)
+                if lead == "affirm" and top in TASK_INTENTS and pred.probs[top] >= REQUEST_AFTER_YES:
+                    expl["decided_by"] = f"yes_then_request:{top}"  # "对的 能不能改到周末再送"
+                    expl.pop("context", None)
+                    return top, pred.probs[top], dict(pred.probs)
                 expl["decided_by"] = f"yesno_lead:{lead}"
                 return lead, 0.85, probs
-        # an unsure task reading on the question's own topic after a refusal is a no ("不用了 就放快递柜吧" after
-        # "需要帮您预约送货吗"); a clear new request ("不用了 我要换货") is served
-        if expected == "yesno" and topical and prev and intent in TASK_INTENTS and probs[intent] < CLARIFY_BELOW \
+        # a task reading on the question's own topic after a refusal is a no ("不用了 就放快递柜吧" after
+        # "需要帮您预约送货吗"); a new request ("不用了 我要换货") is served
+        if expected == "yesno" and topical and prev and intent in TASK_INTENTS and probs[intent] < REFUSAL_TOPIC_BELOW \
                 and self._refuses(compact) and intent in self._prev_tasks(prev):
             expl["decided_by"] = "yesno_refusal"
             return "deny", 0.8, probs

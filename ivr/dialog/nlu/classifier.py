@@ -118,25 +118,33 @@ def load_training(pack: LanguagePack, seed: int = 0) -> tuple[list[str], list[st
     lead_ins = [str(p) for p in aug.get("lead_ins", [])]
     lead_rate = float(aug.get("lead_in_rate", 0.12))
     lead_skip = set(aug.get("lead_in_skip", ["human_agent", "complaint"]))
-    rng = random.Random(seed)
-    lead_rng = random.Random(seed + 1)  # own stream: the other augmentation stays as it was
+    # a yes/ok that answers the agent before a concrete need ("对 那帮我催一下快递"): the need decides
+    reply_leads = [str(p) for p in aug.get("reply_leads", [])]
+    reply_rate = float(aug.get("reply_lead_rate", 0.08))
     texts: list[str] = []
     labels: list[str] = []
+
+    def add(text: str, intent: str) -> None:
+        texts.append(pack.mask_numbers(pack.normalize(text)))
+        labels.append(intent)
+
     for intent, patterns in data["intents"].items():
+        task = intent not in SOCIAL_INTENTS
         for pattern in patterns or []:
             for variant in expand(str(pattern), limit=limit, seed=seed):
-                norm = pack.mask_numbers(pack.normalize(variant))
-                texts.append(norm)
-                labels.append(intent)
-                if intent not in SOCIAL_INTENTS and (prefixes or suffixes) and rng.random() < 0.35:
+                add(variant, intent)
+                if not task:
+                    continue
+                # drawn per phrase, not from one stream: adding a pattern changes only its own rows
+                rng = random.Random(f"{seed}|{intent}|{variant}")
+                if (prefixes or suffixes) and rng.random() < 0.35:
                     pre = rng.choice(prefixes) if prefixes and rng.random() < 0.7 else ""
                     suf = rng.choice(suffixes) if suffixes and rng.random() < 0.5 else ""
-                    texts.append(pack.mask_numbers(pack.normalize(f"{pre} {variant} {suf}")))
-                    labels.append(intent)
-                if lead_ins and intent not in SOCIAL_INTENTS and intent not in lead_skip \
-                        and lead_rng.random() < lead_rate:
-                    texts.append(pack.mask_numbers(pack.normalize(f"{lead_rng.choice(lead_ins)} {variant}")))
-                    labels.append(intent)
+                    add(f"{pre} {variant} {suf}", intent)
+                if lead_ins and intent not in lead_skip and rng.random() < lead_rate:
+                    add(f"{rng.choice(lead_ins)} {variant}", intent)
+                if reply_leads and rng.random() < reply_rate:
+                    add(f"{rng.choice(reply_leads)} {variant}", intent)
     if len(set(labels)) < 2:
         raise TrainingDataError(f"{path}: need phrases for at least two intents")
     return texts, labels
@@ -232,7 +240,7 @@ class IntentClassifier:
         return [(f, round(w, 3)) for f, w in contrib[:k]]
 
 
-CODE_VERSION = "5"  # bump when features or the model change, so cached models are retrained
+CODE_VERSION = "7"  # bump when features or the model change, so cached models are retrained
 
 
 CHAR_WEIGHT = 0.3  # the character n-gram model's share (round 3: +1 dev row, no own unseen row lost)
