@@ -32,13 +32,15 @@ FEED = 1  # a batch of an ongoing utterance
 _STOP = 99
 
 
-BACKGROUND_NICE = 10  # niceness of the warm-up and reaper threads (Linux: per thread)
+BACKGROUND_NICE = 10  # the warm-up and reaper threads run this much nicer than the process (Linux: per thread)
 
 
-def lower_thread_priority(nice: int = BACKGROUND_NICE) -> None:
-    """Lower the calling thread's scheduling priority (Linux threads have their own niceness; elsewhere a no-op)."""
+def lower_thread_priority(step: int = BACKGROUND_NICE) -> None:
+    """Make the calling thread ``step`` nicer than it is (Linux threads have their own niceness; elsewhere a
+    no-op). Relative, so a service started with a raised priority keeps the order decode > warm-up."""
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + step))
     except (AttributeError, OSError):
         pass
 
