@@ -177,6 +177,8 @@ class AsrEngine:
         self._in_use = 0  # open streams
         self._decoding = 0  # recognisers held by free-speech utterances
         self._alive = 0
+        self._peak_streams = 0  # most streams open at once within the last idle_trim_s (see _idle_cap)
+        self._peak_at = 0.0
         self._closed = False
         self._stats = EngineStats()
         warm = warmup_audio or synthetic_warmup_audio(self.model_rate)
@@ -339,8 +341,14 @@ class AsrEngine:
         return self.pool_size + math.ceil(self.spares_per_call * waiting)
 
     def _idle_cap(self) -> int:
-        """Spares worth keeping: the pool size, plus one per open stream not decoding now (it may start soon)."""
-        return max(self.pool_size, 1) + max(0, self._in_use - self._decoding)
+        """Spares worth keeping: the pool size, plus one per open stream not decoding now (it may start soon), and
+        never fewer than the most streams open at once in the last ``idle_trim_s``: a recogniser that has decoded
+        is worth keeping over a lull between calls (a fresh one costs ~2 CPU-s of graph expansion before it
+        decodes as cheaply; measured, docs/asr.md). Called with the lock held."""
+        now = time.monotonic()
+        if now - self._peak_at > self.idle_trim_s:
+            self._peak_streams, self._peak_at = self._in_use, now
+        return max(max(self.pool_size, 1) + max(0, self._in_use - self._decoding), self._peak_streams)
 
     def _trim_locked(self, now: float) -> list[Recognizer]:
         """Idle recognisers beyond the pool size unused for idle_trim_s (the oldest first), or beyond the cap."""
@@ -399,6 +407,8 @@ class AsrEngine:
             raise RuntimeError("ASR engine is closed")
         with self._lock:
             self._in_use += 1
+            if self._in_use >= self._peak_streams:
+                self._peak_streams, self._peak_at = self._in_use, time.monotonic()
         if grammar is None:  # a recogniser from the pool per utterance, taken at its first audio
             if self.spares_per_call:
                 self._schedule_refill()  # warm its share of a spare while the greeting plays

@@ -30,6 +30,10 @@ from ivr.bench.wire_sip import Clip, WireCall, encode_clip, line_noise, noise_pa
 LOST_AFTER_S = 6.0
 STALL_GAP_S = 0.1  # five packet times without a packet
 QUIET_S = 0.6  # the bot's reply is over after this long without a loud packet
+# Callers of a level dial at even intervals over this long (k * spread / n): peak-hour calls do not arrive in the
+# same millisecond, and callers dialled together stay in step (same greeting, same reprompts), so every one of
+# them would speak at the same moment for the whole level: a burst no real hotline sees.
+ARRIVAL_SPREAD_S = 8.0
 MAX_IDLE_S = 4.0  # below the shipped no-input time (7 s): an idle caller never provokes a reprompt
 
 
@@ -95,9 +99,11 @@ async def _wait_quiet(call: WireCall, quiet_s: float, limit_s: float) -> None:
 
 
 async def talking_caller(server: tuple[str, int], clips: list[Clip], noise: list[bytes], seconds: float,
-                         talk_ratio: float, offset: int = 0) -> CallResult:
-    """One line kept busy for ``seconds``: dials, talks turn after turn, redials if the bot hangs up."""
+                         talk_ratio: float, offset: int = 0, start_after: float = 0.0) -> CallResult:
+    """One line kept busy for ``seconds`` from ``start_after`` on: dials, talks turn after turn, redials if the bot
+    hangs up."""
     out = CallResult()
+    await asyncio.sleep(start_after)
     end = time.monotonic() + seconds
     i = offset
     while time.monotonic() < end:
@@ -176,9 +182,10 @@ async def _settle(db_url: str, results: list[CallResult], timeout_s: float = 15.
 
 
 async def bench_wire(levels: list[int], seconds: float, talk_ratio: float, noise_dbfs: float | None,
-                     model: str, data_dir: Path | None = None) -> tuple[list[list], str, dict]:
+                     model: str, data_dir: Path | None = None, warm_s: float = 0.0) -> tuple[list[list], str, dict]:
     """Start ``ivr serve`` (real Vosk ``model``), run each level, stop it. Returns rows, the capacity line, and
-    details (server trace medians, generator health) for the report."""
+    details (server trace medians, generator health) for the report. ``warm_s``: each level's callers first talk
+    this long unmeasured (a sustained peak's steady state) and hang up; the measured calls follow at once."""
     from ivr.bench.calls import rows_ok_upto
     from ivr.bench.report import percentiles
     from ivr.bench.wire_server import ServeProcess, cpu_seconds, rss_mb
@@ -197,7 +204,10 @@ async def bench_wire(levels: list[int], seconds: float, talk_ratio: float, noise
         await talking_caller(server.sip, clips, noise, 8.0, 1.0)  # warm-up: model pages, recogniser pool
         db = f"sqlite:///{root / 'ivr.db'}"
         for n in levels:
-            rss0 = rss_mb(server.pid)
+            rss0 = rss_mb(server.pid)  # before the warm phase: RSS per call counts what the level's calls hold
+            if warm_s:
+                await asyncio.gather(*(talking_caller(server.sip, clips, noise, warm_s, talk_ratio, k + 7,
+                                                      k * ARRIVAL_SPREAD_S / n) for k in range(n)))
             cpu0, own0, wall0 = cpu_seconds(server.pid), time.process_time(), time.monotonic()
             peak = [0.0]
 
@@ -207,8 +217,8 @@ async def bench_wire(levels: list[int], seconds: float, talk_ratio: float, noise
                     peak[0] = max(peak[0], rss_mb(server.pid))
 
             sampler = asyncio.create_task(sample_rss())
-            results = await asyncio.gather(*(talking_caller(server.sip, clips, noise, seconds, talk_ratio, k)
-                                             for k in range(n)))
+            results = await asyncio.gather(*(talking_caller(server.sip, clips, noise, seconds, talk_ratio, k,
+                                                            k * ARRIVAL_SPREAD_S / n) for k in range(n)))
             sampler.cancel()
             wall = time.monotonic() - wall0
             cpu = (cpu_seconds(server.pid) - cpu0) / wall / (os.cpu_count() or 1)
@@ -240,7 +250,7 @@ async def bench_wire(levels: list[int], seconds: float, talk_ratio: float, noise
     summary = (f"Capacity: **{best}** concurrent SIP callers hold caller-heard p95 <= endpoint + 400 ms "
                f"({endpoint_ms + 400} ms) with no lost utterance (speech: {source}; model {model}; talk ratio "
                f"{talk_ratio:.0%} of each turn (the caller listens to the whole reply first); line noise {'off' if noise_dbfs is None else f'{noise_dbfs:.0f} dBFS'}; "
-               f"{seconds:.0f} s per level).")
+               f"{seconds:.0f} s per level{f', after {warm_s:.0f} s of the same load unmeasured' if warm_s else ''}).")
     return rows, summary, details
 
 

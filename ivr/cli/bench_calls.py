@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--noise", type=float, default=-55.0,
                    help="--wire: constant line noise under everything the callers send, dBFS (default -55)")
     p.add_argument("--no-noise", action="store_true", help="--wire: digital silence between words instead")
+    p.add_argument("--warm", type=float, default=0.0, metavar="SECONDS",
+                   help="--wire: before each level, its callers talk this long unmeasured (the steady state of a "
+                        "sustained peak: recognisers that have heard speech decode cheaper); 0 = the level's first "
+                        "seconds are measured (cold)")
     p.add_argument("--no-write", action="store_true", help="print only; do not update docs/benchmarks.md")
     p.set_defaults(func=run)
 
@@ -98,7 +102,10 @@ def run_wire(args: argparse.Namespace, levels: list[int]) -> int:
     except ModelError as e:
         raise UserError(str(e)) from None
     noise = None if args.no_noise else args.noise
-    rows, summary, details = asyncio.run(bench_wire(levels, args.seconds, args.talk_ratio, noise, args.model))
+    if args.warm < 0:
+        raise UserError("--warm must be >= 0 seconds")
+    rows, summary, details = asyncio.run(bench_wire(levels, args.seconds, args.talk_ratio, noise, args.model,
+                                                    warm_s=args.warm))
     table = markdown_table(HEADERS, rows)
     health = "; ".join(
         f"{n} calls: callers spoke {details['talk'][n]} % of the time, server trace p50 (all spoken turns) "
@@ -110,12 +117,16 @@ def run_wire(args: argparse.Namespace, levels: list[int]) -> int:
     print(f"{table}\n\n{summary}\n\n{health}")
     if not args.no_write:
         body = ("`ivr bench calls --wire`: one light load-generator process (asyncio, no per-call threads) places "
-                "N concurrent SIP calls over loopback UDP to a started `ivr serve` with real Vosk; each caller "
+                "N concurrent SIP calls over loopback UDP to a started `ivr serve` with real Vosk (dialled at even "
+                "intervals over the first 8 s); each caller "
                 "says recorded speech as pre-encoded PCMU RTP paced at 20 ms. Heard = send time of the caller's "
                 "last loud packet -> arrival of the bot's first loud packet (both -40 dBFS) on the caller's "
                 "sockets; lost = no reply within 6 s; stalls = > 100 ms without a bot packet mid-reply; no-input "
                 "while speaking from the server's records; CPU and RSS of the server's process tree (RSS per "
                 f"call = peak growth during the level / calls).\n\n{table}\n\n{summary}\n\n{health}.")
         title = "Calls over the wire: what SIP callers hear (ivr bench calls --wire)"
-        print(f"\nwrote {write_section('calls-wire', title, body)}")
+        section = "calls-wire-steady" if args.warm else "calls-wire"
+        if args.warm:
+            title = f"Calls over the wire at a sustained peak (ivr bench calls --wire --warm {args.warm:g})"
+        print(f"\nwrote {write_section(section, title, body)}")
     return 0
