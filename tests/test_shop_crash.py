@@ -44,7 +44,7 @@ def run_and_kill(url: str, step: str, marker) -> None:
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while not marker.exists():
+        while not (marker.exists() and marker.read_text()):  # created, then written: wait for the step's name
             if child.poll() is not None:
                 pytest.fail(f"child ended before reaching {step}: {child.stderr.read()[-800:]}")
             if time.monotonic() > deadline:

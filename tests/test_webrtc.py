@@ -60,6 +60,8 @@ async def test_call_greeting_dtmf_and_hangup(server):
     assert PACK.prompt("greeting.dtmf") in client.bot_lines()[0]  # no model here: keypad mode, said so
     client.press("1")
     await client.wait_for(lambda: any("订单号" in x for x in client.bot_lines()), what="order number prompt")
+    shown = time.monotonic()  # the prompt's text comes before its audio: hang up once the caller heard it start
+    await client.wait_for(lambda: len(client.voiced(after=shown)) > 25, what="the order number prompt's audio")
     await client.hangup()
     await wait_idle(app)
     async with httpx.AsyncClient() as http:
