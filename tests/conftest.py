@@ -65,8 +65,9 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """./run test runs pytest twice (the parallel part, then the ``realtime`` part alone) and sums both up: each
-    run leaves its counts (passed, failed, skipped, ...) as JSON in $IVR_TEST_STATS."""
+    """./run test runs pytest three times (the parallel part and beside it the ``live`` tests, then the
+    ``realtime`` tests alone) and sums them up: each run leaves its counts (passed, failed, skipped, ...) as JSON in
+    $IVR_TEST_STATS."""
     out = os.environ.get("IVR_TEST_STATS")
     if out and not hasattr(config, "workerinput"):
         counts = {k: len(v) for k, v in terminalreporter.stats.items() if k}

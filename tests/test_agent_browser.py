@@ -28,7 +28,7 @@ from ivr.services.agents import AccountStore
 from ivr.services.migrate import ensure_schema
 from ivr.web.callaccess import record_headers
 
-pytestmark = [pytest.mark.timeout(300), pytest.mark.slow, pytest.mark.realtime]  # two Chromiums' WebRTC audio, measured
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow, pytest.mark.live]  # two Chromiums' WebRTC audio, measured
 CALLER_HZ, AGENT_HZ = 900.0, 1700.0
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"  # screenshots kept for people to look at
 

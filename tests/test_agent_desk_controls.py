@@ -20,7 +20,7 @@ from ivr.services.agents import AccountStore
 from ivr.services.migrate import ensure_schema
 from ivr.web.callaccess import record_headers
 
-pytestmark = [pytest.mark.timeout(300), pytest.mark.slow, pytest.mark.realtime]
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow, pytest.mark.live]  # what each browser hears, measured
 CALLER_HZ, AGENT_HZ = 900.0, 1700.0
 DESK = "JSON.stringify(window.ivrDesk)"
 PHONE = "JSON.stringify(window.ivrPhone)"

@@ -20,7 +20,7 @@ from ivr.services.migrate import ensure_schema
 from ivr.telephony.webrtc.client import WebRtcClient
 from tests.sip.peers import free_port
 
-pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow, pytest.mark.live]  # the caller hears 1 s of the echo within 3 s
 
 
 def _tone(seconds: float, hz: float = 600.0, rate: int = 16000) -> AudioFrame:

@@ -25,7 +25,7 @@ from ivr.services.agents import AccountStore
 from ivr.telephony.webrtc.client import WebRtcClient
 from ivr.web.callaccess import record_headers
 
-pytestmark = [pytest.mark.slow, pytest.mark.realtime, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.slow, pytest.mark.live, pytest.mark.timeout(600)]
 PASSWORD = "Cluster-desk-2026"
 
 

@@ -28,7 +28,7 @@ from ivr.cluster.redis_state import RedisState
 from ivr.services.agents import AccountStore
 from ivr.telephony.webrtc.client import WebRtcClient
 
-pytestmark = [pytest.mark.slow, pytest.mark.realtime, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.live, pytest.mark.timeout(900)]
 PING_S, FR_MS = 1, 1000
 DRAIN_S = 25  # drain_timeout_s of the nodes
 PASSWORD = "Drain-desk-2026"

@@ -156,7 +156,7 @@ async def test_web_chats_stay_on_their_node_through_haproxy(cluster):
     assert mine["message"]["role"] == "customer" and bot["message"]["role"] == "bot", (mine, bot)
 
 
-@pytest.mark.realtime
+@pytest.mark.live
 async def test_presence_and_callers_reach_the_other_node_at_once(cluster):
     """A change on one node reaches the other by Redis pub/sub (ivr/cluster/wake.py), not at the next 1-s tick:
     an agent of node1 who goes available is in the shared presence, and a caller of node2 who joins the queue

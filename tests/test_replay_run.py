@@ -36,7 +36,7 @@ def _run(fixtures, speed: float = 2.5, **kw):
         return r.run(run_suite(fixtures, load_settings(), opts, target="test"))
 
 
-@pytest.mark.realtime  # 16 calls at once, 2.5x faster than real time: turn-taking needs the CPU (~25 % of a core)
+@pytest.mark.live  # 16 calls at once, 2.5x faster than real time: turn-taking needs the CPU (~60 % of a core)
 def test_shipped_suite_passes_direct_reference(tmp_path):
     """Acceptance: every shipped fixture passes with --via direct --asr reference; reports are written."""
     html, js = tmp_path / "report.html", tmp_path / "report.json"

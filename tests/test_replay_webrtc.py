@@ -13,6 +13,7 @@ from tests.conftest import ROOT
 
 
 @pytest.mark.slow
+@pytest.mark.live  # the caller hears each reply start (heard_ms) over live WebRTC audio
 async def test_dtmf_fixture_passes_over_webrtc(tmp_path):
     fixture = load_fixture(ROOT / "audio_fixtures" / "calls" / "order_status_dtmf_telephone.yaml")
     # the caller hears every prompt out (the keypad menu is ~30 s at 175 wpm): this test is about the WebRTC path

@@ -35,7 +35,7 @@ from ivr.services.migrate import ensure_schema
 from ivr.services.records import RecordStore
 from ivr.web.callaccess import record_headers
 
-pytestmark = [pytest.mark.timeout(360), pytest.mark.slow, pytest.mark.realtime]
+pytestmark = [pytest.mark.timeout(360), pytest.mark.slow, pytest.mark.live]
 CALLER_HZ, AGENT_HZ, SUP_HZ = 900.0, 1700.0, 2500.0
 ORDER, TAIL = "100000000002", "8000"
 PAGE = ("JSON.stringify({desk: window.ivrDesk, sv: window.ivrSupervise, "
