@@ -128,7 +128,8 @@ async def test_warm_transfer_between_two_browsers(tmp_path):
 
             # the agent's desktop rings with the context card
             await _until(agent, "window.ivrDesk.presence === 'ringing'", 20, "ringing", desk_state)
-            assert "100000000002" in await agent.inner_text("#order")
+            await _until(agent, "document.querySelector('#order').innerText.includes('100000000002')", 10,
+                         "the order on the card (drawn after the ring)", desk_state)
             summary = await agent.inner_text("#summary")
             assert "100000000002" in summary and "已核实" in summary and "客户要求" in summary
             facts = await agent.inner_text("#facts")
