@@ -60,11 +60,11 @@ async def _lead_in_ms(text: str) -> float:
     quiet lead-in trimmed as the call's voice does)."""
     from ivr.audio.trim import LeadTrimmer
     from ivr.config import load_settings
-    from ivr.wiring import build_parts
+    from ivr.tts import get_tts
 
     first = text.replace("！", "。").replace("？", "。").split("。")[0] + "。"
-    parts = await asyncio.to_thread(build_parts, load_settings())
-    audio = LeadTrimmer()(await parts.tts.synthesize(first, 16000))
+    tts = get_tts(load_settings())  # the TTS of build_parts (the server's), without its shop and records
+    audio = LeadTrimmer()(await tts.synthesize(first, 16000))
     levels = [AudioFrame(audio.pcm[o:o + 640], 16000).rms_dbfs() for o in range(0, len(audio.pcm) - 639, 640)]
     return 20.0 * next((i for i, db in enumerate(levels) if db > LOUD_DBFS), 0)
 
