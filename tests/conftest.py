@@ -64,6 +64,27 @@ def pytest_collection_modifyitems(config, items):
         items.sort(key=lambda item: item.path not in slow)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """With $IVR_TEST_CPU set: one line per test (CPU seconds of this process and its waited-for children, wall
+    seconds, node id) appended to that file, to find where the suite's CPU goes (the 2 cores are its limit)."""
+    out = os.environ.get("IVR_TEST_CPU")
+    if not out:
+        yield
+        return
+    import resource
+    import time
+
+    def cpu() -> float:
+        a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+    c0, t0 = cpu(), time.monotonic()
+    yield
+    with open(out, "a", encoding="utf-8") as f:
+        f.write(f"{cpu() - c0:.2f}\t{time.monotonic() - t0:.2f}\t{item.nodeid}\n")
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """./run test runs pytest three times (the parallel part and beside it the ``live`` tests, then the
     ``realtime`` tests alone) and sums them up: each run leaves its counts (passed, failed, skipped, ...) as JSON in

@@ -102,7 +102,9 @@ async def test_recycling_between_utterances_loses_no_words():
         for x, y in zip(a, b, strict=True):
             assert x.words and y.words
             assert cer(x.text, y.text) <= 0.3, (x.text, y.text)
+            # Starts within 50 ms (lost leading audio would move or drop the first word); the last word's end
+            # moves by up to ~0.1 s between runs of the same audio (0.09 s seen on a loaded CI machine).
             for u, v in ((x.words[0], y.words[0]), (x.words[-1], y.words[-1])):
-                assert u.word == v.word and abs(u.start - v.start) < 0.05 and abs(u.end - v.end) < 0.05, (x, y)
+                assert u.word == v.word and abs(u.start - v.start) < 0.05 and abs(u.end - v.end) < 0.15, (x, y)
     finally:
         await asyncio.gather(kept.close(), fresh.close())
