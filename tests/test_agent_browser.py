@@ -127,7 +127,7 @@ async def test_warm_transfer_between_two_browsers(tmp_path):
             await _until(caller, _phone("l.text.includes('人工')"), 20, "transfer line", phone_state)
 
             # the agent's desktop rings with the context card
-            await _until(agent, "window.ivrDesk.presence === 'ringing'", 20, "ringing", desk_state)
+            await _until(agent, "window.ivrDesk.presence === 'ringing' && !!window.ivrDesk.offer", 20, "ringing", desk_state)
             await _until(agent, "document.querySelector('#order').innerText.includes('100000000002')", 10,
                          "the order on the card (drawn after the ring)", desk_state)
             summary = await agent.inner_text("#summary")

@@ -75,7 +75,7 @@ async def test_ring_notification_timer_mute_hold(tmp_path):
             await caller.click(".keypad button[data-key='0']")
 
             # ringing: a tone actually generated (measured after the ring's gain), a desktop notification
-            await _until(agent, "window.ivrDesk.presence === 'ringing'", 30, "ringing", DESK)
+            await _until(agent, "window.ivrDesk.presence === 'ringing' && !!window.ivrDesk.offer", 30, "ringing", DESK)
             await _until(agent, "window.ivrDesk.ringPeak > 0.05", 5, "an audible ring tone", DESK)
             assert await agent.evaluate("window.ivrDesk.ringing") is True
             assert await agent.evaluate("window.ivrDesk.notified") == 1

@@ -114,7 +114,7 @@ async def test_agent_sees_the_return_window_and_creates_the_return(tmp_path):
 
             port = await _on_server(app, _verified_caller_asks_for_human(app.state.calls))
             call_id = port.info.call_id
-            ringing = "window.ivrDesk.presence === 'ringing'"
+            ringing = "window.ivrDesk.presence === 'ringing' && !!window.ivrDesk.offer"
             deadline = time.monotonic() + 60
             while not (await page_a.evaluate(ringing) or await page_b.evaluate(ringing)):
                 assert time.monotonic() < deadline, "no agent's desk rang"

@@ -120,7 +120,7 @@ async def test_chat_transferred_to_an_agent_in_a_second_browser(tmp_path) -> Non
             assert not await customer.evaluate("window.ivrChat.closed")
 
             # the desktop rings with the chat's card: the order and the bot part
-            await _until(agent, "window.ivrDesk.presence === 'ringing'", "ringing", DESK)
+            await _until(agent, "window.ivrDesk.presence === 'ringing' && !!window.ivrDesk.offer", "ringing", DESK)
             assert ORDER in await agent.inner_text("#order")
             await _until(agent, "window.ivrAgentChat.history === 1", "the history on the card", DESK)
             earlier = await agent.inner_text("#history")

@@ -78,7 +78,7 @@ async def test_an_agent_on_node1_takes_a_caller_held_by_node2(tmp_path):
             call_id = await caller.evaluate("window.ivrPhone.callId")
 
             # node1's desktop rings with node2's caller and the card
-            await _until(agent, "window.ivrDesk.presence === 'ringing'", 20, "ringing", desk_state)
+            await _until(agent, "window.ivrDesk.presence === 'ringing' && !!window.ivrDesk.offer", 20, "ringing", desk_state)
             assert await agent.evaluate("window.ivrDesk.offer.call_id") == call_id
             assert await agent.evaluate("window.ivrDesk.context.call_id") == call_id  # node2's hand-off context
             assert not await agent.is_hidden("#card")

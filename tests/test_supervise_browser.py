@@ -149,7 +149,7 @@ async def test_listen_whisper_barge_reach_the_right_people(tmp_path):
 
             port = await _on_server(app, _caller(app.state.calls))
             call_id = port.info.call_id
-            await _until(agent, "window.ivrDesk.presence === 'ringing'", 60, "ringing")
+            await _until(agent, "window.ivrDesk.presence === 'ringing' && !!window.ivrDesk.offer", 60, "ringing")
             await agent.click("#accept")
             bridges = app.state.calls.transfer_hook.bridges
             deadline = time.monotonic() + 40
