@@ -2,10 +2,17 @@
 
 Audio goes to Vosk only inside utterances (from ``preroll_ms`` before the detected start to our endpoint), so
 silence costs no recogniser time and the recogniser's memory grows only with speech.
+
+Early final: once an utterance has been quiet for ``early_final_ms`` less than its endpoint, the recogniser's final
+is computed while the endpoint is still being waited for, so at the endpoint the text is ready (the caller hears
+the reply that much sooner; measured ~100 ms alone, more under load). Should the caller go on, the held quiet
+frames and the new speech start a new segment of the same utterance; the endpoint's final joins the segments
+(their words keep their call times).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from dataclasses import replace
@@ -13,6 +20,7 @@ from dataclasses import replace
 from ivr.asr.endpoint import ORDER_DIGITS, PHONE_TAIL_DIGITS, EndpointPolicy, Expectation
 from ivr.asr.engine import AsrEngine, AsrStream
 from ivr.asr.grammar import GrammarSet, GrammarSwitch, choose
+from ivr.asr.normalize import normalize_text
 from ivr.asr.vad import Segmenter, VadOptions
 from ivr.audio.frames import AudioFrame
 from ivr.events import BargeIn, SpeechEnded, SpeechStarted, Transcript, Word
@@ -46,7 +54,10 @@ class Listener:
         self._recent: deque[AudioFrame] = deque()  # input frames covering the last keep_s seconds
         self._keep_s = keep_s
         self._feeding = False
-        self._utt_audio_start = 0.0  # call pts of the first sample fed for the current utterance
+        self._utt_audio_start = 0.0  # call pts of the first sample fed for the current segment
+        self._early: asyncio.Task[Transcript] | None = None  # the current segment's final, started before the endpoint
+        self._segments: list[Transcript] = []  # finals of this utterance's earlier segments (call-time words)
+        self._held: list[AudioFrame] = []  # quiet frames after the early final (fed if the caller goes on)
         self._clock: float | None = None  # pts of the next input sample (first frame's pts + samples seen)
         # What the dialogue expects next (set by the call per reply) and how that moves the endpoint (asr/endpoint.py)
         # Constrained recognition per expectation (ivr.asr.grammar); None: free speech always
@@ -73,6 +84,19 @@ class Listener:
         self._expectation = value
         if self._grammar_switch is not None:
             self.grammar = self._grammar_switch.next_grammar(_grammar_kind(value))
+
+    @property
+    def early_final(self) -> str:
+        """``"none"``, ``"running"`` (the recogniser's final for the audio so far is being computed before the
+        endpoint) or ``"ready"`` (computed: the endpoint will not wait for the recogniser)."""
+        if self._early is None:
+            return "none"
+        return "ready" if self._early.done() else "running"
+
+    @property
+    def decode_jobs(self) -> int:
+        """Batches and finals this listener's stream has sent to the decode threads so far."""
+        return self._stream.jobs if self._stream is not None else 0
 
     async def open(self) -> None:
         """Take a recogniser from the engine's warm pool now (otherwise done on the first push)."""
@@ -112,12 +136,12 @@ class Listener:
                     events += await self._feed(f)
                 fed_this_frame = True
             elif isinstance(ev, SpeechEnded):
-                if self._feeding and not fed_this_frame:
+                if self._feeding and not fed_this_frame and self._early is None:
                     await self._feed(frame)  # trailing silence: its partial would only repeat the text
-                    fed_this_frame = True
+                fed_this_frame = True
                 events.append(await self._finish())
         if self._feeding and not fed_this_frame:
-            events += await self._feed(frame)
+            events += await self._take(frame)
         return events
 
     async def flush(self, now: float | None = None) -> list[ListenerEvent]:
@@ -129,32 +153,80 @@ class Listener:
 
     async def close(self) -> None:
         """Return the recogniser to the pool."""
+        if self._early is not None:
+            early, self._early = self._early, None
+            await asyncio.gather(early, return_exceptions=True)
         if self._stream is not None:
             stream, self._stream = self._stream, None
             await stream.close()
 
     # --- internals -----------------------------------------------------------------------------------------
+    async def _take(self, frame: AudioFrame) -> list[ListenerEvent]:
+        """An utterance frame after its first: fed, or held while the early final runs (fed if speech resumes);
+        starts the early final once the quiet is ``early_final_ms`` short of the endpoint."""
+        seg = self.segmenter
+        if self._early is not None:
+            if seg.silence_ms > 0:
+                self._held.append(frame)
+                return []
+            await self._resume(frame)
+        events = await self._feed(frame)
+        lead = self.segmenter.options.early_final_ms
+        if lead and seg.silence_ms > 0 and seg.silence_ms >= max(seg.endpoint_ms - lead, min(250, seg.endpoint_ms)):
+            self._early = asyncio.ensure_future(self._finish_segment())
+        return events
+
+    async def _resume(self, frame: AudioFrame) -> None:
+        """The caller went on after the early final: keep that segment, start the next with the held frames
+        (then ``frame``)."""
+        assert self._early is not None
+        early, self._early = self._early, None
+        self._segments.append(await early)
+        held, self._held = self._held, []
+        self._utt_audio_start = (held[0] if held else frame).pts
+        for f in held:
+            await self._feed(f)
+
     async def _feed(self, frame: AudioFrame) -> list[ListenerEvent]:
         assert self._stream is not None
         partial = await self._stream.feed(frame)
         if partial is None:
             return []
+        if self._segments:
+            partial = replace(partial, text=_join_text([*self._segments, partial]))
         self.segmenter.end_silence_ms = self.endpointing.trailing_ms(self.expectation, partial.text)
         return [partial]
+
+    async def _finish_segment(self) -> Transcript:
+        """The recogniser's final for the audio fed since the segment began, its words in call time."""
+        assert self._stream is not None
+        t = await self._stream.finish()
+        offset = self._utt_audio_start
+        words = tuple(Word(w.word, round(w.start + offset, 3), round(w.end + offset, 3), w.conf) for w in t.words)
+        return replace(t, words=words)
 
     async def _finish(self) -> Transcript:
         self._feeding = False
         self.segmenter.end_silence_ms = None
-        assert self._stream is not None
-        t = await self._stream.finish()
+        if self._early is not None:
+            early, self._early = self._early, None
+            self._held.clear()
+            last = await early
+        else:
+            last = await self._finish_segment()
+        parts, self._segments = [*self._segments, last], []
+        if len(parts) == 1:
+            t = last
+        else:
+            words = tuple(w for p in parts for w in p.words)
+            conf = sum(w.conf for w in words) / len(words) if words else 0.0
+            t = replace(last, text=_join_text(parts), words=words, confidence=conf)
         if self._grammar_switch is not None:
             constrained = self._stream_grammar is not None
             self._grammar_switch.heard(t.text, constrained)  # [unk]: free speech for the next attempt
             if constrained:
                 t = replace(t, text=choose(t.text, None))
-        offset = self._utt_audio_start
-        words = tuple(Word(w.word, round(w.start + offset, 3), round(w.end + offset, 3), w.conf) for w in t.words)
-        return replace(t, words=words, at=time.monotonic())
+        return replace(t, at=time.monotonic())
 
     def _remember(self, frame: AudioFrame) -> None:
         self._recent.append(frame)
@@ -180,3 +252,7 @@ def _grammar_kind(exp: Expectation) -> str | None:
     if exp.kind == "digits":
         return {ORDER_DIGITS: "order_id", PHONE_TAIL_DIGITS: "phone_tail"}.get(exp.digits, "digits")
     return {"yesno": "yesno", "key": "menu"}.get(exp.kind)
+
+
+def _join_text(parts: list[Transcript]) -> str:
+    return normalize_text(" ".join(p.text for p in parts if p.text))

@@ -74,12 +74,15 @@ class VadOptions:
     preroll_ms: int = 300  # audio kept before the detected start (in SpeechEnded.audio and for the ASR)
     frame_ms: int = 20  # webrtcvad frame: 10, 20 or 30
     max_gap_ms: int = 120  # an unvoiced gap longer than this discards a not-yet-started candidate
+    early_final_ms: int = 200  # the recogniser's final starts this long before the endpoint (ivr.asr.listener)
 
     def __post_init__(self) -> None:
         if self.aggressiveness not in (0, 1, 2, 3):
             raise ValueError(f"VAD aggressiveness must be 0..3, got {self.aggressiveness}")
         if self.frame_ms not in (10, 20, 30):
             raise ValueError(f"VAD frame must be 10, 20 or 30 ms, got {self.frame_ms}")
+        if self.early_final_ms < 0:
+            raise ValueError("early_final_ms must be 0 or more")
         for name in ("min_speech_ms", "trailing_silence_ms", "max_utterance_ms"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
@@ -93,6 +96,7 @@ class VadOptions:
             trailing_silence_ms=s.vad_trailing_silence_ms,
             max_utterance_ms=s.vad_max_utterance_ms,
             barge_in_min_ms=s.barge_in_min_ms,
+            early_final_ms=s.asr_early_final_ms,
         )
 
 
@@ -142,6 +146,18 @@ class Segmenter:
     def in_speech(self) -> bool:
         """True between SpeechStarted and SpeechEnded."""
         return self._state == "speech"
+
+    @property
+    def silence_ms(self) -> int:
+        """Inside an utterance: how long it has been quiet (what the endpoint compares), 0 while voiced."""
+        if self._state != "speech" or self._gap_ms == 0:
+            return 0
+        return self._gap_ms + self._gap_hang_ms()
+
+    @property
+    def endpoint_ms(self) -> int:
+        """The current utterance's trailing silence (moved by endpointing, else the option's)."""
+        return self.end_silence_ms or self.options.trailing_silence_ms
 
     def push(self, frame: AudioFrame, now: float | None = None) -> list[VadEvent]:
         """Feed audio; returns the events it completed, in order."""
