@@ -90,3 +90,38 @@ async def test_rfc4733_keys_cross_between_two_streams_repeats_included():
         await a.close()
         await b.close()
     assert "".join(keys) == "100000000002#" and a.digits_sent == "100000000002#"
+
+
+async def test_an_ordered_line_waits_one_frame_and_reordering_widens_the_window():
+    """Packets in order are delivered one frame after they arrive (20 ms of delay, not the 60 ms of a fixed
+    3-frame window); once a packet comes two places late the window is 3 frames, and later reorders of that
+    depth lose nothing."""
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(("127.0.0.1", 0))
+    peer.setblocking(False)
+    stream = await RtpStream.open("127.0.0.1", peer.getsockname(), "PCMU")
+    got: list[bytes] = []
+    stream.on_pcm = got.append
+    loop = asyncio.get_running_loop()
+
+    async def send(i: int) -> int:
+        pkt = RtpPacket(payload_type=0, marker=0, sequence_number=1000 + i, timestamp=FRAME_SAMPLES * i,
+                        ssrc=0x1234, payload=bytes([_code(i)]) * FRAME_SAMPLES)
+        await loop.sock_sendto(peer, pkt.serialize(), ("127.0.0.1", stream.local_port))
+        await asyncio.sleep(0.02)
+        return sum(len(p) // 2 // FRAME_SAMPLES for p in got)
+
+    try:
+        held = [i + 1 - await send(i) for i in range(10)]  # frames arrived but not yet delivered
+        assert stream.jitter_frames == 1 and max(held[2:]) <= 1, held
+        for i in (12, 11, 10):  # 10 comes two places late
+            await send(i)
+        assert stream.jitter_frames == 3
+        for i in (13, 16, 15, 14, 17, 18, 19, 20):  # another reorder of depth 2: absorbed
+            await send(i)
+        await asyncio.sleep(0.2)
+        stats = stream.stats
+    finally:
+        await stream.close()
+        peer.close()
+    assert stats["packets_lost"] <= 1, stats  # at most the first late packet, before the window grew

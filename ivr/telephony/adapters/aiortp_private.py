@@ -100,6 +100,12 @@ def advance_media_clock(session: RTPSession) -> None:
     session._sender.advance_timestamp()
 
 
+def set_jitter_prefetch(session: RTPSession, frames: int) -> None:
+    """Hold ``frames`` complete frames in the session's jitter buffer before delivering the oldest (its reorder
+    window; aiortp fixes it at creation)."""
+    session._jitter_buffer._prefetch = max(0, frames)
+
+
 async def check() -> None:
     """Raise :class:`PrivateApiChanged` if the installed aiortp lacks what this module uses."""
     session = await RTPSession.create(local_addr=("127.0.0.1", 0), remote_addr=("127.0.0.1", 9), payload_type=0,
@@ -107,6 +113,8 @@ async def check() -> None:
     try:
         missing = [a for a in _SESSION_ATTRS if not hasattr(session, a)]
         missing += [f"DtmfReceiver.{a}" for a in _RECEIVER_ATTRS if not hasattr(session._dtmf_receiver, a)]
+        if not isinstance(getattr(getattr(session, "_jitter_buffer", None), "_prefetch", None), int):
+            missing.append("_jitter_buffer._prefetch")
         sender = getattr(session, "_sender", None)
         missing += [f"_sender.{a}" for a in ("send_raw", "current_timestamp", "advance_timestamp")
                     if not hasattr(sender, a)]

@@ -43,7 +43,8 @@ class StreamConfig:
     """Media options of a stream (defaults suit PBXs and trunks on a LAN or a decent WAN)."""
 
     jitter_capacity: int = 32  # packets the jitter buffer can hold (power of two)
-    jitter_prefetch: int = 3  # complete frames held before delivery: the reorder window (3 x 20 ms)
+    jitter_prefetch: int = 3  # most complete frames held before delivery: the widest reorder window (3 x 20 ms)
+    jitter_start: int = 1  # frames held at first; the window grows (up to jitter_prefetch) once packets reorder
     max_queued_ms: int = 120  # send_pcm() waits while more than this is queued
     send_silence: bool = True  # keep the stream alive with silence between prompts (PBX RTP timeouts)
 
@@ -59,6 +60,8 @@ class RtpStream:
         self.on_pcm: Callable[[bytes], None] | None = None
         self.last_rx_at: float | None = None  # arrival (monotonic) of the packet behind the PCM on_pcm gets now
         self._arrivals: dict[int, float] = {}  # RTP timestamp -> arrival, until the jitter buffer releases it
+        self._top_seq: int | None = None  # newest RTP sequence number seen (reorder depth = how far behind it)
+        self.jitter_frames = min(config.jitter_start, config.jitter_prefetch)  # the jitter buffer's window now
         self.on_dtmf: Callable[[str], None] | None = None
         self._out = bytearray()
         self._out_start = 0  # bytes ever taken from ``_out`` (the queue's offset in the stream of bytes sent)
@@ -103,7 +106,7 @@ class RtpStream:
             payload_type=CODEC_PT[codec],
             dtmf_payload_type=dtmf_pt if dtmf_pt is not None else -1,
             jitter_capacity=cfg.jitter_capacity,
-            jitter_prefetch=cfg.jitter_prefetch,
+            jitter_prefetch=min(cfg.jitter_start, cfg.jitter_prefetch),
             skip_audio_gaps=True,
             plc=True,
             symmetric_rtp=False,  # latching is ours (SourceLatch): aiortp's would follow any source
@@ -121,6 +124,7 @@ class RtpStream:
                 return
             if not rtcp and len(data) >= 12:
                 self._arrived(int.from_bytes(data[4:8], "big"))
+                self._reorder_check(int.from_bytes(data[2:4], "big"))
             if latch.latched is not None and rtp_private.remote(self._session, rtcp=rtcp) != latch.latched:
                 rtp_private.set_remote(self._session, latch.latched, rtcp=rtcp)
             inner(data, addr)
@@ -241,6 +245,19 @@ class RtpStream:
         arrivals.setdefault(timestamp, time.monotonic())
         if len(arrivals) > 4 * self.config.jitter_capacity:  # events, comfort noise, never released: forget
             del arrivals[next(iter(arrivals))]
+
+    def _reorder_check(self, seq: int) -> None:
+        """Adaptive reorder window: a packet arriving ``d`` places behind the newest one seen widens the jitter
+        buffer to ``d + 1`` frames (up to ``jitter_prefetch``); the first such packet may already be concealed.
+        A line that keeps its order keeps the ``jitter_start`` window (20 ms instead of 60 ms of delay)."""
+        top = self._top_seq
+        if top is None or (seq - top) % 65536 < 32768:
+            self._top_seq = seq
+            return
+        behind = (top - seq) % 65536
+        if self.jitter_frames <= behind < 100:
+            self.jitter_frames = min(self.config.jitter_prefetch, behind + 1)
+            rtp_private.set_jitter_prefetch(self._session, self.jitter_frames)
 
     def _on_audio(self, pcm: bytes, timestamp: int) -> None:
         self.frames_received += 1
