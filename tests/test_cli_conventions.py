@@ -22,9 +22,28 @@ def ivr(*args: str, stdin: str = "", env: dict | None = None) -> subprocess.Comp
                           timeout=120, env={**os.environ, **(env or {})})
 
 
+HEAVY = {"numpy", "sqlalchemy", "fastapi", "pydantic"}
+
+
+def _imports(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """`ivr ARGS` under ``python -X importtime``: the process and the top-level packages it imported."""
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "ivr", *args], capture_output=True, text=True,
+                       timeout=120)
+    return r, {line.split("|")[-1].strip().split(".")[0] for line in r.stderr.splitlines()
+               if line.startswith("import time:")}
+
+
 def test_version():
-    r = ivr("--version")
+    r, imported = _imports("--version")
     assert r.returncode == 0 and r.stdout.strip().startswith("ivr ") and r.stdout.strip()[4:5].isdigit()
+    assert "ivr" in imported and not imported & HEAVY, imported & HEAVY  # a quick start: nothing heavy imported
+    r, imported = _imports("--help")
+    assert r.returncode == 0 and all(f"    {group} " in r.stdout for group in ("serve", "db", "say", "bench", "backup"))
+    assert not imported & HEAVY, imported & HEAVY
+    from ivr.audio.frames import SUPPORTED_RATES
+    from ivr.cli.say_cmd import HELP_RATES
+
+    assert HELP_RATES == SUPPORTED_RATES  # `ivr say --help` lists the rates without importing numpy
 
 
 def test_password_on_the_command_line_is_refused_with_how_to(tmp_path):

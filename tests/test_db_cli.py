@@ -6,7 +6,10 @@ import json
 import os
 import subprocess
 import sys
+from typing import get_args
 
+from ivr.cli import db_cmd
+from ivr.services.shop.api import OrderStatus
 from ivr.services.shop.seed import FIXED_ORDERS
 
 
@@ -73,3 +76,4 @@ def test_user_errors_are_one_line_without_traceback():
         assert "pw@" not in r.stderr  # passwords never printed
     r = ivr("db", "orders", "--status", "lost")
     assert r.returncode == 2 and "invalid choice" in r.stderr
+    assert db_cmd.STATUSES == list(get_args(OrderStatus))  # --status offers exactly the shop's states

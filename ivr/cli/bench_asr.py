@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from ivr.bench.asr import measure
-from ivr.bench.report import write_section
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("asr", help="Vosk: load, pool stall, concurrent real-time streams, memory, latency")
@@ -23,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ivr.asr.models import ModelError, resolve_model
+    from ivr.bench.asr import measure
+    from ivr.bench.report import write_section
     from ivr.errors import UserError
 
     try:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from ivr.bench.calls import measure
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calls", help="turn latency (speech end -> first audio) and concurrent calls in real time")
@@ -36,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ivr.bench.calls import measure
     from ivr.errors import UserError
 
     try:

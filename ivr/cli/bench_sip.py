@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from ivr.bench.sip import run_load
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sip", help="sipp load run against the SIP gateway (loopback)")
@@ -21,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ivr.bench.report import markdown_table, write_section
+    from ivr.bench.sip import run_load
     from ivr.errors import UserError
 
     if args.calls < 1 or args.rate <= 0 or args.seconds <= 0:

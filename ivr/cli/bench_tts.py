@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from ivr.bench.report import markdown_table, write_section
-from ivr.bench.tts import measure
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tts", help="speech synthesis speed, latency, cache and concurrency")
@@ -19,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ivr.bench.report import markdown_table, write_section
+    from ivr.bench.tts import measure
     from ivr.config import load_settings
     from ivr.errors import UserError
     from ivr.tts import TtsError, check_rate

@@ -18,9 +18,10 @@ from datetime import date
 from pathlib import Path
 
 from ivr.cli import UserError
-from ivr.services.shop.api import OrderStatus
 
-STATUSES = list(OrderStatus.__args__)
+# The values of ivr.services.shop.api.OrderStatus, for --status without importing the shop (SQLAlchemy) before
+# the arguments are read (tests/test_db_cli.py checks that the two agree)
+STATUSES = ["unpaid", "paid", "shipped", "in_transit", "delivered", "returned", "refunded", "cancelled"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -104,14 +105,14 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _seed(args: argparse.Namespace) -> int:
-    from ivr.services.shop import SqlShop, seed_demo
-
     today = None
     if args.today:
         try:
             today = date.fromisoformat(args.today)
         except ValueError:
             raise UserError(f"--today must be YYYY-MM-DD, got {args.today!r}") from None
+    from ivr.services.shop import SqlShop, seed_demo
+
     url = _url(args)
     _ensure(url, create=True)
     existing = SqlShop(url).count_orders()
@@ -124,6 +125,8 @@ def _seed(args: argparse.Namespace) -> int:
 
 
 def _orders(args: argparse.Namespace) -> int:
+    if args.limit < 0:
+        raise UserError("--limit must be 0 (all) or more")
     from sqlalchemy import or_, select
 
     from ivr.services.db import session_factory
@@ -131,8 +134,6 @@ def _orders(args: argparse.Namespace) -> int:
     from ivr.services.shop.seed import FIXED_ORDERS, SHOP_TZ
     from ivr.services.shop.store import normalize_phone
 
-    if args.limit < 0:
-        raise UserError("--limit must be 0 (all) or more")
     url = _url(args)
     _ensure(url)
     stmt = (select(Order.order_id, Order.phone, Customer.phone, Order.status, Order.total_cents, Order.created_at)

@@ -42,18 +42,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.set_defaults(func=_eval)
 
 
-def _nlu(language: str | None):
-    from ivr.dialog.nlu import EXPECTATIONS, get_nlu  # noqa: F401  (imported lazily: sklearn/jieba are slow)
-    from ivr.lang import UnknownLanguageError
+def _language(language: str | None) -> str:
+    """The language pack's code for ``language`` (default: the configured language); a UserError when there is no
+    such pack. Cheap next to :func:`_nlu` (no classifier, no tokenizer dictionary)."""
+    from ivr.lang import UnknownLanguageError, get_pack
 
     if language is None:
         from ivr.config import get_settings
 
         language = get_settings().language
     try:
-        return get_nlu(language)
+        return get_pack(language).code
     except UnknownLanguageError as e:
         raise UserError(str(e)) from None
+
+
+def _nlu(language: str | None):
+    from ivr.dialog.nlu import get_nlu  # imported lazily: sklearn/jieba are slow
+
+    return get_nlu(_language(language))
 
 
 def _check_expected(expected: Any, where: str) -> str | None:
@@ -90,10 +97,13 @@ def _classify(args: argparse.Namespace) -> int:
     from ivr.dialog.nlu import result_json
 
     default_expected = _check_expected(args.expected, "--expected")
-    nlu = _nlu(args.language)
+    language = _language(args.language)  # an unknown language fails first, as before any line is read
+    nlu = None  # trained when the first line is good: a bad first line fails in a fraction of the time
     out = sys.stdout
     for n, raw in enumerate(sys.stdin.buffer, start=1):
         text, prev, expected = _parse_line(raw, n)
+        if nlu is None:
+            nlu = _nlu(language)
         r = nlu.parse(text, prev_agent_text=prev, expected=expected or default_expected)
         out.write(json.dumps(result_json(r), ensure_ascii=False) + "\n")
         out.flush()

@@ -9,15 +9,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ivr.audio.frames import SUPPORTED_RATES
 from ivr.cli import UserError
+
+# ivr.audio.frames.SUPPORTED_RATES, for --help without importing numpy (tests/test_cli_conventions.py checks
+# that the two agree; --rate itself is checked against the real one)
+HELP_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("say", help="synthesise speech to a WAV file")
     p.add_argument("text", metavar="TEXT", help="what to say ('-' reads standard input)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.wav", help="WAV file to write (replaced atomically)")
-    p.add_argument("--rate", default="16000", help=f"sample rate in Hz: {', '.join(map(str, SUPPORTED_RATES))} (default 16000)")
+    p.add_argument("--rate", default="16000", help=f"sample rate in Hz: {', '.join(map(str, HELP_RATES))} (default 16000)")
     p.add_argument("--voice", help="espeak-ng voice (default: setting tts_voice, cmn-latn-pinyin)")
     p.add_argument("--speed", help="words per minute, 80..450 (default: setting tts_speed)")
     p.add_argument("--phonemes", action="store_true", help="also print espeak-ng's phoneme transcription")
@@ -50,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _parse_rate(value: str) -> int:
+    from ivr.audio.frames import SUPPORTED_RATES
+
     try:
         rate = int(value)
     except ValueError:
