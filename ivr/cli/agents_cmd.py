@@ -57,10 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _store(args: argparse.Namespace, *, create: bool = False):
     from ivr.cli.db_cmd import _ensure, _url
-    from ivr.services.agents import AccountStore
 
     url = _url(args)
     _ensure(url, create=create)
+    from ivr.services.agents import AccountStore  # (after the checks: its import hashes a dummy password)
+
     return AccountStore(url)
 
 

@@ -114,11 +114,13 @@ def _run_scripts(args: argparse.Namespace) -> int:
     from ivr.config import get_settings
     from ivr.replay.script import ScriptError, load_script, run_script
 
-    shop = _shop()
+    shop = None  # opened (a new demo shop seeded) at the first good script: a bad one fails at once
     failed = 0
     for path in args.script:
         try:
             script = load_script(path)
+            if shop is None:
+                shop = _shop()
             if args.caller_id:
                 script["caller_id"] = args.caller_id
             if args.trusted:

@@ -62,8 +62,6 @@ def _ensure(url: str, *, create: bool = False) -> str:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from ivr.services.migrate import SchemaError, ensure_schema
-
     if not create:
         try:
             u = make_url(url)
@@ -73,6 +71,8 @@ def _ensure(url: str, *, create: bool = False) -> str:
                 and not Path(u.database).is_file():
             raise UserError(f"no database at {u.database} (mistyped --db or data_dir?); "
                             "create one with `ivr db init` (add --demo for the demo shop)")
+    from ivr.services.migrate import SchemaError, ensure_schema  # (Alembic: after the checks above)
+
     try:
         return ensure_schema(url)
     except SchemaError as e:
@@ -127,6 +127,8 @@ def _seed(args: argparse.Namespace) -> int:
 def _orders(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise UserError("--limit must be 0 (all) or more")
+    url = _url(args)
+    _ensure(url)
     from sqlalchemy import or_, select
 
     from ivr.services.db import session_factory
@@ -134,8 +136,6 @@ def _orders(args: argparse.Namespace) -> int:
     from ivr.services.shop.seed import FIXED_ORDERS, SHOP_TZ
     from ivr.services.shop.store import normalize_phone
 
-    url = _url(args)
-    _ensure(url)
     stmt = (select(Order.order_id, Order.phone, Customer.phone, Order.status, Order.total_cents, Order.created_at)
             .join(Customer).order_by(Order.created_at.desc(), Order.order_id))
     if args.status:
@@ -165,12 +165,12 @@ def _orders(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    url = _url(args)
+    _ensure(url)
     from ivr.services.shop import SqlShop
     from ivr.services.shop.api import OrderSnapshot
     from ivr.services.shop.wire import to_json
 
-    url = _url(args)
-    _ensure(url)
     snap = SqlShop(url).get_order(args.order_id)
     if snap is None:
         raise UserError(f"no order {args.order_id!r}")

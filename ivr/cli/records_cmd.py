@@ -117,11 +117,12 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from ivr.services.records.stats import Stats
-
     if args.cost:
         return _cost(args)
-    report = Stats(_url(args)).report(_filters(args))
+    url = _url(args)  # (a missing database fails before the records modules are imported)
+    from ivr.services.records.stats import Stats
+
+    report = Stats(url).report(_filters(args))
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return 0
