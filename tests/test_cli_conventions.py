@@ -57,7 +57,7 @@ def test_password_on_the_command_line_is_refused_with_how_to(tmp_path):
 
 
 def test_disable_enable_role_skills_and_a_disabled_account_cannot_log_in(tmp_path):
-    settings = load_settings({"data_dir": str(tmp_path / "data")})
+    settings = load_settings({"data_dir": str(tmp_path / "data"), "demo_data": False})  # accounts only: no shop
     db = settings.database_url
     assert ivr("agents", "add", "li.na", "--skills", "orders", "--db", db, stdin="s3cret-pass\n").returncode == 0
     with serve_in_thread(settings) as (url, _app):

@@ -16,6 +16,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -30,8 +31,15 @@ SKILLS = ("orders", "returns", "complaints", "vip", "zh-CN", "en-US")
 MIN_PASSWORD = 8
 _USERNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{2,64}$")
 _hasher = PasswordHasher()
-# Verified against when the user does not exist, so a wrong name takes as long as a wrong password.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so a wrong name takes as long as a wrong password. Made at
+    the first login check of a process (not at import: every `ivr agents` command and `ivr chat` would pay for an
+    argon2 hash it never uses); every first check makes it, for a known name or not, so the order of names tried
+    shows nothing."""
+    return _hasher.hash("not-a-real-password")
 
 
 class AccountError(ValueError):
@@ -161,9 +169,10 @@ class AccountStore:
 
     def authenticate(self, username: str, password: str) -> Account | None:
         """The account if the password is right (and the account active), else None. Constant-ish time."""
+        dummy = _dummy_hash()
         with transaction(self.url) as s:
             row = s.execute(select(AgentRow).where(AgentRow.username == username)).scalar_one_or_none()
-            stored = row.password_hash if row is not None else _DUMMY_HASH
+            stored = row.password_hash if row is not None else dummy
             try:
                 _hasher.verify(stored, password)
             except (VerificationError, InvalidHashError):
