@@ -8,6 +8,7 @@ import sys
 from collections import Counter
 from datetime import date, timedelta
 
+import pytest
 from sqlalchemy import func, select
 from test_shop_helpers import db_url, pg_server, shop_today  # noqa: F401  (fixtures)
 
@@ -22,8 +23,14 @@ TODAY = date(2025, 3, 14)
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
 
 
-def test_volume_and_every_state():
-    rows = build_demo(7, TODAY)
+@pytest.fixture(scope="module")
+def demo():
+    """build_demo(7, TODAY), built once for the tests that only read it."""
+    return build_demo(7, TODAY)
+
+
+def test_volume_and_every_state(demo):
+    rows = demo
     assert len(rows.customers) >= 200 and len(rows.orders) >= 1000
     statuses = Counter(o["status"] for o in rows.orders)
     for status in ("unpaid", "paid", "shipped", "in_transit", "delivered", "returned", "refunded", "cancelled"):
@@ -31,15 +38,15 @@ def test_volume_and_every_state():
     assert len({o["customer_id"] for o in rows.orders}) >= 150  # orders spread over many customers
 
 
-def test_deterministic_for_a_seed_and_different_for_another():
-    a, b, c = build_demo(7, TODAY), build_demo(7, TODAY), build_demo(8, TODAY)
+def test_deterministic_for_a_seed_and_different_for_another(demo):
+    a, b, c = demo, build_demo(7, TODAY), build_demo(8, TODAY)
     assert a.orders == b.orders and a.events == b.events and a.refunds == b.refunds
     assert [o["order_id"] for o in a.orders] != [o["order_id"] for o in c.orders]
     assert {o for o in FIXED_ORDERS} <= {o["order_id"] for o in c.orders}  # fixed orders in every seed
 
 
-def test_realistic_ids_phones_products_carriers_and_places():
-    rows = build_demo(7, TODAY)
+def test_realistic_ids_phones_products_carriers_and_places(demo):
+    rows = demo
     ids = [o["order_id"] for o in rows.orders]
     assert len(set(ids)) == len(ids) and all(i.isdigit() and len(i) >= 12 for i in ids)
     phones = [c["phone"] for c in rows.customers]
@@ -51,8 +58,8 @@ def test_realistic_ids_phones_products_carriers_and_places():
     assert len({s["tracking_no"] for s in rows.shipments}) == len(rows.shipments)
 
 
-def test_dates_are_relative_to_today_and_never_in_the_future():
-    rows = build_demo(7, TODAY)
+def test_dates_are_relative_to_today_and_never_in_the_future(demo):
+    rows = demo
     times = [o["created_at"] for o in rows.orders] + [e["time"] for e in rows.events] + \
         [s["delivered_at"] for s in rows.shipments if s["delivered_at"]]
     assert max(t.astimezone(SHOP_TZ).date() for t in times) < TODAY
@@ -65,8 +72,8 @@ def test_dates_are_relative_to_today_and_never_in_the_future():
     assert shifted.orders[0]["created_at"] - rows.orders[0]["created_at"] == timedelta(days=10)
 
 
-def test_refunds_invoices_promotions_and_price_drops():
-    rows = build_demo(7, TODAY)
+def test_refunds_invoices_promotions_and_price_drops(demo):
+    rows = demo
     assert {r["method"] for r in rows.refunds} <= {"original", "balance"}
     assert {r["status"] for r in rows.refunds} >= {"processing", "completed"}
     assert all(r["expected_by"] is not None for r in rows.refunds)
