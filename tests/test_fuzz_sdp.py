@@ -1,4 +1,5 @@
-"""Fuzzing (issue 12): Hypothesis-generated SDP bodies straight into the project's SDP functions.
+"""Fuzzing (issue 12): a fixed corpus of odd SDP bodies (tests/fuzz_corpus.py), then 2,000 Hypothesis-generated
+ones, straight into the project's SDP functions.
 
 ``parse_offer`` (SIP) raises nothing but ``SdpError`` (400/488); an accepted offer gets an answer from
 ``build_answer`` that serialises with our port and the chosen codec; the WebRTC offer check in front of aiortc
@@ -8,6 +9,7 @@ test_fuzz_webrtc.py.)
 
 from __future__ import annotations
 
+from fuzz_corpus import SDP_CORPUS
 from hypothesis import strategies as st
 
 from ivr.bench.fuzz import run_target
@@ -17,8 +19,8 @@ CASES = 2000
 
 
 def test_sdp_parsers_raise_only_their_own_errors():
-    res = run_target("sdp", CASES)
-    assert res.cases >= CASES, res.summary()
+    res = run_target("sdp", CASES, corpus=SDP_CORPUS)
+    assert res.cases >= len(SDP_CORPUS) + CASES, res.summary()
     assert res.crashes == 0 and res.hangs == 0, res.summary()
     seen = res.seen  # both verdicts of both parsers were reached
     assert seen.get("sip ok", 0) > 20 and seen.get("sip 400", 0) > 100 and seen.get("sip 488", 0) > 100, seen

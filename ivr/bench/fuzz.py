@@ -8,15 +8,16 @@ Targets (each against one real service started as ``ivr serve`` starts it, on lo
 * ``webrtc``: offers to POST /api/calls/webrtc.
 
 Per target it prints cases, crashes (5xx but the deliberate 503, a traceback in the log, the service gone),
-hangs (no answer within the case's timeout) and cases/s. The test suite runs the same targets with 2,000 cases
-each (tests/test_fuzz_*.py); needs the dev extras (``pip install -e .[dev]``: Hypothesis).
+hangs (no answer within the case's timeout) and cases/s. The test suite runs the same targets with a fixed corpus
+of nasty cases and then 1,000 generated ones each, 2,000 for SDP (tests/test_fuzz_*.py, tests/fuzz_corpus.py);
+needs the dev extras (``pip install -e .[dev]``: Hypothesis).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 TARGETS = ("sip", "sdp", "http", "webrtc")
@@ -36,8 +37,10 @@ def quiet_logs() -> Iterator[None]:
         root.setLevel(old)
 
 
-def run_target(name: str, cases: int, *, seed: int = 12, progress: Callable[[int], None] | None = None) -> Any:
-    """Fuzz one target with ``cases`` generated cases; returns its :class:`~ivr.bench.fuzz_harness.FuzzResult`."""
+def run_target(name: str, cases: int, *, seed: int = 12, progress: Callable[[int], None] | None = None,
+               corpus: Iterable[Any] = ()) -> Any:
+    """Fuzz one target with the fixed cases of ``corpus`` (if any) and ``cases`` generated ones; returns its
+    :class:`~ivr.bench.fuzz_harness.FuzzResult`."""
     from ivr.bench import fuzz_inputs as fi
     from ivr.bench.fuzz_harness import LogWatch, run_cases, serve_app
 
@@ -45,7 +48,8 @@ def run_target(name: str, cases: int, *, seed: int = 12, progress: Callable[[int
         from ivr.bench.fuzz_web import SdpParseTarget
 
         with quiet_logs():
-            return run_cases(SdpParseTarget(), fi.sdp_bodies(live=False), cases, seed_value=seed, progress=progress)
+            return run_cases(SdpParseTarget(), fi.sdp_bodies(live=False), cases, seed_value=seed, progress=progress,
+                             corpus=corpus)
     with quiet_logs(), LogWatch() as watch, serve_app(sip=name in ("sip", "http"),
                                                       max_calls=WEBRTC_MAX_CALLS if name == "webrtc" else 8) as (url, app):
         watch.take()  # start-up noise is not the fuzz's
@@ -63,4 +67,4 @@ def run_target(name: str, cases: int, *, seed: int = 12, progress: Callable[[int
             target, strategy = WebRtcTarget(url, app, watch), fi.webrtc_offers()
         else:
             raise ValueError(f"unknown fuzz target {name!r} (choose from {', '.join(TARGETS)})")
-        return run_cases(target, strategy, cases, seed_value=seed, progress=progress)
+        return run_cases(target, strategy, cases, seed_value=seed, progress=progress, corpus=corpus)

@@ -1,9 +1,10 @@
 """Fuzz harness: the real app in a thread, a log watch for tracebacks, and a Hypothesis runner that counts.
 
 A target has ``check(case) -> Failure | None`` (one case, bounded by its own timeouts) and ``after() ->
-list[Failure]`` (the service still answers once the run is over). :func:`run_cases` feeds it ``cases`` examples
-of a strategy with a fixed seed and no example database, so a run is reproducible, and counts crashes and hangs
-instead of stopping at the first one (the first few failures are kept with the case that caused them).
+list[Failure]`` (the service still answers once the run is over). :func:`run_cases` feeds it a fixed corpus of
+cases (if given) and then ``cases`` examples of a strategy with a fixed seed and no example database, so a run is
+reproducible, and counts crashes and hangs instead of stopping at the first one (the first few failures are kept
+with the case that caused them).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -176,15 +177,12 @@ def serve_app(*, sip: bool = False, max_calls: int = 8, data_dir: Path | None = 
 
 
 def run_cases(target: Target, strategy: st.SearchStrategy, cases: int, *, seed_value: int = 12,
-              progress: Callable[[int], None] | None = None) -> FuzzResult:
-    """Run ``cases`` examples of ``strategy`` through ``target`` (then its ``after`` checks) and count."""
+              progress: Callable[[int], None] | None = None, corpus: Iterable[Any] = ()) -> FuzzResult:
+    """Run each case of ``corpus`` (fixed cases: known nasty inputs), then ``cases`` examples of ``strategy``
+    through ``target`` (then its ``after`` checks) and count."""
     result = FuzzResult(target.name)
 
-    @settings(max_examples=cases, deadline=None, database=None, derandomize=False, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
-    @seed(seed_value)
-    @given(strategy)
-    def one(case: Any) -> None:
+    def check(case: Any) -> None:
         result.cases += 1
         try:
             result.add(target.check(case))
@@ -193,7 +191,16 @@ def run_cases(target: Target, strategy: st.SearchStrategy, cases: int, *, seed_v
         if progress is not None:
             progress(result.cases)
 
+    @settings(max_examples=cases, deadline=None, database=None, derandomize=False, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+    @seed(seed_value)
+    @given(strategy)
+    def one(case: Any) -> None:
+        check(case)
+
     t0 = time.perf_counter()
+    for case in corpus:
+        check(case)
     with warnings.catch_warnings():  # the service's threads use `random` while Hypothesis draws: not our strategy's
         warnings.filterwarnings("ignore", message=".*random.* module inside strategies")
         one()

@@ -282,7 +282,9 @@ class SipTarget:
 
         msgs = peer.read([peer.udp] + ([conn] if conn else []), deadline, stop)
         if conn is not None and state["probe"]:  # a last look at the TCP connection (its replies race the probe)
-            msgs += peer.read([conn], time.monotonic() + 0.02, lambda m: False)
+            msgs += peer.read([conn], time.monotonic() + 0.02, lambda m: stop(m) and False)
+            if first == "INVITE" and state["provisional"] and state["final"] is None:  # then wait for the final
+                msgs += peer.read([conn], deadline, stop)
         failure = None
         prior = live.max_sent if live is not None else 0
         for m in msgs:

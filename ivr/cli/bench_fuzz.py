@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
             "and the 500 RFC 3261 §12.2.2 prescribes for an in-dialog request whose CSeq is not above the last), "
             "a traceback or error in the service's log, or a dropped connection; a hang is a case not answered "
             "within its timeout (SIP: an OPTIONS probe after every case, 5 s; HTTP: 10 s). After each run the "
-            "gateway must still answer OPTIONS over UDP and TCP and `/health` must be 200. CI runs 2,000 cases "
-            "per target (tests/test_fuzz_*.py).\n\n" + table + "\n\n"
+            "gateway must still answer OPTIONS over UDP and TCP and `/health` must be 200. CI runs a fixed corpus "
+            "of nasty cases, then 1,000 generated ones per target (SDP: 2,000) (tests/test_fuzz_*.py).\n\n" + table + "\n\n"
             + "Answers seen (status codes; for SDP the parser's verdicts; 0 = refused by the HTTP client itself):\n\n"
             + "\n".join(f"- {r.target}: {_outcomes(r)}" for r in results)
         )
