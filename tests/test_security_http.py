@@ -29,7 +29,9 @@ PASSWORDS = {"desk1": "desk-pass-1", "lead1": "lead-pass-1", "boss1": "boss-pass
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    settings = load_settings({"data_dir": str(tmp_path_factory.mktemp("sechttp")), "login_ip_max_failures": 1000})
+    # no demo shop (seeding 1200 orders at start): nothing here reads orders
+    settings = load_settings({"data_dir": str(tmp_path_factory.mktemp("sechttp")), "login_ip_max_failures": 1000,
+                              "demo_data": False})
     ensure_schema(settings.database_url)
     store = AccountStore(settings.database_url)
     store.add("desk1", role="agent", password=PASSWORDS["desk1"])
@@ -202,7 +204,7 @@ async def test_forty_parallel_logins_run_a_handful_of_hashes(server):
 
 
 async def test_failures_from_one_address_are_throttled(tmp_path):
-    settings = load_settings({"data_dir": str(tmp_path / "d"), "login_ip_max_failures": 3})
+    settings = load_settings({"data_dir": str(tmp_path / "d"), "login_ip_max_failures": 3, "demo_data": False})
     ensure_schema(settings.database_url)
     AccountStore(settings.database_url).add("real1", password="real-pass-1")
     with serve_in_thread(settings) as (url, _app):
@@ -333,7 +335,7 @@ async def test_security_headers_everywhere_and_hsts_only_over_tls(server, tmp_pa
             assert "strict-transport-security" not in h, path
         h = (await http.get("/health", headers={"X-Forwarded-Proto": "https"})).headers
         assert "strict-transport-security" not in h  # nobody trusted says so
-    settings = load_settings({"data_dir": str(tmp_path / "d"), "trusted_proxies": "127.0.0.1"})
+    settings = load_settings({"data_dir": str(tmp_path / "d"), "trusted_proxies": "127.0.0.1", "demo_data": False})
     ensure_schema(settings.database_url)
     AccountStore(settings.database_url).add("tls1", password="tls-pass-12")
     with serve_in_thread(settings) as (url2, _):
