@@ -142,7 +142,8 @@ def _serve_until_up(env: dict[str, str], tmp_path: Path) -> tuple[str, int]:
     with err_path.open("w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "ivr", "serve", "--fetch-model", "--port", str(port),
                                  "--sip-port", "0"], stdout=subprocess.DEVNULL, stderr=err,
-                                env={**os.environ, "IVR_MODELS_DIR": str(tmp_path / "models"), **env})
+                                env={**os.environ, "IVR_MODELS_DIR": str(tmp_path / "models"),
+                                     "IVR_DEMO_DATA": "0", **env})  # no demo shop: nothing here reads orders
     try:
         deadline = time.monotonic() + 120
         while True:

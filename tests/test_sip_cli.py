@@ -25,7 +25,9 @@ async def serve(tmp_path: Path, *args: str, env: dict[str, str] | None = None):
     """`ivr serve --host 127.0.0.1 --port P ...` in its own process; yields (base_url, /health json)."""
     http = free_port()
     environ = {k: v for k, v in os.environ.items() if k not in ("IVR_SIP_PORT", "IVR_PORT", "IVR_HOST", "IVR_CONFIG")}
-    environ.update({"IVR_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT), **(env or {})})
+    # IVR_DEMO_DATA=0: `ivr serve`'s own default (the suite's is the demo shop); no test here reads orders
+    environ.update({"IVR_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT), "IVR_DEMO_DATA": "0",
+                    **(env or {})})
     log = open(tmp_path / f"serve-{http}.log", "wb")  # closed in finally
     proc = subprocess.Popen([sys.executable, "-m", "ivr", "serve", "--host", "127.0.0.1", "--port", str(http),
                              *args], cwd=tmp_path, env=environ, stdout=log, stderr=subprocess.STDOUT)
