@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -62,8 +63,10 @@ class AudioFrame:
         """Level in dBFS (-inf for digital silence)."""
         if not self.pcm:
             return float("-inf")
-        x = self.to_float().astype(np.float64)
-        rms = float(np.sqrt(np.mean(x * x)))
+        # one conversion and a dot product: called for every 20 ms frame of every call (the call trace, the replay
+        # caller), where five numpy temporaries per frame cost ~3x as much
+        x = np.frombuffer(self.pcm, dtype="<i2").astype(np.float64)
+        rms = math.sqrt(float(x @ x) / len(x)) / 32768.0
         return 20 * np.log10(rms) if rms > 0 else float("-inf")
 
 
