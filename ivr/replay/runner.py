@@ -64,21 +64,25 @@ class _DirectContext:
         self.missing_models: dict[str, str] = {}
 
     async def prepare(self, fixtures: list[LoadedFixture]) -> None:
+        models: dict[str, Any] = {}  # language -> model folder
+        if self.opts.asr == "real":
+            from ivr.asr.models import find_model
+
+            for lang in dict.fromkeys(lf.fixture.language for lf in fixtures):
+                model_dir = find_model(lang, self.settings)
+                if model_dir is None:
+                    self.missing_models[lang] = f"not run: no {lang} model installed ({model_hint(lang)})"
+                else:
+                    models[lang] = model_dir
+            if not models:
+                return  # no call will be played: no shop to seed, no dialogue to warm up
         await asyncio.to_thread(self.shops.prepare)
         await asyncio.get_running_loop().run_in_executor(self.executor, self._warm_dialog)
-        if self.opts.asr != "real":
+        if not models:
             return
         from ivr.asr.engine import AsrEngine
-        from ivr.asr.models import find_model
 
-        for lf in fixtures:
-            lang = lf.fixture.language
-            if lang in self.engines or lang in self.missing_models:
-                continue
-            model_dir = find_model(lang, self.settings)
-            if model_dir is None:
-                self.missing_models[lang] = f"not run: no {lang} model installed ({model_hint(lang)})"
-                continue
+        for lang, model_dir in models.items():
             engine = AsrEngine(model_dir, LISTENER_RATE, language=lang, pool_size=self.settings.asr_pool_size,
                                max_workers=self.settings.asr_workers)
             await engine.warm_up()
