@@ -14,17 +14,18 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
-from ivr.call.manager import CallManager, CallParts, CallSlot
-from ivr.call.options import SessionOptions
-from ivr.call.parts import LISTENER_RATE, DialogLike, ListenerLike
-from ivr.call.ports import CallInfo, CallPort
-from ivr.call.session import CallSession
-from ivr.call.transfer import TransferHook
-from ivr.config import Settings
-from ivr.services.shop.api import ShopService
-
+# The call machinery is imported by the functions that build calls: `ivr chat` needs new_dialog alone (~0.5 CPU-s
+# less start-up without the call manager, sessions, metrics and agent desk).
 if TYPE_CHECKING:
+    from ivr.call.manager import CallManager, CallParts, CallSlot
+    from ivr.call.options import SessionOptions
+    from ivr.call.parts import DialogLike, ListenerLike
+    from ivr.call.ports import CallInfo, CallPort
+    from ivr.call.session import CallSession
+    from ivr.call.transfer import TransferHook
     from ivr.call.warm_transfer import WarmTransfer
+    from ivr.config import Settings
+    from ivr.services.shop.api import ShopService
     from ivr.telephony.sip import SipGateway
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ def build_parts(settings: Settings) -> CallParts:
     the configured TTS. Blocking: call before the event loop serves calls (or in a thread)."""
     from ivr.asr.engine import AsrEngine
     from ivr.asr.models import find_model
+    from ivr.call.manager import CallParts
+    from ivr.call.parts import LISTENER_RATE
     from ivr.services.migrate import ensure_schema
     from ivr.services.records import RecordStore
     from ivr.services.shop import open_shop
@@ -84,6 +87,8 @@ def warm_transfer_for(settings: Settings, parts: CallParts) -> WarmTransfer:
 def call_manager(settings: Settings, *, transfer_hook: TransferHook | None = None,
                  options: SessionOptions | None = None) -> CallManager:
     """The service's calls (WebRTC and SIP): :func:`build_parts` with warm transfer to agents. Blocking."""
+    from ivr.call.manager import CallManager
+
     parts = build_parts(settings)
     hook = transfer_hook if transfer_hook is not None else warm_transfer_for(settings, parts)
     return CallManager(settings, parts, transfer_hook=hook, options=options)
@@ -113,6 +118,8 @@ def replay_session(port: CallPort, *, settings: Settings, shop_url: str, listene
                    executor: Executor | None, clock: Callable[[], float]) -> CallSession:
     """A real call session for fixture replay: the dialogue over this call's own copy of the demo shop, the
     configured TTS, ``listener`` (real ASR or reference text), no recording, no store (the replay reports)."""
+    from ivr.call.options import SessionOptions
+    from ivr.call.session import CallSession
     from ivr.services.shop.store import SqlShop
     from ivr.tts import get_tts
 
