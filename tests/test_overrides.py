@@ -16,6 +16,7 @@ from ivr.bench.ports import reserve_port
 from tests.conftest import ROOT, wait_healthy
 
 FIXTURE = ROOT / "audio_fixtures" / "calls" / "product_question.yaml"
+SPEED = 2.5  # as tests/test_replay_run.py's CI_SPEED
 GREETING = "您好，欢迎致电张记百货，我是小张。请问有什么可以帮您？"
 WARRANTY = "张记百货的家电保修两年，坏了直接寄回来。"
 
@@ -44,9 +45,11 @@ def _fixture(tmp_path: Path) -> Path:
 
 
 def _replay(fixture: Path, data: Path, out: Path) -> tuple[int, dict]:
+    """`ivr replay` with IVR_DATA_DIR=data (its custom/ folder applies), at the CI speed: these calls are about
+    the words, not the timing (the turn-taking is the same on the scaled clock)."""
     env = {**os.environ, "IVR_DATA_DIR": str(data)}
-    r = subprocess.run([sys.executable, "-m", "ivr", "replay", str(fixture), "--output", str(out), "--no-progress"],
-                       capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "ivr", "replay", str(fixture), "--output", str(out), "--no-progress",
+                        "--speed", str(SPEED)], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode in (0, 1), r.stderr
     return r.returncode, json.loads(out.read_text(encoding="utf-8"))
 
