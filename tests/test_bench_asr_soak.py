@@ -16,6 +16,9 @@ def test_soak_writes_rss_per_call_to_its_own_section(tmp_path, monkeypatch, tmp_
     doc.write_text("# Benchmarks\n\n<!-- bench:calls-asr -->\n## calls\nkept\n<!-- /bench:calls-asr -->\n")
     monkeypatch.setenv("IVR_BENCH_DOC", str(doc))
     monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path_factory.mktemp("soak-data")))
+    # The level warms one recogniser per caller and keeps a spare per open call (asr_spares_per_call); no pool on
+    # top (the default 2 warmed two more, ~4 CPU-s, that two callers never need).
+    monkeypatch.setenv("IVR_ASR_POOL_SIZE", "0")
     assert main(["bench", "calls", "--asr", "real", "--levels", "2", "--soak", "8"]) == 0
     text = doc.read_text()
     assert "## calls\nkept" in text  # the other section untouched

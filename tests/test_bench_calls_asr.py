@@ -15,6 +15,9 @@ def test_bench_calls_real_asr_writes_its_section(tmp_path, monkeypatch, capsys, 
     doc.write_text("# Benchmarks\n\n<!-- bench:asr -->\n## ASR\nkept\n<!-- /bench:asr -->\n")
     monkeypatch.setenv("IVR_BENCH_DOC", str(doc))
     monkeypatch.setenv("IVR_DATA_DIR", str(tmp_path_factory.mktemp("bench-data")))
+    # The level warms one recogniser for its caller; no pool on top (the default 2, and a spare per open call beyond
+    # it, warmed two more, ~4 CPU-s, that one caller taking turns with the bot never uses).
+    monkeypatch.setenv("IVR_ASR_POOL_SIZE", "0")
     assert main(["bench", "calls", "--asr", "real", "--levels", "1", "--seconds", "6"]) == 0
     text = doc.read_text()
     assert "<!-- bench:calls-asr -->" in text and "## ASR\nkept" in text
