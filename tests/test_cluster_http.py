@@ -28,11 +28,16 @@ PASSWORD = "Cluster-pass-2026"
 def cluster(tmp_path_factory):
     with LocalCluster(tmp_path_factory.mktemp("cluster"), ping_interval=1, fr_timer_ms=1000,
                       node_env={"IVR_MAX_CALLS": "20", "IVR_SIP_SESSION_EXPIRES": "0"}) as c:
-        for name, role in (("boss", "supervisor"), ("li", "agent")):
-            r = subprocess.run([sys.executable, "-m", "ivr", "agents", "add", "--db", c.db_url, "--role", role, name],
-                               input=PASSWORD + "\n", capture_output=True, text=True, timeout=120)
-            assert r.returncode == 0, r.stderr
         yield c
+
+
+@pytest.fixture(scope="module")
+def accounts(cluster):
+    """boss (supervisor) and li (agent), made with `ivr agents add`, for the tests that log in with them."""
+    for name, role in (("boss", "supervisor"), ("li", "agent")):
+        r = subprocess.run([sys.executable, "-m", "ivr", "agents", "add", "--db", cluster.db_url, "--role", role, name],
+                           input=PASSWORD + "\n", capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
 
 
 def login(url: str, user: str = "boss", password: str = PASSWORD) -> httpx.Response:
@@ -45,6 +50,7 @@ def boss(url: str) -> httpx.Cookies:
     return r.cookies
 
 
+@pytest.mark.usefixtures("accounts")
 def test_accounts_log_in_through_either_node_and_throttles_are_shared(cluster):
     node1, node2 = (n.url for n in cluster.nodes)
     r = login(cluster.http_url)
@@ -61,6 +67,7 @@ def test_accounts_log_in_through_either_node_and_throttles_are_shared(cluster):
     assert login(cluster.http_url, "li").status_code == 429
 
 
+@pytest.mark.usefixtures("accounts")
 async def test_live_calls_of_both_nodes_are_seen_and_actions_reach_their_node(cluster, tmp_path):
     cookies = boss(cluster.http_url)
     urls = {n.name: n.url for n in cluster.nodes}
@@ -238,6 +245,7 @@ async def test_after_redis_was_away_no_live_node_is_taken_for_dead(cluster, tmp_
     assert lost == []
 
 
+@pytest.mark.usefixtures("accounts")
 async def test_the_survivor_ends_the_open_records_of_a_killed_node(cluster, tmp_path):
     cookies = boss(cluster.http_url)
     load = Load(cluster, tmp_path, "dying", calls=2, rate=10, hold_ms=15000)
