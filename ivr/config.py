@@ -95,9 +95,10 @@ class Settings(BaseModel):
     vad_trailing_silence_ms: int = Field(500, ge=100, le=5000, description="Silence that ends an utterance.")
     vad_max_utterance_ms: int = Field(15000, ge=1000, le=120000)
     asr_early_final_ms: int = Field(
-        200, ge=0, le=2000,
+        0, ge=0, le=2000,
         description="Finalise the recogniser this long before the endpoint (speech resuming starts a new segment "
-                    "of the same utterance), so the final text is ready when the endpoint comes; 0: at the endpoint.")
+                    "of the same utterance), so the final text is ready when the endpoint comes; 0 (default): at "
+                    "the endpoint. Off by default: splitting at 300-500 ms pauses cost accuracy (docs/asr.md).")
     barge_in_min_ms: int = Field(300, ge=0, le=5000, description="Caller speech this long interrupts the bot (backchannels are shorter).")
     no_input_timeout_s: float = Field(7.0, gt=0, description="Silence before a reprompt.")
     max_no_input: int = Field(3, ge=1, description="Reprompts on silence before a polite hang-up.")

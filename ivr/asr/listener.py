@@ -7,7 +7,8 @@ Early final: once an utterance has been quiet for ``early_final_ms`` less than i
 is computed while the endpoint is still being waited for, so at the endpoint the text is ready (the caller hears
 the reply that much sooner; measured ~100 ms alone, more under load). Should the caller go on, the held quiet
 frames and the new speech start a new segment of the same utterance; the endpoint's final joins the segments
-(their words keep their call times).
+(their words keep their call times). Off by default (``early_final_ms=0``): the split costs accuracy on callers
+who pause mid-sentence (docs/asr.md).
 """
 
 from __future__ import annotations
