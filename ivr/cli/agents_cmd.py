@@ -82,9 +82,9 @@ def _ask_password(args: argparse.Namespace) -> str:
 
 
 def _add(args: argparse.Namespace) -> int:
+    password = _ask_password(args)  # (refusals here come before the accounts' imports)
     from ivr.services.agents import AccountError
 
-    password = _ask_password(args)
     skills = [s.strip() for s in args.skills.split(",") if s.strip()]
     try:
         acc = _store(args, create=True).add(args.name, role=args.role, password=password, display_name=args.display_name,
