@@ -26,14 +26,12 @@ def _ints(lo: int, hi: int) -> st.SearchStrategy[int]:
     return st.integers(lo, hi)
 
 
-@functools.cache
-def _sampled(options: tuple) -> st.SearchStrategy:
-    return st.sampled_from(options)
-
-
 def _pick(options: Iterable) -> st.SearchStrategy:
     """``st.sampled_from(options)``, built once per distinct list of options."""
-    return _sampled(tuple(options))
+    return _sampled_from(tuple(options))
+
+
+_sampled_from = functools.cache(st.sampled_from)
 
 
 # --- small pieces -------------------------------------------------------------------------------------------
@@ -333,9 +331,7 @@ API = [
     ("POST", "/api/agent/calls/{id}/wrapup", {"disposition": "resolved", "note": "x"}),
     ("GET", "/api/agent/calls/{id}", None),
     ("GET", "/api/stats/calls/{id}", None),
-    ("GET", "/health", None),
-    ("GET", "/metrics", None),
-]
+    ("GET", "/health", None), ("GET", "/metrics", None)]
 _API = st.sampled_from(API)  # (its shapes are dicts: not for _pick's cache)
 STATS = ["/api/stats", "/api/stats/calls", "/api/stats/unrecognised", "/api/stats/export.csv"]
 QUERY_VALUES = st.one_of(st.sampled_from(["7d", "1d", "30d", "all", "today", "", "-1d", "99999d", "sip", "webrtc",
@@ -403,8 +399,7 @@ BROWSER_OFFER = (
     "a=rtpmap:126 telephone-event/8000\r\na=ssrc:1001 cname:fuzz\r\n{cand}"
     "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:{ufrag}\r\n"
     "a=ice-pwd:{pwd}\r\na=fingerprint:sha-256 {fp}\r\na=setup:actpass\r\na=mid:1\r\na=sctp-port:5000\r\n"
-    "a=max-message-size:262144\r\n"
-)
+    "a=max-message-size:262144\r\n")
 FINGERPRINT = ":".join(["AB"] * 32)
 
 
