@@ -151,6 +151,7 @@ def test_scaled_loop_runs_timers_faster():
 
 @pytest.mark.slow
 @pytest.mark.shared
+@pytest.mark.live  # real time with real Vosk: at nice 19 on a loaded machine the first final came after its turn
 def test_real_asr_path_with_korean_recordings(tmp_path, monkeypatch):
     """Real Vosk (Korean model from PyPI) on real Korean speech played into a call: the bot's record shows
     ASR-mode turns whose text matches the recordings (the zh-CN dialogue does not understand Korean, so only
