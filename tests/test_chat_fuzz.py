@@ -35,9 +35,12 @@ NASTY = [
     {"text": float("inf")}, {"key": "1", "label": "退货"}, {"key": "#", "label": 5}, {"key": "", "label": "x"},
     {"key": "12", "label": "x" * 50}, {"key": 1}, {"message_id": "m", "conversation_id": "c", "text": "怎么退货"},
     {"message_id": "x" * 140, "conversation_id": "", "text": 5}, {}, [], None, "怎么退货", 1e308, [[[[[]]]]],
+    {"text": "\ud800"}, {"text": "退货\udc00"}, {"key": "1", "label": "\udfff"},  # lone surrogates (JSON escapes)
+    {"message_id": "m", "conversation_id": "c", "text": "\ud800"},
 ]
 RAW = [b"", b"{", b"null", b"\xff\xfe", b'{"text": "\xe9"}', b'{"message_id": "m", "conversation_id": "c"}',
-       b'{"message_id": "m", "conversation_id": "c", "text": "\u9000\u8d27"}', b"[" * 64]
+       b'{"message_id": "m", "conversation_id": "c", "text": "\u9000\u8d27"}', b"[" * 64,
+       b'{"message_id": "m2", "conversation_id": "c", "text": "\\ud800"}']
 
 
 def _nasty(**more: list):
@@ -82,3 +85,11 @@ def test_signed_webhook_bodies_never_5xx(client, body, raw) -> None:
             "Content-Type": "application/json", "X-Ivr-Timestamp": ts, "X-Ivr-Signature": signature(SECRET, ts, data)})
         assert r.status_code in (200, 400, 409), (r.status_code, r.text)
         assert r.status_code != 200 or r.json()["messages"]
+
+
+@pytest.mark.parametrize("user, password", [("boss", "\ud800"), ("\udfff", "x"), ("boss", "ok\udc00")])
+def test_login_with_lone_surrogates_is_refused_not_a_crash(client, user, password) -> None:
+    """JSON may escape a lone surrogate (\\ud800); Python decodes it to text no hash or store accepts: 400."""
+    r = client.post("/api/login", content=json.dumps({"username": user, "password": password}),
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "error" in r.json(), (r.status_code, r.text)

@@ -89,9 +89,18 @@ def verify(secret: str, headers: Any, body: bytes, *, max_skew_s: float, now: fl
                              f"时间戳超出允许范围（相差 {int(skew)} 秒，最多 {int(max_skew_s)} 秒）")
 
 
+def is_text(v: str) -> bool:
+    """Encodable text: JSON's ``"\\ud800"`` escapes decode to lone surrogates, which no store or hash accepts."""
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _str(payload: dict[str, Any], name: str, limit: int, required: bool = True) -> str:
     v = payload.get(name, "")
-    if not isinstance(v, str) or (required and not v.strip()) or len(v) > limit:
+    if not isinstance(v, str) or (required and not v.strip()) or len(v) > limit or not is_text(v):
         raise ValueError(f"{name!r} must be a {'non-empty ' if required else ''}string of at most {limit} characters")
     return v.strip()
 

@@ -33,6 +33,7 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from ivr.channels.webhook import is_text
 from ivr.config import Settings
 from ivr.services.agents import Account, AccountStore
 from ivr.web.security import client_ip, is_https
@@ -261,8 +262,9 @@ async def login_api(request: Request) -> JSONResponse:
         body = await request.json()
     except (ValueError, RecursionError):  # RecursionError: JSON nested too deep
         body = None
-    if not isinstance(body, dict) or not isinstance(body.get("username"), str) or not isinstance(body.get("password"), str):
-        return JSONResponse({"error": 'body must be {"username": "...", "password": "..."}'}, status_code=400)
+    if not isinstance(body, dict) or not isinstance(body.get("username"), str) or not isinstance(body.get("password"), str) \
+            or not is_text(body["username"] + body["password"]):
+        return JSONResponse({"error": 'body must be {"username": "...", "password": "..."} (text)'}, status_code=400)
     try:
         acc = await _login(request, body["username"].strip(), body["password"])
     except LoginRefused as e:

@@ -25,6 +25,7 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ivr.channels.session import ChatClosed, ChatHub, ChatSession
+from ivr.channels.webhook import is_text
 from ivr.web.agent_chat import router as agent_chat_router
 from ivr.web.security import same_origin
 
@@ -104,10 +105,14 @@ def parse_message(body: Any) -> tuple[dict[str, str] | None, str]:
     if key is not None:
         if not isinstance(key, str) or len(key) != 1 or key not in "0123456789*#":
             return None, "key must be one of 0-9, * or #"
-        label = body.get("label") or ""
-        return {"key": key, "label": str(label)[:40]}, ""
+        label = str(body.get("label") or "")[:40]
+        if not is_text(label):
+            return None, "label must be text (no lone surrogates)"
+        return {"key": key, "label": label}, ""
     if not isinstance(text, str) or not text.strip():
         return None, "text must be a non-empty string"
+    if not is_text(text):
+        return None, "text must be text (no lone surrogates)"
     if len(text) > MAX_TEXT:
         return None, f"text longer than {MAX_TEXT} characters"
     return {"text": text.strip()}, ""
