@@ -20,7 +20,8 @@ from ivr.services.agents import AccountStore
 from ivr.services.migrate import ensure_schema
 from ivr.web.callaccess import record_headers
 
-pytestmark = [pytest.mark.timeout(300), pytest.mark.slow, pytest.mark.live]  # what each browser hears, measured
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow, pytest.mark.realtime]  # what each browser hears, measured;
+# alone: beside the parallel part the call ended under load once (the desk left "busy" mid-test: #mute hidden)
 CALLER_HZ, AGENT_HZ = 900.0, 1700.0
 DESK = "JSON.stringify(window.ivrDesk)"
 PHONE = "JSON.stringify(window.ivrPhone)"
