@@ -5,6 +5,7 @@ one stream arrive at another as the same keys (repeated keys included)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 
 import numpy as np
@@ -20,9 +21,9 @@ def _code(i: int) -> int:
     return 0x80 + 2 * i  # a distinct mu-law code per frame: each decoded frame says which packet it came from
 
 
-async def _play(order: list[int]) -> tuple[list[object], dict]:
-    """Send packets ``order`` (sequence/timestamp of frame i) at 20 ms; returns what the stream delivered, one
-    entry per 20 ms: the frame index, or "plc" for concealment."""
+@contextlib.asynccontextmanager
+async def _line():
+    """A stream on loopback and a peer socket: (the stream, the PCM it delivered, ``send(i)``: packet i, then 20 ms)."""
     peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     peer.bind(("127.0.0.1", 0))
     peer.setblocking(False)
@@ -30,17 +31,28 @@ async def _play(order: list[int]) -> tuple[list[object], dict]:
     got: list[bytes] = []
     stream.on_pcm = got.append
     loop = asyncio.get_running_loop()
+
+    async def send(i: int) -> None:
+        pkt = RtpPacket(payload_type=0, marker=0, sequence_number=1000 + i, timestamp=FRAME_SAMPLES * i,
+                        ssrc=0x1234, payload=bytes([_code(i)]) * FRAME_SAMPLES)
+        await loop.sock_sendto(peer, pkt.serialize(), ("127.0.0.1", stream.local_port))
+        await asyncio.sleep(0.02)
+
     try:
-        for i in order:
-            pkt = RtpPacket(payload_type=0, marker=0, sequence_number=1000 + i, timestamp=FRAME_SAMPLES * i,
-                            ssrc=0x1234, payload=bytes([_code(i)]) * FRAME_SAMPLES)
-            await loop.sock_sendto(peer, pkt.serialize(), ("127.0.0.1", stream.local_port))
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(0.3)
-        stats = stream.stats
+        yield stream, got, send
     finally:
         await stream.close()
         peer.close()
+
+
+async def _play(order: list[int]) -> tuple[list[object], dict]:
+    """Send packets ``order`` (sequence/timestamp of frame i) at 20 ms; returns what the stream delivered, one
+    entry per 20 ms: the frame index, or "plc" for concealment."""
+    async with _line() as (stream, got, send):
+        for i in order:
+            await send(i)
+        await asyncio.sleep(0.3)
+        stats = stream.stats
     value = {int(g711.decode("PCMU", bytes([_code(i)])).to_numpy()[0]): i for i in range(N)}
     frames: list[object] = []
     for pcm in got:
@@ -96,23 +108,12 @@ async def test_an_ordered_line_waits_one_frame_and_reordering_widens_the_window(
     """Packets in order are delivered one frame after they arrive (20 ms of delay, not the 60 ms of a fixed
     3-frame window); once a packet comes two places late the window is 3 frames, and later reorders of that
     depth lose nothing."""
-    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    peer.bind(("127.0.0.1", 0))
-    peer.setblocking(False)
-    stream = await RtpStream.open("127.0.0.1", peer.getsockname(), "PCMU")
-    got: list[bytes] = []
-    stream.on_pcm = got.append
-    loop = asyncio.get_running_loop()
+    async with _line() as (stream, got, send):
+        async def delivered_after(i: int) -> int:
+            await send(i)
+            return sum(len(p) // 2 // FRAME_SAMPLES for p in got)
 
-    async def send(i: int) -> int:
-        pkt = RtpPacket(payload_type=0, marker=0, sequence_number=1000 + i, timestamp=FRAME_SAMPLES * i,
-                        ssrc=0x1234, payload=bytes([_code(i)]) * FRAME_SAMPLES)
-        await loop.sock_sendto(peer, pkt.serialize(), ("127.0.0.1", stream.local_port))
-        await asyncio.sleep(0.02)
-        return sum(len(p) // 2 // FRAME_SAMPLES for p in got)
-
-    try:
-        held = [i + 1 - await send(i) for i in range(10)]  # frames arrived but not yet delivered
+        held = [i + 1 - await delivered_after(i) for i in range(10)]  # frames arrived but not yet delivered
         assert stream.jitter_frames == 1 and max(held[2:]) <= 1, held
         for i in (12, 11, 10):  # 10 comes two places late
             await send(i)
@@ -121,7 +122,4 @@ async def test_an_ordered_line_waits_one_frame_and_reordering_widens_the_window(
             await send(i)
         await asyncio.sleep(0.2)
         stats = stream.stats
-    finally:
-        await stream.close()
-        peer.close()
     assert stats["packets_lost"] <= 1, stats  # at most the first late packet, before the window grew
