@@ -97,3 +97,16 @@ def test_single_migration_head():
 def test_caller_key_is_stable_and_not_the_number():
     k = caller_key("+86 138-1234-5678")
     assert k == caller_key("8613812345678") and "5678" not in k and caller_key("") == ""
+
+
+def test_identifiers_are_kept_whole_but_a_mobile_under_an_id_key_is_masked():
+    """A random RMA such as 860451709776 reads like +86 0451 landline to the free-text masker: identifiers are
+    kept whole; a mobile number said where an id was asked is still masked; free text keeps its masking."""
+    from ivr.services.records.masking import mask_slots
+
+    out = mask_slots({"rma_id": "860451709776", "order_id": "100000000002", "ticket_id": "T-2026-0001",
+                      "call_id": "13800138000", "note": "回电 860451709776"})
+    assert out["rma_id"] == "860451709776" and out["order_id"] == "100000000002"
+    assert out["ticket_id"] == "T-2026-0001"
+    assert out["call_id"] != "13800138000"  # a mobile number under an id key: masked
+    assert "860451709776" not in out["note"]

@@ -12,6 +12,8 @@ from ivr.privacy import mask_address, mask_name, mask_phone, mask_text
 _PHONE_KEYS = re.compile(r"phone|mobile|tel|caller", re.I)
 _NAME_KEYS = re.compile(r"name|contact|receiver|recipient", re.I)
 _ADDRESS_KEYS = re.compile(r"address|addr", re.I)
+_IDENTIFIER = re.compile(r"[0-9A-Za-z_-]{1,40}")
+_MOBILE = re.compile(r"(?:\+?86)?1[3-9]\d{9}")
 
 
 def mask_value(key: str, value: Any) -> Any:
@@ -24,6 +26,9 @@ def mask_value(key: str, value: Any) -> Any:
         return value
     if _PHONE_KEYS.search(key):
         return mask_phone(value)
+    if key.lower().endswith("_id") and _IDENTIFIER.fullmatch(value) and not _MOBILE.fullmatch(value):
+        return value  # a shop or call identifier (order, RMA, ticket) is kept whole: a random RMA 86 0451 709776
+        #               read as a +86 landline; a mobile number said where an id was asked is still masked
     if _ADDRESS_KEYS.search(key):
         return mask_address(value)
     if _NAME_KEYS.search(key) and not key.lower().endswith(("_id", "intent")):
