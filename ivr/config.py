@@ -99,6 +99,11 @@ class Settings(BaseModel):
         description="Finalise the recogniser this long before the endpoint (speech resuming starts a new segment "
                     "of the same utterance), so the final text is ready when the endpoint comes; 0 (default): at "
                     "the endpoint. Off by default: splitting at 300-500 ms pauses cost accuracy (docs/asr.md).")
+    asr_tail_ms: int = Field(
+        300, ge=0, le=5000,
+        description="Of a quiet stretch inside an utterance, the recogniser decodes this much; later quiet audio is "
+                    "held and fed only if the caller goes on (same audio, same order), so at the endpoint only the "
+                    "final is left to compute. 0: the recogniser gets all of it.")
     barge_in_min_ms: int = Field(300, ge=0, le=5000, description="Caller speech this long interrupts the bot (backchannels are shorter).")
     no_input_timeout_s: float = Field(7.0, gt=0, description="Silence before a reprompt.")
     max_no_input: int = Field(3, ge=1, description="Reprompts on silence before a polite hang-up.")

@@ -53,6 +53,7 @@ class AsrStream:
         self._waiting_for_recognizer = False
         self._closed = False
         self.jobs = 0  # batches and finals sent to the decode threads (a frame is never a job of its own)
+        self.audio_s = 0.0  # seconds of call audio fed, all utterances
         self._new_utterance()
 
     def _new_utterance(self) -> None:
@@ -67,6 +68,7 @@ class AsrStream:
         self._last_partial = ""  # the text last returned as a partial Transcript
         self._since_partial = 0
         self._dirty = False
+        self._drain = False  # send what is pending now, whole blocks even short of a batch (see flush)
 
     # --- the pump (runs on the event loop) ---------------------------------------------------------------
     def _ready_recognizer(self) -> Recognizer | None:
@@ -83,7 +85,8 @@ class AsrStream:
 
     def _kick(self) -> None:
         """Send a whole batch to the decode threads if none of ours is in flight."""
-        if self._job is not None or self._r is None or len(self._pending) < self._batch:
+        least = self._block if self._drain else self._batch
+        if self._job is not None or self._r is None or len(self._pending) < least:
             return
         try:
             r = self._ready_recognizer()
@@ -188,7 +191,9 @@ class AsrStream:
             if isinstance(self._r, Recognizer):
                 self._r.uses += 1
         self._pending += frame.pcm if self._resampler is None else self._resampler.process(frame).pcm
+        self.audio_s += frame.duration
         self._dirty = True
+        self._drain = False
         self._kick()
         while self.backlog_s > self._max_backlog_s and self._r is not None:  # back-pressure
             if self._job is None:
@@ -201,6 +206,12 @@ class AsrStream:
             return None
         self._last_partial = text
         return Transcript(text=text, final=False, at=time.monotonic())
+
+    def flush(self) -> None:
+        """Send the audio queued so far to the recogniser now instead of at the next whole batch (the caller has
+        gone quiet: by the endpoint only the final is left to compute). Feeding more audio ends it."""
+        self._drain = True
+        self._kick()
 
     async def finish(self) -> Transcript:
         """Final result at our endpoint (Vosk's FinalResult); the stream is ready for the next utterance."""

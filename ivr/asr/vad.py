@@ -75,6 +75,7 @@ class VadOptions:
     frame_ms: int = 20  # webrtcvad frame: 10, 20 or 30
     max_gap_ms: int = 120  # an unvoiced gap longer than this discards a not-yet-started candidate
     early_final_ms: int = 0  # the recogniser's final starts this long before the endpoint (ivr.asr.listener); 0: off
+    asr_tail_ms: int = 300  # quiet decoded after the speech; more is held, fed only if speech resumes; 0: all fed
 
     def __post_init__(self) -> None:
         if self.aggressiveness not in (0, 1, 2, 3):
@@ -83,6 +84,8 @@ class VadOptions:
             raise ValueError(f"VAD frame must be 10, 20 or 30 ms, got {self.frame_ms}")
         if self.early_final_ms < 0:
             raise ValueError("early_final_ms must be 0 or more")
+        if self.asr_tail_ms < 0:
+            raise ValueError("asr_tail_ms must be 0 or more")
         for name in ("min_speech_ms", "trailing_silence_ms", "max_utterance_ms"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
@@ -97,6 +100,7 @@ class VadOptions:
             max_utterance_ms=s.vad_max_utterance_ms,
             barge_in_min_ms=s.barge_in_min_ms,
             early_final_ms=s.asr_early_final_ms,
+            asr_tail_ms=s.asr_tail_ms,
         )
 
 

@@ -48,6 +48,7 @@ class CallResult:
     late_max_ms: float = 0.0
     record_ids: list[str] = field(default_factory=list)
     trace_ms: list[float] = field(default_factory=list)  # the server's own latency_ms of the spoken turns
+    stages_ms: list[dict[str, float]] = field(default_factory=list)  # the trace's stages of those turns
     errors: list[str] = field(default_factory=list)
 
 
@@ -63,6 +64,15 @@ def stalls(rx: list[tuple[float, bool]], gap_s: float = STALL_GAP_S, quiet_s: fl
         if l1:
             last_loud = t1
     return n
+
+
+def stage_medians(turns: list[dict[str, float]]) -> dict[str, float]:
+    """Median milliseconds of each trace stage over ``turns`` (``record_stages_ms`` dicts), in stage order."""
+    from statistics import median
+
+    from ivr.call.trace import STAGES
+
+    return {k: round(median(v), 1) for k in STAGES if (v := [t[k] for t in turns if k in t])}
 
 
 def first_loud_after(rx: list[tuple[float, bool]], t: float, start: int = 0) -> float | None:
@@ -155,6 +165,7 @@ def load_clips(noise_dbfs: float | None) -> tuple[list[Clip], list[bytes], str]:
 
 def _read_records(db_url: str, results: list[CallResult]) -> None:
     """No-input reprompts and the server's own turn latency, from the records the server stored."""
+    from ivr.call.trace import record_stages_ms
     from ivr.services.records.store import RecordStore
 
     store = RecordStore(db_url)
@@ -164,7 +175,9 @@ def _read_records(db_url: str, results: list[CallResult]) -> None:
             if rec is None:
                 continue
             r.no_input += sum(1 for t in rec.turns if t.kind == "no_input")
-            r.trace_ms += [t.latency_ms for t in rec.turns if t.kind == "speech" and t.latency_ms is not None]
+            spoken = [t for t in rec.turns if t.kind == "speech" and t.latency_ms is not None]
+            r.trace_ms += [t.latency_ms for t in spoken]  # type: ignore[misc]
+            r.stages_ms += [record_stages_ms(t.timing) for t in spoken if t.timing]
 
 
 async def _settle(db_url: str, results: list[CallResult], timeout_s: float = 15.0) -> None:
@@ -231,6 +244,7 @@ async def bench_wire(levels: list[int], seconds: float, talk_ratio: float, noise
             ok = p is not None and p["p95"] <= endpoint_ms + 400 and lost == 0
             trace = [x for r in results for x in r.trace_ms]
             details["trace_p50"][n] = round(percentiles(trace)["p50"]) if trace else None
+            details.setdefault("stages_p50", {})[n] = stage_medians([s for r in results for s in r.stages_ms])
             details["late_max_ms"][n] = round(max(r.late_max_ms for r in results))
             details["gen_cpu"][n] = round(100 * gen_cpu)
             details["load"][n] = round(os.getloadavg()[0], 1)  # the machine's, at the end of the level
@@ -241,7 +255,8 @@ async def bench_wire(levels: list[int], seconds: float, talk_ratio: float, noise
                          lost, no_input, stall, f"{100 * cpu:.0f} %", round(max(0.0, peak[0] - rss0) / n, 1),
                          "yes" if ok else "no"])
             print(rows[-1], f"server trace p50 {details['trace_p50'][n]} ms, generator late max "
-                  f"{details['late_max_ms'][n]} ms, generator CPU {details['gen_cpu'][n]} %", flush=True)
+                  f"{details['late_max_ms'][n]} ms, generator CPU {details['gen_cpu'][n]} %, stage p50 ms "
+                  f"{details['stages_p50'][n]}", flush=True)
     finally:
         await asyncio.to_thread(server.stop)
         if tmp is not None:

@@ -110,7 +110,8 @@ def run_wire(args: argparse.Namespace, levels: list[int]) -> int:
         f"{n} calls: callers spoke {details['talk'][n]} % of the time, server trace p50 (all spoken turns) "
         f"{details['trace_p50'][n]} ms, load generator CPU "
         f"{details['gen_cpu'][n]} % and worst pacing lateness {details['late_max_ms'][n]} ms, machine load "
-        f"average {details['load'][n]}"
+        f"average {details['load'][n]}, trace stages p50 ms "
+        + ", ".join(f"{k} {v:g}" for k, v in details["stages_p50"][n].items())
         + (f", errors: {', '.join(details['errors'][n])}" if details["errors"][n] else "")
         for n in details["trace_p50"])
     print(f"{table}\n\n{summary}\n\n{health}")
