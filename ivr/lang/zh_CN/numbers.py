@@ -7,8 +7,6 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import cn2an
-
 # Phone style: 1 is read 幺 so it is not confused with 7 on a noisy line.
 SAY_DIGIT = dict(zip("0123456789", "零幺二三四五六七八九", strict=True))
 # Spoken digit characters -> Arabic digit (洞 = 0, 拐 = 7, 勾 = 9 are radio/phone habits).
@@ -40,6 +38,8 @@ def say_digits(digits: str) -> str:
 
 def say_number(n: int) -> str:
     """1024 -> '一千零二十四'; negative numbers start with 负."""
+    import cn2an  # on first use: its import compiles ~0.3 CPU-s of patterns, not needed to start the service
+
     return cn2an.an2cn(int(n))
 
 
@@ -83,6 +83,8 @@ def parse_number(text: str) -> int | None:
         return int(t)
     if not re.fullmatch(f"[{_CN_NUM_CLASS}]+", t):
         return None
+    import cn2an
+
     try:
         v = cn2an.cn2an(t, "smart")
     except (ValueError, KeyError, IndexError):

@@ -14,8 +14,6 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import cn2an
-
 from ivr.lang.zh_CN.numbers import say_number
 
 _NUMERAL_CHARS = "零〇一二两三四五六七八九十百千万亿"
@@ -30,6 +28,8 @@ def cardinal(word: str) -> int | None:
     """A well-formed spoken cardinal ('二千五百九十九', '两万', '十二') -> int; None for anything else."""
     if not word or not re.fullmatch(_NUM, word):
         return None
+    import cn2an  # on first use (see numbers.say_number)
+
     try:
         value = cn2an.cn2an(word, "normal")
     except (ValueError, KeyError, IndexError):
