@@ -123,3 +123,24 @@ async def test_an_ordered_line_waits_one_frame_and_reordering_widens_the_window(
         await asyncio.sleep(0.2)
         stats = stream.stats
     assert stats["packets_lost"] <= 1, stats  # at most the first late packet, before the window grew
+
+
+async def test_a_reply_does_not_wait_behind_idle_silence_queued_for_the_line():
+    """The call's idle frames (digital silence) queued for the RTP clock are dropped when a reply's first frame
+    (the one whose send is reported) arrives: the peer's next packet is the reply's, not 40 ms of silence. Queued
+    speech is never dropped."""
+    async with _line() as (stream, _got, _send):
+        frame = FRAME_SAMPLES * 2
+        reply, speech, aired = b"\x10\x01" * FRAME_SAMPLES, b"\x20\x02" * FRAME_SAMPLES, []
+        await stream.send_pcm(bytes(frame))
+        await stream.send_pcm(bytes(frame))
+        await stream.send_pcm(reply, on_sent=aired.append)
+        assert stream.queued_ms == 20.0  # the two silent frames ahead of it went
+        for _ in range(50):
+            if aired:
+                break
+            await asyncio.sleep(0.01)
+        assert aired, "the reply's first packet was never sent"
+        await stream.send_pcm(speech)
+        await stream.send_pcm(reply, on_sent=aired.append)
+        assert stream.queued_ms == 40.0  # behind queued speech it waits its turn

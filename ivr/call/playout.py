@@ -3,7 +3,9 @@
 One clock per call: frame *k* is due at ``t0 + k * 20 ms`` (monotonic), so scheduling jitter never
 accumulates into drift. After a stall longer than ``resync_s`` (a blocked loop, a slow transport) the
 schedule is re-anchored instead of bursting the backlog. The stream is continuous, like a phone line: the
-recorder and the transports see one frame every 20 ms whether the bot talks or not.
+recorder and the transports see one frame every 20 ms whether the bot talks or not. A reply queued while the
+line is idle does not wait for the next tick: its first frame goes at once and the clock re-anchors on it (up to
+20 ms sooner to the caller; the frames stay 20 ms apart from there).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class Playout:
         self._idle.set()
         self._segment_frames: dict[tuple[int, int], int] = {}  # (reply, segment) -> frames queued so far
         self._last_tag: Tag | None = None
+        self._tick: asyncio.Future[bool] | None = None  # the clock's wait for the next tick (True: woken early)
         self.frames_sent = 0
         self.stalls = 0
         self.closed = False
@@ -86,6 +89,8 @@ class Playout:
         self._pending = data[n_whole * self.frame_bytes :]
         self._pending_tag = Tag(reply_id, segment, start + n_whole) if self._pending else None
         if self._queue:
+            if self._idle.is_set() and self._tick is not None and not self._tick.done():
+                self._tick.set_result(True)  # a reply on an idle line: its first frame now
             self._idle.clear()
         return n_whole
 
@@ -127,6 +132,17 @@ class Playout:
         await self._idle.wait()
 
     # --- the clock --------------------------------------------------------------------------------------
+    async def _sleep(self, delay: float) -> bool:
+        """Wait ``delay`` seconds, or less when :meth:`enqueue` wakes the clock; True if woken."""
+        loop = asyncio.get_running_loop()
+        tick = self._tick = loop.create_future()
+        timer = loop.call_later(delay, lambda: tick.done() or tick.set_result(False))
+        try:
+            return await tick
+        finally:
+            timer.cancel()
+            self._tick = None
+
     async def run(self) -> None:
         """Send one frame per tick until cancelled."""
         period = self.frame_ms / 1000
@@ -137,7 +153,8 @@ class Playout:
             due = t0 + k * period
             delay = due - self._clock()
             if delay > 0:
-                await asyncio.sleep(delay)
+                if await self._sleep(delay):
+                    t0 = self._clock() - k * period  # woken for a reply: this tick is now
             elif -delay > self._resync_s:
                 self.stalls += 1
                 t0, k = self._clock(), 0

@@ -185,7 +185,9 @@ class RtpStream:
 
         Digital silence arriving while two frames or more are queued is dropped: the 20 ms clock makes its own
         silence when the queue runs dry, and a paced producer (the call's playout, idle frames included) drifting
-        against that clock would otherwise pile up to ``max_queued_ms`` of silence in front of the next reply."""
+        against that clock would otherwise pile up to ``max_queued_ms`` of silence in front of the next reply.
+        Audio with ``on_sent`` (a reply's first frame) drops digital silence still queued ahead of it: the caller
+        hears the reply up to two frames sooner."""
         if self._closed:
             return
         if len(self._out) >= 2 * FRAME_BYTES and not pcm.strip(b"\0"):
@@ -193,6 +195,9 @@ class RtpStream:
         while self.queued_ms > self.config.max_queued_ms and not self._closed:
             self._room.clear()
             await self._room.wait()
+        if on_sent is not None and self._out and not self._out.strip(b"\0"):
+            self._out_start += len(self._out)  # a reply starts: the idle silence queued ahead of it goes
+            self._out.clear()
         if on_sent is not None and not self._closed:
             self._marks.append((self._out_start + len(self._out), on_sent))
         self._out += pcm

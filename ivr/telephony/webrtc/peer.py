@@ -112,7 +112,12 @@ class BotAudioTrack(MediaStreamTrack):
         self.underruns = 0
 
     def push(self, frame: AudioFrame) -> None:
-        """Queue a session frame (drops the oldest if the consumer is gone/slow, never blocks the session)."""
+        """Queue a session frame (drops the oldest if the consumer is gone/slow, never blocks the session). A
+        reply's first frame (``meta["on_air"]``) drops the idle silence queued ahead of it: heard up to 100 ms
+        sooner."""
+        if frame.meta.get("on_air") is not None and not any(f.pcm.strip(b"\0") for f in self._queue._queue):  # type: ignore[attr-defined]
+            while not self._queue.empty():
+                self._queue.get_nowait()
         if self._queue.full():
             with contextlib.suppress(asyncio.QueueEmpty):
                 self._queue.get_nowait()
