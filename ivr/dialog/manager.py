@@ -34,7 +34,7 @@ from ivr.dialog.reply import ReplyBuilder, ReplyDraft
 from ivr.dialog.sentiment import Sentiment, may_apologise, update_mood
 from ivr.dialog.shopdb import side_tables_db
 from ivr.dialog.states import STATES
-from ivr.dialog.types import BotReply, NluResult, TransferRequest
+from ivr.dialog.types import BotReply, NluResult, Segment, TransferRequest
 from ivr.lang import get_pack
 from ivr.services.shop.api import OmsError, OmsUnavailable, OrderSnapshot, ShopService
 
@@ -110,6 +110,8 @@ class DialogManager(ReplyBuilder):
         self.out = ReplyDraft(intent="greeting")
         if self.ctx.asr_available:
             self.ask("main_menu", "greeting")
+            # Asked again (not understood, or "say that again"), the question is its short form, not the welcome.
+            self.ctx.question = [Segment(self.text("menu.ask"), "menu.ask")]
         else:
             self.say("greeting.dtmf")
             self.ask("main_menu", "menu.dtmf", expect="digits")
