@@ -39,8 +39,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingRes
 from ivr.services.agents import Account
 from ivr.services.agents.desk import AgentDesk, DeskError
 from ivr.services.agents.wrapup import DISPOSITIONS, save_wrapup
-from ivr.telephony.webrtc import OfferError, WebRtcPort, ice_hosts_for
 from ivr.web.auth import DESK, session_valid
+from ivr.web.rtc import webrtc
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -185,13 +185,14 @@ async def accept(offer_id: str, request: Request, acc: Account = DESK) -> Respon
     if via == "sip":
         return await _accept_on_desk_phone(request, desk, acc, offer_id, call_id)
     settings = request.app.state.settings
+    rtc = await webrtc()
     try:
-        leg, answer = await WebRtcPort.from_offer(
+        leg, answer = await rtc.WebRtcPort.from_offer(
             body["sdp"], body["type"], call_id=f"{call_id}-agent", language=settings.language,
-            ice_hosts=ice_hosts_for(settings.host, settings.public_ip), extra={"agent_id": acc.agent_id},
+            ice_hosts=rtc.ice_hosts_for(settings.host, settings.public_ip), extra={"agent_id": acc.agent_id},
             settings=settings,
         )
-    except OfferError as e:
+    except rtc.OfferError as e:
         return _error(e.status, str(e))
     try:
         desk.accept(acc.agent_id, offer_id, leg)

@@ -23,10 +23,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ivr.call.manager import CallRefused
 from ivr.services.records.store import masked
-from ivr.telephony.webrtc import OfferError, WebRtcPort, ice_hosts_for
-from ivr.telephony.webrtc.ice import ice_config
 from ivr.web.auth import app_secret, current_account
 from ivr.web.callaccess import TOKEN_HEADER, CallTokens, public_record, record_token_ok
+from ivr.web.rtc import webrtc
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -66,6 +65,8 @@ def phone_page(request: Request) -> HTMLResponse:
 @router.get("/api/webrtc/config")
 def webrtc_config(request: Request) -> JSONResponse:
     """The pages' RTCConfiguration: STUN/TURN servers (TURN REST credentials made per request) and policy."""
+    from ivr.telephony.webrtc.ice import ice_config  # aioice: loaded on first use (ivr.web.rtc)
+
     return JSONResponse(ice_config(request.app.state.settings), headers={"Cache-Control": "no-store"})
 
 
@@ -79,16 +80,17 @@ async def webrtc_offer(request: Request) -> JSONResponse:
         return _error(400, 'body must be a JSON object with "sdp" and "type"')
     calls = request.app.state.calls
     settings = request.app.state.settings
+    rtc = await webrtc()
     try:
         slot = calls.reserve()
     except CallRefused as e:
         return _error(503, str(e), reason=e.reason, retry_after_s=RETRY_AFTER_S)
     try:
-        port, answer = await WebRtcPort.from_offer(
+        port, answer = await rtc.WebRtcPort.from_offer(
             body["sdp"], body["type"], call_id=slot.call_id, language=settings.language,
-            ice_hosts=ice_hosts_for(settings.host, settings.public_ip), settings=settings,
+            ice_hosts=rtc.ice_hosts_for(settings.host, settings.public_ip), settings=settings,
         )
-    except OfferError as e:
+    except rtc.OfferError as e:
         slot.release()
         return _error(e.status, str(e))
     except Exception as e:  # never a traceback to the browser

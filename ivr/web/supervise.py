@@ -26,8 +26,8 @@ from fastapi.responses import JSONResponse, Response
 
 from ivr.call.supervise import MODES, Supervision
 from ivr.services.agents import Account
-from ivr.telephony.webrtc import OfferError, WebRtcPort, ice_hosts_for
 from ivr.web.auth import require_roles
+from ivr.web.rtc import webrtc
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -80,12 +80,13 @@ async def supervise(call_id: str, request: Request, acc: Account = SUPERVISOR) -
     if old is not None:
         old.stop("switched")
     settings = request.app.state.settings
+    rtc = await webrtc()
     try:
-        leg, answer = await WebRtcPort.from_offer(
+        leg, answer = await rtc.WebRtcPort.from_offer(
             body["sdp"], body["type"], call_id=f"{call_id}-sup", language=settings.language,
-            ice_hosts=ice_hosts_for(settings.host, settings.public_ip), extra={"supervisor": acc.username},
+            ice_hosts=rtc.ice_hosts_for(settings.host, settings.public_ip), extra={"supervisor": acc.username},
             settings=settings)
-    except OfferError as e:
+    except rtc.OfferError as e:
         return _error(e.status, str(e))
     if bridge.ended.is_set():  # the call ended while the leg was set up
         with contextlib.suppress(Exception):
