@@ -37,11 +37,16 @@ def available_languages() -> list[str]:
     return sorted(p.name.replace("_", "-") for p in LANG_DIR.iterdir() if (p / "pack.yaml").is_file())
 
 
+# libyaml's parser when PyYAML has it: the same data as yaml.safe_load (same safe constructor) ~9x faster; the
+# packs' own files (lexicon.yaml alone ~40 ms in pure Python) are read when a service or chat starts.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _load_yaml(path: Path) -> Any:
     if not path.is_file():
         return None
     with path.open(encoding="utf-8") as f:
-        return yaml.safe_load(f)
+        return yaml.load(f, Loader=_YAML_LOADER)  # a safe loader (see above)
 
 
 class _StrictFields(dict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
 import unicodedata
 from datetime import date
@@ -23,6 +24,23 @@ _DIGIT_RUN = re.compile(f"[{''.join(numbers.DIGIT_CHARS)}]{{3,}}")
 # A character said 3+ times in a row is a stutter ("嗯嗯嗯", "我我我"), except digit words: "幺零零零零..." and
 # "八八八八" are numbers and every repeat counts.
 _STUTTER = re.compile(f"((?![{''.join(numbers.DIGIT_CHARS)}])[{_CJK}])\\1{{2,}}")
+
+
+def _import_jieba():
+    """``import jieba`` without pkg_resources when nothing loaded that yet: jieba._compat falls back to opening its
+    data files by path (the same files), which saves pkg_resources' ~0.2 CPU-s import (and its deprecation
+    warning) at every start-up that warms the tokenizer."""
+    if "jieba" in sys.modules or "pkg_resources" in sys.modules:
+        import jieba
+
+        return jieba
+    sys.modules["pkg_resources"] = None  # type: ignore[assignment]  # `import pkg_resources` -> ImportError
+    try:
+        import jieba
+    finally:
+        if "pkg_resources" in sys.modules and sys.modules["pkg_resources"] is None:
+            del sys.modules["pkg_resources"]
+    return jieba
 
 
 class Pack(LanguagePack):
@@ -110,7 +128,7 @@ class Pack(LanguagePack):
     # --- tokens ---------------------------------------------------------------------------------------
     @cached_property
     def _jieba(self):
-        import jieba
+        jieba = _import_jieba()
 
         with self._jieba_lock:
             jieba.setLogLevel(logging.WARNING)
