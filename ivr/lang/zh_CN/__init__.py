@@ -26,20 +26,33 @@ _DIGIT_RUN = re.compile(f"[{''.join(numbers.DIGIT_CHARS)}]{{3,}}")
 _STUTTER = re.compile(f"((?![{''.join(numbers.DIGIT_CHARS)}])[{_CJK}])\\1{{2,}}")
 
 
+class _NoPkgResources:
+    """A meta-path finder that refuses ``import pkg_resources`` in one thread (the one importing jieba)."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "pkg_resources" and threading.get_ident() == self.thread:
+            raise ModuleNotFoundError("pkg_resources is not loaded for jieba", name=name)
+        return None
+
+
 def _import_jieba():
-    """``import jieba`` without pkg_resources when nothing loaded that yet: jieba._compat falls back to opening its
-    data files by path (the same files), which saves pkg_resources' ~0.2 CPU-s import (and its deprecation
-    warning) at every start-up that warms the tokenizer."""
+    """``import jieba`` without pkg_resources when nothing loaded that yet: jieba._compat then opens its data files
+    by path (the same files), which saves pkg_resources' ~0.2 CPU-s import (and its deprecation warning) at every
+    start-up that warms the tokenizer. Only this thread's import is refused (another thread's, e.g. cn2an's, is
+    not), and sys.meta_path is replaced, never changed in place, so imports running meanwhile are not disturbed."""
     if "jieba" in sys.modules or "pkg_resources" in sys.modules:
         import jieba
 
         return jieba
-    sys.modules["pkg_resources"] = None  # type: ignore[assignment]  # `import pkg_resources` -> ImportError
+    guard = _NoPkgResources()
+    sys.meta_path = [guard, *sys.meta_path]
     try:
         import jieba
     finally:
-        if "pkg_resources" in sys.modules and sys.modules["pkg_resources"] is None:
-            del sys.modules["pkg_resources"]
+        sys.meta_path = [f for f in sys.meta_path if f is not guard]
     return jieba
 
 
