@@ -14,7 +14,8 @@ RATE = 8000
 
 async def test_a_reply_on_an_idle_line_does_not_wait_for_the_next_tick():
     """With a 200 ms tick (so scheduling noise cannot hide it), a reply queued just after an idle frame went out is
-    sent within a fraction of the tick; its following frames are a tick apart; idle frames before carried no tag."""
+    sent within a fraction of the tick; its following frames are a tick apart; idle frames before carried no tag.
+    Streamed audio (a bridged agent, ``reply_id`` 0) keeps the clock's pace."""
     sent: list[tuple[float, Tag | None]] = []
 
     async def send(_frame: AudioFrame) -> None:
@@ -29,6 +30,12 @@ async def test_a_reply_on_an_idle_line_does_not_wait_for_the_next_tick():
         playout.enqueue(AudioFrame(b"\x01\x02" * (RATE // 5 * 3), RATE), reply_id=7)  # three 200 ms frames
         while len(sent) < 5:
             await asyncio.sleep(0.005)
+        while len(sent) < 7:  # the reply is out, the line idle again
+            await asyncio.sleep(0.005)
+        streamed_at = time.monotonic()
+        playout.enqueue(AudioFrame(b"\x01\x02" * (RATE // 5), RATE), reply_id=0)  # bridged audio: on the clock
+        while len(sent) < 8:
+            await asyncio.sleep(0.005)
     finally:
         playout.closed = True
         clock.cancel()
@@ -37,6 +44,8 @@ async def test_a_reply_on_an_idle_line_does_not_wait_for_the_next_tick():
     assert first == Tag(7, 0, 0)
     assert t_first - queued_at < 0.1, t_first - queued_at  # not the up to 200 ms wait for the next tick
     assert 0.15 < t_second - t_first < 0.3 and 0.15 < t_third - t_second < 0.3, (t_second - t_first, t_third - t_second)
+    t_streamed, streamed = sent[7]
+    assert streamed == Tag(0, 0, 0) and t_streamed - streamed_at > 0.1  # streamed audio waits for its tick
 
 
 async def test_webrtc_track_drops_idle_silence_queued_ahead_of_a_reply():

@@ -3,8 +3,8 @@
 One clock per call: frame *k* is due at ``t0 + k * 20 ms`` (monotonic), so scheduling jitter never
 accumulates into drift. After a stall longer than ``resync_s`` (a blocked loop, a slow transport) the
 schedule is re-anchored instead of bursting the backlog. The stream is continuous, like a phone line: the
-recorder and the transports see one frame every 20 ms whether the bot talks or not. A reply queued while the
-line is idle does not wait for the next tick: its first frame goes at once and the clock re-anchors on it (up to
+recorder and the transports see one frame every 20 ms whether the bot talks or not. A bot reply (``reply_id`` > 0)
+queued while the line is idle does not wait for the next tick: its first frame goes at once and the clock re-anchors on it (up to
 20 ms sooner to the caller; the frames stay 20 ms apart from there).
 """
 
@@ -89,8 +89,11 @@ class Playout:
         self._pending = data[n_whole * self.frame_bytes :]
         self._pending_tag = Tag(reply_id, segment, start + n_whole) if self._pending else None
         if self._queue:
-            if self._idle.is_set() and self._tick is not None and not self._tick.done():
-                self._tick.set_result(True)  # a reply on an idle line: its first frame now
+            # A bot reply's first audio on an idle line goes at once; streamed audio (bridged agent, whisper:
+            # reply_id <= 0) keeps the clock's pace.
+            if reply_id > 0 and start == 0 and self._idle.is_set() and self._tick is not None \
+                    and not self._tick.done():
+                self._tick.set_result(True)
             self._idle.clear()
         return n_whole
 
