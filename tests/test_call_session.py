@@ -233,7 +233,7 @@ async def test_hang_up_before_media_frees_the_line_at_once(parts):
     assert rec.ended_by == "caller" and rec.outcome == "abandoned"
 
 
-@pytest.mark.live  # the recording's length is the call's handle time (within 1 s)
+@pytest.mark.live_light  # the recording's length is the call's handle time (within 1 s)
 async def test_recording_is_stereo_caller_left_bot_right(parts, tmp_path):
     baseline = _tasks()
     m = _manager(parts, record_audio=True, recordings_dir=tmp_path / "rec")

@@ -59,7 +59,7 @@ def _return_in_chat(url: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.live  # sipp keys on a fixed clock: a starved bot was still speaking when the keys came (no_input)
+@pytest.mark.live_light  # sipp keys on a fixed clock: a starved bot was still speaking when the keys came (no_input)
 @pytest.mark.timeout(180)
 async def test_verified_in_chat_then_calling_by_phone_is_greeted_with_the_open_matter(tmp_path) -> None:
     settings = load_settings({"data_dir": str(tmp_path / "data"), "demo_data": True})

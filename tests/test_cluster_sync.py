@@ -18,7 +18,7 @@ from ivr.cluster import web
 from ivr.cluster.redis_state import RedisState
 from ivr.services.migrate import ensure_schema
 
-pytestmark = [pytest.mark.live, pytest.mark.timeout(60)]
+pytestmark = [pytest.mark.live_light, pytest.mark.timeout(60)]
 
 
 class Flaky:

@@ -51,7 +51,7 @@ async def _wait_records(app, n: int, timeout: float = 15.0) -> list:
 
 
 @pytest.mark.slow
-@pytest.mark.live  # sipp keys on a fixed clock: a starved bot has not finished its reply when sipp says BYE
+@pytest.mark.live_light  # sipp keys on a fixed clock: a starved bot has not finished its reply when sipp says BYE
 async def test_rfc4733_keypad_call_drives_the_real_dialogue(tmp_path):
     """Menu key 1, order 100000000002#, phone tail 8000 (demo customer 张伟, 13800138000), all as RFC 4733
     telephone-events from sipp: the call record shows the three keypad turns and the order-status reply."""
@@ -89,7 +89,7 @@ def _voiced_seconds(cap: RtpCapture, pt: int, floor_dbfs: float = -35.0) -> floa
     return sum(0.02 for f in frames if f.rms_dbfs() > floor_dbfs)
 
 
-@pytest.mark.live  # sipp's scenario runs on a fixed clock; the bot's RTP must flow all along (> 6 s of it)
+@pytest.mark.live_light  # sipp's scenario runs on a fixed clock; the bot's RTP must flow all along (> 6 s of it)
 @pytest.mark.parametrize("codec", ["PCMA", "PCMU"])
 async def test_greeting_comes_back_as_speech_in_both_laws(tmp_path, codec):
     """The real greeting comes back as G.711 RTP of the offered law and is speech; the caller starts talking

@@ -124,7 +124,7 @@ async def test_cancel_before_answer(bot, tmp_path):
     assert bot.calls == []  # the session never saw a call that was never answered
 
 
-@pytest.mark.live  # the silence in the RTP is the hold's length (1.2-2.5 s for 1.5 s)
+@pytest.mark.live_light  # the silence in the RTP is the hold's length (1.2-2.5 s for 1.5 s)
 async def test_hold_and_resume_by_reinvite(bot, tmp_path):
     media = free_port(even=True)
     async with running(bot) as gw:
