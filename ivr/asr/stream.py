@@ -3,7 +3,8 @@
 :meth:`AsrStream.feed` only queues audio: while an utterance goes on, whole ``batch_ms`` batches go to the decode
 threads (at most one job per stream in flight; audio arriving meanwhile joins the next batch), and the call's
 inbound path returns at once, so the VAD (endpoint, barge-in) keeps wire time however busy recognition is.
-:meth:`finish` sends the rest at once, ahead of other calls' batches. Back-pressure: once more than
+:meth:`finish` sends the rest at once, ahead of other calls' batches (with this stream's own batch, when that one
+is still queued behind them). Back-pressure: once more than
 ``max_backlog_s`` of audio waits for the recogniser, ``feed`` waits for it (never an unbounded queue).
 
 A free-speech stream holds a pooled recogniser only from an utterance's first audio to its final, then gives it
@@ -52,6 +53,7 @@ class AsrStream:
         self._loop = asyncio.get_running_loop()
         self._waiting_for_recognizer = False
         self._closed = False
+        self._queued: tuple[Future, bytes] | None = None  # the last batch sent and its audio
         self.jobs = 0  # batches and finals sent to the decode threads (a frame is never a job of its own)
         self.audio_s = 0.0  # seconds of call audio fed, all utterances
         self._new_utterance()
@@ -105,7 +107,9 @@ class AsrStream:
         self._start_job(FEED, self._accept, r, pcm, want)
 
     def _start_job(self, priority: int, fn, *args) -> asyncio.Future:
-        fut = asyncio.wrap_future(self.engine._pool.submit(priority, fn, *args), loop=self._loop)
+        job = self.engine._pool.submit(priority, fn, *args)
+        self._queued = (job, args[1]) if priority == FEED else None  # a batch: its audio, should finish() take it
+        fut = asyncio.wrap_future(job, loop=self._loop)
         self._job = fut
         self._job_done.clear()
         self.jobs += 1
@@ -223,6 +227,9 @@ class AsrStream:
         if self._r is None and not self._closed:
             self._r = self.engine._acquire_future()
         r = await self._recognizer()
+        queued = self._queued if self._job is not None else None
+        if queued is not None and queued[0].cancel():  # our batch still waits behind other calls' batches: its
+            self._pending[:0] = queued[1]  # audio goes with the final, which is decoded before any batch
         await self._idle()
         self._raise_error()
         tail = bytes(self._pending)
