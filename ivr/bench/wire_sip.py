@@ -243,39 +243,41 @@ class WireCall:
         assert self._rtp is not None and self.rtp_remote is not None
         t0 = time.monotonic()
         k, n_noise, current = 0, len(self.noise), None
-        while self.hung_up is None:
-            k += 1
-            wait = t0 + k * PTIME_S - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            else:  # behind: send at once (timestamps stay on the 20 ms grid), and remember by how much
-                self.late_max_s = max(self.late_max_s, -wait)
-            if self.hung_up is not None:
-                break
-            if current is None and self._queue:
-                current, i = self._queue.popleft(), 0
-            now = time.monotonic()
+        try:
+            while self.hung_up is None:
+                k += 1
+                wait = t0 + k * PTIME_S - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                else:  # behind: send at once (timestamps stay on the 20 ms grid), and remember by how much
+                    self.late_max_s = max(self.late_max_s, -wait)
+                if self.hung_up is not None:
+                    break
+                if current is None and self._queue:
+                    current, i = self._queue.popleft(), 0
+                now = time.monotonic()
+                if current is not None:
+                    if current.started is None:
+                        current.started = now
+                    payload, loud = current.clip.payloads[i], current.clip.loud[i]
+                    if loud:
+                        current.last_loud = now
+                    i += 1
+                    if i >= len(current.clip.payloads):
+                        current.done.set()
+                        current = None
+                else:
+                    payload = self.noise[k % n_noise]
+                header = struct.pack("!BBHII", 0x80, 0, self._seq, self._ts, self._ssrc)
+                self._seq = (self._seq + 1) & 0xFFFF
+                self._ts = (self._ts + SAMPLES) & 0xFFFFFFFF
+                self._rtp.sendto(header + payload, self.rtp_remote)
+                self.packets_sent += 1
+        finally:  # hung up, or cancelled by _stop_media: nobody waits for an utterance forever
             if current is not None:
-                if current.started is None:
-                    current.started = now
-                payload, loud = current.clip.payloads[i], current.clip.loud[i]
-                if loud:
-                    current.last_loud = now
-                i += 1
-                if i >= len(current.clip.payloads):
-                    current.done.set()
-                    current = None
-            else:
-                payload = self.noise[k % n_noise]
-            header = struct.pack("!BBHII", 0x80, 0, self._seq, self._ts, self._ssrc)
-            self._seq = (self._seq + 1) & 0xFFFF
-            self._ts = (self._ts + SAMPLES) & 0xFFFFFFFF
-            self._rtp.sendto(header + payload, self.rtp_remote)
-            self.packets_sent += 1
-        if current is not None:
-            current.done.set()
-        for u in self._queue:
-            u.done.set()
+                current.done.set()
+            for u in self._queue:
+                u.done.set()
 
     def _stop_media(self) -> None:
         if self._pacer is not None and not self._pacer.done():
