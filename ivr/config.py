@@ -95,10 +95,11 @@ class Settings(BaseModel):
     vad_trailing_silence_ms: int = Field(500, ge=100, le=5000, description="Silence that ends an utterance.")
     vad_max_utterance_ms: int = Field(15000, ge=1000, le=120000)
     asr_early_final_ms: int = Field(
-        0, ge=0, le=2000,
-        description="Finalise the recogniser this long before the endpoint (speech resuming starts a new segment "
-                    "of the same utterance), so the final text is ready when the endpoint comes; 0 (default): at "
-                    "the endpoint. Off by default: splitting at 300-500 ms pauses cost accuracy (docs/asr.md).")
+        200, ge=0, le=2000,
+        description="Finalise the recogniser this long before the endpoint, so the final text is ready when the "
+                    "endpoint comes (Vosk's final is 20-200 ms); should the caller go on, that final is thrown away "
+                    "and the utterance decoded again from its start (same text; utterances over 8 s are not "
+                    "speculated on). 0: the final is computed at the endpoint (docs/asr.md).")
     asr_tail_ms: int = Field(
         300, ge=0, le=5000,
         description="Of a quiet stretch inside an utterance, the recogniser decodes this much; later quiet audio is "

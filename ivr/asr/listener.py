@@ -5,10 +5,11 @@ silence costs no recogniser time and the recogniser's memory grows only with spe
 
 Early final: once an utterance has been quiet for ``early_final_ms`` less than its endpoint, the recogniser's final
 is computed while the endpoint is still being waited for, so at the endpoint the text is ready (the caller hears
-the reply that much sooner; measured ~100 ms alone, more under load). Should the caller go on, the held quiet
-frames and the new speech start a new segment of the same utterance; the endpoint's final joins the segments
-(their words keep their call times). Off by default (``early_final_ms=0``): the split costs accuracy on callers
-who pause mid-sentence (docs/asr.md).
+the reply that much sooner: Vosk's FinalResult is 20-200 ms). It is speculative: should the caller go on, that
+final is thrown away and the utterance so far (with the held quiet frames, then the new speech) is decoded again
+from its start, the same audio in the same order, so the text is the one decoded without the early final (an
+earlier version split the utterance there instead: CER 0.21 -> 0.53 on a clip with many pauses). Re-decoding
+costs ~0.1-0.3 CPU-s per second of speech, so utterances longer than ``REDECODE_MAX_S`` are not speculated on.
 
 Decoded tail (``asr_tail_ms``, the default way): the recogniser gets only the first ``asr_tail_ms`` of a quiet
 stretch; what it has queued is sent at once, and later quiet frames are held. If the caller goes on, the held
@@ -27,12 +28,12 @@ from dataclasses import replace
 from ivr.asr.endpoint import ORDER_DIGITS, PHONE_TAIL_DIGITS, EndpointPolicy, Expectation
 from ivr.asr.engine import AsrEngine, AsrStream
 from ivr.asr.grammar import GrammarSet, GrammarSwitch, choose
-from ivr.asr.normalize import normalize_text
 from ivr.asr.vad import Segmenter, VadOptions
 from ivr.audio.frames import AudioFrame
 from ivr.events import BargeIn, SpeechEnded, SpeechStarted, Transcript, Word
 
 ListenerEvent = SpeechStarted | SpeechEnded | BargeIn | Transcript
+REDECODE_MAX_S = 8.0  # no early final for an utterance longer than this (a caller going on would cost its re-decode)
 
 
 class Listener:
@@ -62,9 +63,11 @@ class Listener:
         self._keep_s = keep_s
         self._feeding = False
         self._utt_audio_start = 0.0  # call pts of the first sample fed for the current segment
-        self._early: asyncio.Task[Transcript] | None = None  # the current segment's final, started before the endpoint
-        self._segments: list[Transcript] = []  # finals of this utterance's earlier segments (call-time words)
+        self._early: asyncio.Task[Transcript] | None = None  # the utterance's final, started before the endpoint
+        self._fed: list[AudioFrame] = []  # the utterance's frames given to the recogniser (decoded again on resume)
         self._held: list[AudioFrame] = []  # quiet frames after the early final (fed if the caller goes on)
+        self._fed_s = 0.0
+        self.redecodes = 0  # early finals thrown away because the caller went on (their audio decoded again)
         self._clock: float | None = None  # pts of the next input sample (first frame's pts + samples seen)
         # What the dialogue expects next (set by the call per reply) and how that moves the endpoint (asr/endpoint.py)
         # Constrained recognition per expectation (ivr.asr.grammar); None: free speech always
@@ -142,6 +145,7 @@ class Listener:
             if isinstance(ev, SpeechStarted):
                 await self.open()
                 self._feeding = True
+                self._fed, self._fed_s = [], 0.0
                 backlog = self._since(ev.pts - self.segmenter.options.preroll_ms / 1000)
                 self._utt_audio_start = backlog[0].pts if backlog else frame.pts
                 for f in backlog:
@@ -197,38 +201,44 @@ class Listener:
                 events += await self._feed(f)
         events += await self._feed(frame)
         lead = self.segmenter.options.early_final_ms
-        if lead and seg.silence_ms > 0 and seg.silence_ms >= max(seg.endpoint_ms - lead, min(250, seg.endpoint_ms)):
+        if lead and seg.silence_ms > 0 and seg.silence_ms >= max(seg.endpoint_ms - lead, min(250, seg.endpoint_ms)) \
+                and self._speculate():
             self._early = asyncio.ensure_future(self._finish_segment())
         return events
+
+    def _speculate(self) -> bool:
+        """This utterance gets an early final (short enough to be decoded again should the caller go on)."""
+        return bool(self.segmenter.options.early_final_ms) and self._fed_s <= REDECODE_MAX_S
 
     def _tail_done(self) -> bool:
         """The recogniser has decoded ``asr_tail_ms`` of this quiet (more would only delay its final)."""
         o = self.segmenter.options
-        return not o.early_final_ms and o.asr_tail_ms > 0 and self.segmenter.silence_ms > o.asr_tail_ms
+        return not self._speculate() and o.asr_tail_ms > 0 and self.segmenter.silence_ms > o.asr_tail_ms
 
     async def _resume(self, frame: AudioFrame) -> None:
-        """The caller went on after the early final: keep that segment, start the next with the held frames
-        (then ``frame``)."""
+        """The caller went on after the early final: that final is thrown away and the utterance so far, with the
+        held frames, is decoded again from its start (then ``frame``): one utterance, as without the early final."""
         assert self._early is not None
         early, self._early = self._early, None
-        self._segments.append(await early)
-        held, self._held = self._held, []
-        self._utt_audio_start = (held[0] if held else frame).pts
-        for f in held:
+        await asyncio.gather(early, return_exceptions=True)  # the recogniser is clean for the next utterance
+        again, self._fed, self._fed_s = [*self._fed, *self._held], [], 0.0
+        self._held = []
+        self.redecodes += 1
+        for f in again:
             await self._feed(f)
 
     async def _feed(self, frame: AudioFrame) -> list[ListenerEvent]:
         assert self._stream is not None
+        self._fed.append(frame)
+        self._fed_s += frame.duration
         partial = await self._stream.feed(frame)
         if partial is None:
             return []
-        if self._segments:
-            partial = replace(partial, text=_join_text([*self._segments, partial]))
         self.segmenter.end_silence_ms = self.endpointing.trailing_ms(self.expectation, partial.text)
         return [partial]
 
     async def _finish_segment(self) -> Transcript:
-        """The recogniser's final for the audio fed since the segment began, its words in call time."""
+        """The recogniser's final for the audio fed since the utterance began, its words in call time."""
         assert self._stream is not None
         t = await self._stream.finish()
         offset = self._utt_audio_start
@@ -239,18 +249,12 @@ class Listener:
         self._feeding = False
         self.segmenter.end_silence_ms = None
         self._held.clear()  # quiet after what the recogniser needed
+        self._fed, self._fed_s = [], 0.0
         if self._early is not None:
             early, self._early = self._early, None
-            last = await early
+            t = await early
         else:
-            last = await self._finish_segment()
-        parts, self._segments = [*self._segments, last], []
-        if len(parts) == 1:
-            t = last
-        else:
-            words = tuple(w for p in parts for w in p.words)
-            conf = sum(w.conf for w in words) / len(words) if words else 0.0
-            t = replace(last, text=_join_text(parts), words=words, confidence=conf)
+            t = await self._finish_segment()
         if self._grammar_switch is not None:
             constrained = self._stream_grammar is not None
             self._grammar_switch.heard(t.text, constrained)  # [unk]: free speech for the next attempt
@@ -283,6 +287,3 @@ def _grammar_kind(exp: Expectation) -> str | None:
         return {ORDER_DIGITS: "order_id", PHONE_TAIL_DIGITS: "phone_tail"}.get(exp.digits, "digits")
     return {"yesno": "yesno", "key": "menu"}.get(exp.kind)
 
-
-def _join_text(parts: list[Transcript]) -> str:
-    return normalize_text(" ".join(p.text for p in parts if p.text))

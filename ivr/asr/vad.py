@@ -74,7 +74,7 @@ class VadOptions:
     preroll_ms: int = 300  # audio kept before the detected start (in SpeechEnded.audio and for the ASR)
     frame_ms: int = 20  # webrtcvad frame: 10, 20 or 30
     max_gap_ms: int = 120  # an unvoiced gap longer than this discards a not-yet-started candidate
-    early_final_ms: int = 0  # the recogniser's final starts this long before the endpoint (ivr.asr.listener); 0: off
+    early_final_ms: int = 200  # the recogniser's final starts this long before the endpoint (ivr.asr.listener); 0: off
     asr_tail_ms: int = 300  # quiet decoded after the speech; more is held, fed only if speech resumes; 0: all fed
 
     def __post_init__(self) -> None:
