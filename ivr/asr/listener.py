@@ -33,7 +33,9 @@ from ivr.audio.frames import AudioFrame
 from ivr.events import BargeIn, SpeechEnded, SpeechStarted, Transcript, Word
 
 ListenerEvent = SpeechStarted | SpeechEnded | BargeIn | Transcript
-REDECODE_MAX_S = 8.0  # no early final for an utterance longer than this (a caller going on would cost its re-decode)
+REDECODE_MAX_S = 3.0  # no early final for an utterance longer than this: a caller going on costs its re-decode,
+# which must stay under the stream's back-pressure limit (AsrStream max_backlog_s, 4 s) or the call's inbound
+# audio waits for it (measured at 8 s: 16 callers lost utterances)
 
 
 class Listener:
@@ -207,8 +209,10 @@ class Listener:
         return events
 
     def _speculate(self) -> bool:
-        """This utterance gets an early final (short enough to be decoded again should the caller go on)."""
-        return bool(self.segmenter.options.early_final_ms) and self._fed_s <= REDECODE_MAX_S
+        """This utterance gets an early final: short enough to be decoded again should the caller go on, and the
+        recogniser has CPU to spare (under load a thrown-away final and a re-decode would delay other callers)."""
+        return bool(self.segmenter.options.early_final_ms) and self._fed_s <= REDECODE_MAX_S \
+            and self.engine is not None and self.engine.idle_enough()
 
     def _tail_done(self) -> bool:
         """The recogniser has decoded ``asr_tail_ms`` of this quiet (more would only delay its final)."""

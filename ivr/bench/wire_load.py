@@ -66,13 +66,16 @@ def stalls(rx: list[tuple[float, bool]], gap_s: float = STALL_GAP_S, quiet_s: fl
     return n
 
 
-def stage_medians(turns: list[dict[str, float]]) -> dict[str, float]:
-    """Median milliseconds of each trace stage over ``turns`` (``record_stages_ms`` dicts), in stage order."""
-    from statistics import median
-
+def stage_medians(turns: list[dict[str, float]], q: float = 0.5) -> dict[str, float]:
+    """Milliseconds of each trace stage at quantile ``q`` (default the median) over ``turns``
+    (``record_stages_ms`` dicts), in stage order."""
     from ivr.call.trace import STAGES
 
-    return {k: round(median(v), 1) for k in STAGES if (v := [t[k] for t in turns if k in t])}
+    def at(v: list[float]) -> float:
+        v = sorted(v)
+        return round(v[min(len(v) - 1, int(q * len(v)))] if q != 0.5 else (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2, 1)
+
+    return {k: at(v) for k in STAGES if (v := [t[k] for t in turns if k in t])}
 
 
 def first_loud_after(rx: list[tuple[float, bool]], t: float, start: int = 0) -> float | None:
@@ -245,6 +248,7 @@ async def bench_wire(levels: list[int], seconds: float, talk_ratio: float, noise
             trace = [x for r in results for x in r.trace_ms]
             details["trace_p50"][n] = round(percentiles(trace)["p50"]) if trace else None
             details.setdefault("stages_p50", {})[n] = stage_medians([s for r in results for s in r.stages_ms])
+            details.setdefault("stages_p95", {})[n] = stage_medians([s for r in results for s in r.stages_ms], 0.95)
             details["late_max_ms"][n] = round(max(r.late_max_ms for r in results))
             details["gen_cpu"][n] = round(100 * gen_cpu)
             details["load"][n] = round(os.getloadavg()[0], 1)  # the machine's, at the end of the level
@@ -256,7 +260,7 @@ async def bench_wire(levels: list[int], seconds: float, talk_ratio: float, noise
                          "yes" if ok else "no"])
             print(rows[-1], f"server trace p50 {details['trace_p50'][n]} ms, generator late max "
                   f"{details['late_max_ms'][n]} ms, generator CPU {details['gen_cpu'][n]} %, stage p50 ms "
-                  f"{details['stages_p50'][n]}", flush=True)
+                  f"{details['stages_p50'][n]}, p95 ms {details['stages_p95'][n]}", flush=True)
     finally:
         await asyncio.to_thread(server.stop)
         if tmp is not None:
