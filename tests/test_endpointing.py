@@ -66,3 +66,19 @@ def test_segmenter_ends_the_utterance_after_the_silence_endpointing_chose(traili
     assert trailing / 1000 - 0.05 <= waited <= trailing / 1000 + 0.1, waited
     assert abs(ended.end_pts - sc.utterances[0].end) <= 0.1
     assert seg.end_silence_ms is None  # the next utterance starts from the configured silence again
+
+
+def test_the_words_come_from_the_language_pack() -> None:
+    """Hesitations and yes/no words are the language pack's (pack.yaml ``endpointing``); without them only digits
+    and the configured silence count."""
+    from ivr.asr.endpoint import EndpointWords
+    from ivr.lang import get_pack
+
+    words = EndpointWords.for_language("zh-CN")
+    e = get_pack("zh-CN").endpointing
+    assert set(words.hesitations) == set(e["hesitations"]) and words.yes_no == frozenset(e["yes_no"])
+    bare = EndpointPolicy(base_ms=500, quick_ms=300, patient_ms=1000, words=EndpointWords())
+    last_hesitation = e["hesitations"][0]
+    assert P.trailing_ms(Expectation("speech"), "我想问一下" + last_hesitation) == 1000
+    assert bare.trailing_ms(Expectation("speech"), "我想问一下" + last_hesitation) == 500
+    assert bare.trailing_ms(Expectation("digits", 4), "8000") == 300  # digits need no word list

@@ -25,7 +25,7 @@ import time
 from collections import deque
 from dataclasses import replace
 
-from ivr.asr.endpoint import ORDER_DIGITS, PHONE_TAIL_DIGITS, EndpointPolicy, Expectation
+from ivr.asr.endpoint import ORDER_DIGITS, PHONE_TAIL_DIGITS, EndpointPolicy, EndpointWords, Expectation
 from ivr.asr.engine import AsrEngine, AsrStream
 from ivr.asr.grammar import GrammarSet, GrammarSwitch, choose
 from ivr.asr.vad import Segmenter, VadOptions
@@ -51,6 +51,7 @@ class Listener:
         *,
         grammar: list[str] | None = None,
         grammars: GrammarSet | None = None,
+        language: str = "zh-CN",
     ) -> None:
         if engine is not None and engine.sample_rate != sample_rate:
             raise ValueError(f"engine expects {engine.sample_rate} Hz audio, listener gets {sample_rate} Hz")
@@ -75,7 +76,8 @@ class Listener:
         # Constrained recognition per expectation (ivr.asr.grammar); None: free speech always
         self._grammar_switch = GrammarSwitch(grammars) if grammars is not None else None
         self.expectation = Expectation()
-        self.endpointing = EndpointPolicy(base_ms=options.trailing_silence_ms)
+        self.endpointing = EndpointPolicy(base_ms=options.trailing_silence_ms,
+                                          words=EndpointWords.for_language(language))
 
     @property
     def bot_speaking(self) -> bool:

@@ -169,7 +169,8 @@ class CallManager:
         mode = asr_mode or ("asr" if self.asr_available else "dtmf")
         engine = self.parts.asr_engine if mode == "asr" else None
         vad = self.parts.vad_options or VadOptions.from_settings(self.settings)
-        listener = Listener(LISTENER_RATE, vad, engine, grammars=self._grammars(engine, port.info.language))
+        listener = Listener(LISTENER_RATE, vad, engine, grammars=self._grammars(engine, port.info.language),
+                            language=port.info.language)
         loop = asyncio.get_running_loop()
         dialog = await loop.run_in_executor(
             self._executor, lambda: self.parts.dialog_factory(port.info, asr_available=mode != "dtmf"))

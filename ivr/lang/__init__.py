@@ -75,6 +75,11 @@ class LanguagePack:
         return _load_yaml(self.dir / "lexicon.yaml") or {}
 
     @property
+    def endpointing(self) -> dict[str, Any]:
+        """Words that move a turn's end (``pack.yaml`` ``endpointing``): ``hesitations``, ``yes_no``, ``particles``."""
+        return self.data.get("endpointing") or {}
+
+    @property
     def sentiment(self) -> dict[str, Any]:
         """Sentiment lexicon: ``anger`` / ``frustration`` / ``positive`` word lists, ``intensifiers``, ``negators``."""
         return self.lexicon.get("sentiment", {})
