@@ -66,16 +66,13 @@ def stalls(rx: list[tuple[float, bool]], gap_s: float = STALL_GAP_S, quiet_s: fl
     return n
 
 
-def stage_medians(turns: list[dict[str, float]], q: float = 0.5) -> dict[str, float]:
-    """Milliseconds of each trace stage at quantile ``q`` (default the median) over ``turns``
+def stage_medians(turns: list[dict[str, float]], p: int = 50) -> dict[str, float]:
+    """Milliseconds of each trace stage at percentile ``p`` (default the median) over ``turns``
     (``record_stages_ms`` dicts), in stage order."""
     from ivr.call.trace import STAGES
+    from ivr.tables import percentiles
 
-    def at(v: list[float]) -> float:
-        v = sorted(v)
-        return round(v[min(len(v) - 1, int(q * len(v)))] if q != 0.5 else (v[(len(v) - 1) // 2] + v[len(v) // 2]) / 2, 1)
-
-    return {k: at(v) for k in STAGES if (v := [t[k] for t in turns if k in t])}
+    return {k: round(percentiles(v, (p,))[f"p{p}"], 1) for k in STAGES if (v := [t[k] for t in turns if k in t])}
 
 
 def first_loud_after(rx: list[tuple[float, bool]], t: float, start: int = 0) -> float | None:
@@ -248,7 +245,7 @@ async def bench_wire(levels: list[int], seconds: float, talk_ratio: float, noise
             trace = [x for r in results for x in r.trace_ms]
             details["trace_p50"][n] = round(percentiles(trace)["p50"]) if trace else None
             details.setdefault("stages_p50", {})[n] = stage_medians([s for r in results for s in r.stages_ms])
-            details.setdefault("stages_p95", {})[n] = stage_medians([s for r in results for s in r.stages_ms], 0.95)
+            details.setdefault("stages_p95", {})[n] = stage_medians([s for r in results for s in r.stages_ms], 95)
             details["late_max_ms"][n] = round(max(r.late_max_ms for r in results))
             details["gen_cpu"][n] = round(100 * gen_cpu)
             details["load"][n] = round(os.getloadavg()[0], 1)  # the machine's, at the end of the level
