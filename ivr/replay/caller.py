@@ -288,7 +288,11 @@ async def play_call(
                     listen_from = max(input_end, stop + 0.05)
             # listen for the answer
             if turn.kind == "silence":
+                # a silent caller stays silent until the bot speaks: under load (or a sped-up clock) the reprompt
+                # may come after the fixture's seconds, and must not slide into the next turn's window
                 onset = bot.first_voiced_after(t_in)
+                if onset is None and not (turn.expect is not None and turn.expect.reply is False):
+                    onset = await bot.wait_onset(t_in, pace.reply_timeout, ended)
                 tr.heard_ms = None
             else:
                 expect_silence = turn.expect is not None and turn.expect.reply is False

@@ -59,7 +59,7 @@ class Turn(_Strict):
     say: str | None = Field(None, description="Audio file (WAV/FLAC, any rate) relative to the fixture.")
     text: str | None = Field(None, description="Reference transcript of the audio (required with `say`).")
     dtmf: str | None = Field(None, description="Keypad digits, e.g. '1#' (0-9 * # A-D).")
-    silence: float | None = Field(None, gt=0, le=120, description="Seconds the caller stays silent.")
+    silence: float | None = Field(None, gt=0, le=120, description="Seconds the caller stays silent (then silent on until the bot speaks).")
     hangup: bool = Field(False, description="The caller hangs up.")
     wait: float = Field(0.5, ge=0, le=60, description="Think time after the bot finished speaking, seconds.")
     barge_in_at: float | None = Field(
