@@ -15,7 +15,7 @@ import bisect
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -40,6 +40,18 @@ class Pace:
     max_reply: float = 120.0  # give up listening to one reply after this long
     key_gap: float = 0.15  # between DTMF keys
     answer_timeout: float = 15.0  # the greeting must start within this
+    stop_gap: float = 0.8  # barge-in: the bot's audio stopped at the last voiced frame before a pause this long
+
+    def for_speed(self, speed: float) -> Pace:
+        """The same caller on a clock ``speed`` times faster: the bot's processing (TTS, dialogue) takes ``speed``
+        times longer in call time there, so what the caller tolerates of it (waiting for an answer, a gap between
+        two sentences of one reply) grows with it. What the caller does (key gaps, thinking time), how a
+        barge-in's stop is read and how long a silence proves the bot stays silent (under the no-input timer) do
+        not."""
+        if speed <= 1:
+            return self
+        return replace(self, reply_timeout=self.reply_timeout * speed, quiet=self.quiet * speed,
+                       answer_timeout=self.answer_timeout * speed)
 
 
 class BotAudio:
@@ -214,7 +226,7 @@ async def play_call(
     ``on_clip(turn_index, reference_text, start_pts, end_pts)`` is told where each utterance sits in the
     caller's audio stream before it is sent (the reference-transcript listener uses it).
     """
-    pace = pace or Pace()
+    pace = (pace or Pace()).for_speed(getattr(asyncio.get_running_loop(), "speed", 1.0))
     fx = lf.fixture
     bot = line.bot_audio
     result = CallResult(fixture=fx.name, path=str(lf.path), via="", asr="", description=fx.description)
@@ -248,8 +260,9 @@ async def play_call(
                     delay = reply_onset + turn.barge_in_at  - now()
                     if delay > 0:
                         await asyncio.sleep(delay)
-            elif turn.wait > 0:
-                await asyncio.sleep(turn.wait )
+            elif turn.wait > 0:  # thinking time, from the end of the bot's last words (not from noticing it)
+                last = bot.last_voiced()
+                await asyncio.sleep(turn.wait if last is None else max(0.0, min(turn.wait, last + turn.wait - now())))
             marks.append(time.time())
             t_in = now()
             input_end = t_in
@@ -281,7 +294,7 @@ async def play_call(
                 # the reply the caller talked over has either stopped (barge-in) or plays on (backchannel):
                 # its end is the last bot audio before a pause as long as the caller's patience
                 await bot.wait_quiet(pace.quiet, pace.max_reply, ended)
-                stop = bot.stop_after(speech_start, pace.quiet)
+                stop = bot.stop_after(speech_start, pace.stop_gap)
                 tr.interrupted = stop is not None and stop < input_end
                 tr.stop_ms = max(0.0, (stop - speech_start) * 1000) if tr.interrupted and stop is not None else None
                 if stop is not None:
