@@ -43,10 +43,14 @@ def clips(max_s: float = 8.0) -> list[AudioFrame]:
 
 @pytest.mark.slow
 async def test_memory_stays_bounded_over_many_utterances():
-    """80 s of speech in ~20 utterances on one call: without recycling one recogniser would grow by ~190 MB."""
+    """50 s of speech in ~12 utterances on one call, recycled after 12 s heard: recognisers come and go, memory stays
+    flat. Measured (2 cores, 8 kHz): with recycling max growth 85-115 MB; one recogniser kept all call grows by ~147
+    MB at 50 s (~155 MB at 80 s, close to the bound either way: ``recycled`` is what catches no recycling); recycled
+    recognisers whose memory is not handed back reach ~180 MB by 26 s and ~325 MB at 50 s (the bound catches that).
+    (80 s proved nothing more and cost ~2 more recognisers and 30 s more decoding: 29-41 -> 22-29 CPU-s.)"""
     speech = clips()
-    # recycled after 12 s heard (3 s of warm-up + ~9 s of speech): 6-7 recognisers over the call, each ~4 CPU-s of
-    # warm-up and graph expansion (10 s made one or two more)
+    # recycled after 12 s heard (3 s of warm-up + ~9 s of speech): 4 recycles over the call, each new recogniser ~4
+    # CPU-s of warm-up and graph expansion (10 s made more)
     eng = AsrEngine.for_model(MODEL, RATE, pool_size=1, recycle_speech_s=12.0, max_backlog_s=0.5)
     try:
         await eng.warm_up()
@@ -54,7 +58,7 @@ async def test_memory_stays_bounded_over_many_utterances():
         base = rss_mb()
         stream = await eng.open_stream()
         heard, growth, k, texts = 0.0, [], 0, []
-        while heard < 80.0:
+        while heard < 50.0:
             clip = speech[k % len(speech)]
             k += 1
             for c in chunks(clip, 100):
@@ -65,7 +69,7 @@ async def test_memory_stays_bounded_over_many_utterances():
             growth.append(rss_mb() - base)
         await stream.close()
         s = eng.stats()
-        assert s.recycled >= 5, s
+        assert s.recycled >= 3, s  # measured 4
         assert s.alive <= 3, s  # the idle spare (+ one being replaced)
         assert sum(1 for t in texts if t) >= len(texts) - 1, texts  # still recognising after every recycle
         assert max(growth) < 150, [round(g) for g in growth]  # measured: max 85-115 MB with recycling
