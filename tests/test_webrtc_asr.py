@@ -31,7 +31,7 @@ async def test_no_recogniser_leaks_on_disconnects_and_hangups(tmp_path):
     with serve_in_thread(settings) as (url, app):
         engine = app.state.calls.parts.asr_engine
         assert engine is not None and app.state.calls.asr_available
-        for i in range(3):
+        for i in range(2):  # one peer that goes away, one that hangs up (a third proved nothing more)
             client = WebRtcClient()
             await client.call(url)
             await client.wait_for(lambda c=client: len(c.voiced()) > 10, what="greeting audio")
@@ -47,4 +47,4 @@ async def test_no_recogniser_leaks_on_disconnects_and_hangups(tmp_path):
             stats = engine.stats()
             assert stats.in_use == 0, f"call {i}: a recogniser was not returned ({stats})"
         # the pool stays at its size; each call's take triggers at most one background refill
-        assert stats.idle <= settings.asr_pool_size and stats.created <= 1 + 3, f"the pool grew ({stats})"
+        assert stats.idle <= settings.asr_pool_size and stats.created <= 1 + 2, f"the pool grew ({stats})"
