@@ -56,6 +56,15 @@ async def _warm_engine() -> AsrEngine:
     return engine
 
 
+@pytest.fixture(scope="module")
+def engine():
+    """The module's tests take turns on one warm recogniser (each compares two runs on it; what it heard before
+    does not matter to that comparison): one warm-up, ~2 CPU-s, for the module instead of one per test."""
+    eng = asyncio.run(_warm_engine())
+    yield eng
+    asyncio.run(eng.close())
+
+
 async def _listen(engine: AsrEngine, audio: AudioFrame, early_ms: int) -> tuple[list[Transcript], list[str], int]:
     """Finals, the early-final states seen, and the decode jobs sent at the pushes that reached an endpoint."""
     listener = Listener(RATE, VadOptions(early_final_ms=early_ms, max_utterance_ms=30000), engine)
@@ -77,7 +86,7 @@ async def _listen(engine: AsrEngine, audio: AudioFrame, early_ms: int) -> tuple[
     return finals, states, at_endpoint
 
 
-async def test_the_final_is_ready_at_the_endpoint_and_a_caller_going_on_loses_nothing():
+async def test_the_final_is_ready_at_the_endpoint_and_a_caller_going_on_loses_nothing(engine):
     """A caller says a sentence, pauses 420 ms (longer than the early final's 300 ms, shorter than the 500 ms
     endpoint), says another, then is quiet. With the early final: one utterance with the text decoded without it
     (the final computed during the pause is thrown away when the caller goes on and the utterance is decoded again
@@ -86,12 +95,8 @@ async def test_the_final_is_ready_at_the_endpoint_and_a_caller_going_on_loses_no
     a, b, said = _speech()
     gap = AudioFrame.silence(0.42, RATE)
     audio = concat_frames([AudioFrame.silence(0.5, RATE), a, gap, b, AudioFrame.silence(1.0, RATE)])
-    engine = await _warm_engine()
-    try:
-        plain, plain_states, plain_jobs = await _listen(engine, audio, 0)
-        early, states, jobs = await _listen(engine, audio, 200)
-    finally:
-        await engine.close()
+    plain, plain_states, plain_jobs = await _listen(engine, audio, 0)
+    early, states, jobs = await _listen(engine, audio, 200)
     assert len(plain) == len(early) == 1, (plain, early)
     assert set(plain_states) == {"none"} and plain_jobs >= 1  # the endpoint waited for the recogniser's final
     assert "ready" in states, states  # computed during the pause, then thrown away: the caller went on
@@ -107,7 +112,7 @@ async def test_the_final_is_ready_at_the_endpoint_and_a_caller_going_on_loses_no
     assert e.words[-1].end <= b_from + b.duration + 0.2 and abs(e.words[-1].end - p.words[-1].end) < 0.3
 
 
-async def test_a_caller_who_pauses_often_gets_the_same_text_as_without_early_finals(monkeypatch):
+async def test_a_caller_who_pauses_often_gets_the_same_text_as_without_early_finals(engine, monkeypatch):
     """The 13 s read clip of ../shared with many 300-500 ms pauses (which split utterances and took CER from 0.21
     to 0.53 when an early final started a new segment): every early final the caller talked through is thrown away
     and the utterance decoded again, so the text is the one decoded without early finals."""
@@ -115,14 +120,10 @@ async def test_a_caller_who_pauses_often_gets_the_same_text_as_without_early_fin
     monkeypatch.setattr(listener_mod, "REDECODE_MAX_S", 30.0)  # early finals at every pause of the 13 s (the
     # shipped 3 s limit is about the CPU a re-decode costs under load, not about the text)
     audio = concat_frames([AudioFrame.silence(0.5, RATE), clip, AudioFrame.silence(1.0, RATE)])
-    engine = await _warm_engine()
-    try:
-        listener = Listener(RATE, VadOptions(early_final_ms=0, max_utterance_ms=30000), engine)
-        plain = await _finals(listener, audio)
-        listener = Listener(RATE, VadOptions(early_final_ms=200, max_utterance_ms=30000), engine)
-        early = await _finals(listener, audio)
-    finally:
-        await engine.close()
+    listener = Listener(RATE, VadOptions(early_final_ms=0, max_utterance_ms=30000), engine)
+    plain = await _finals(listener, audio)
+    listener = Listener(RATE, VadOptions(early_final_ms=200, max_utterance_ms=30000), engine)
+    early = await _finals(listener, audio)
     assert listener.redecodes >= 1  # the caller went on after at least one early final
     assert [t.text for t in early] == [t.text for t in plain], (plain, early)
 
