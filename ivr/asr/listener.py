@@ -188,8 +188,6 @@ class Listener:
         ``early_final_ms`` short of the endpoint."""
         seg = self.segmenter
         events: list[ListenerEvent] = []
-        if self._stream is not None:  # a caller gone quiet is decoded before those still talking (asr/workers.py)
-            self._stream.hurry(seg.silence_ms > 0)
         if self._early is not None:
             if seg.silence_ms > 0:
                 self._held.append(frame)

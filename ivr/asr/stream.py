@@ -23,7 +23,7 @@ import numpy as np
 
 from ivr.asr.normalize import is_non_speech, normalize_text
 from ivr.asr.recognizer import Recognizer, RecognizerPool
-from ivr.asr.workers import FEED, FINAL, QUIET
+from ivr.asr.workers import FEED, FINAL
 from ivr.audio.frames import AudioFrame
 from ivr.audio.resample import Resampler
 from ivr.events import Transcript, Word
@@ -53,8 +53,7 @@ class AsrStream:
         self._loop = asyncio.get_running_loop()
         self._waiting_for_recognizer = False
         self._closed = False
-        self._queued: tuple[Future, bytes, int] | None = None  # the last batch sent, its audio and priority
-        self._promoting = False  # a queued FEED batch was taken back to go again at QUIET priority
+        self._queued: tuple[Future, bytes] | None = None  # the last batch sent and its audio
         self.jobs = 0  # batches and finals sent to the decode threads (a frame is never a job of its own)
         self.audio_s = 0.0  # seconds of call audio fed, all utterances
         self._new_utterance()
@@ -72,7 +71,6 @@ class AsrStream:
         self._since_partial = 0
         self._dirty = False
         self._drain = False  # send what is pending now, whole blocks even short of a batch (see flush)
-        self._quiet = False  # a new utterance is being spoken (see hurry)
 
     # --- the pump (runs on the event loop) ---------------------------------------------------------------
     def _ready_recognizer(self) -> Recognizer | None:
@@ -106,17 +104,16 @@ class AsrStream:
         want = self._since_partial >= _PARTIAL_EVERY_S * r.rate
         if want:
             self._since_partial = 0
-        self._start_job(QUIET if self._quiet else FEED, self._accept, r, pcm, want)
+        self._start_job(FEED, self._accept, r, pcm, want)
 
     def _start_job(self, priority: int, fn, *args) -> asyncio.Future:
         job = self.engine._pool.submit(priority, fn, *args)
-        batch = priority != FINAL
-        self._queued = (job, args[1], priority) if batch else None  # its audio, should finish() or hurry() take it
+        self._queued = (job, args[1]) if priority == FEED else None  # a batch: its audio, should finish() take it
         fut = asyncio.wrap_future(job, loop=self._loop)
         self._job = fut
         self._job_done.clear()
         self.jobs += 1
-        fut.add_done_callback(self._on_batch_done if batch else self._on_final_done)
+        fut.add_done_callback(self._on_batch_done if priority == FEED else self._on_final_done)
         return fut
 
     def _on_final_done(self, _fut: asyncio.Future) -> None:
@@ -127,9 +124,6 @@ class AsrStream:
         self._job = None
         self._job_done.set()
         if fut.cancelled():
-            if self._promoting:  # taken back by hurry(): its audio goes again, ahead of talking callers' batches
-                self._promoting = False
-                self._kick()
             return
         if fut.exception() is not None:
             self._error = fut.exception()
@@ -217,19 +211,6 @@ class AsrStream:
         self._last_partial = text
         return Transcript(text=text, final=False, at=time.monotonic())
 
-    def hurry(self, quiet: bool = True) -> None:
-        """The caller has gone quiet (``True``; their endpoint is near) or talks again (``False``). While quiet, this
-        stream's batches are decoded before those of callers still talking, and a batch of it still queued behind
-        theirs is taken back and queued again ahead of them: under load the final then finds little left to decode."""
-        if quiet == self._quiet:
-            return
-        self._quiet = quiet
-        queued = self._queued if self._job is not None else None
-        if quiet and queued is not None and queued[2] == FEED and not self._promoting and queued[0].cancel():
-            self._pending[:0] = queued[1]
-            self._queued = None
-            self._promoting = True  # the cancelled job's callback sends it again (the job slot is free then)
-
     def flush(self) -> None:
         """Send the audio queued so far to the recogniser now instead of at the next whole batch (the caller has
         gone quiet: by the endpoint only the final is left to compute). Feeding more audio ends it."""
@@ -249,8 +230,6 @@ class AsrStream:
         queued = self._queued if self._job is not None else None
         if queued is not None and queued[0].cancel():  # our batch still waits behind other calls' batches: its
             self._pending[:0] = queued[1]  # audio goes with the final, which is decoded before any batch
-            self._queued = None
-        self._promoting = False  # (a batch hurry() took back goes with the final too)
         await self._idle()
         self._raise_error()
         tail = bytes(self._pending)

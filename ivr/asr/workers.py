@@ -6,10 +6,8 @@ back was not the GIL but queueing: one hop per 20 ms frame, 1.7 s recogniser war
 decoding, and finals waiting behind other calls' audio. Here:
 
 * a job is a batch of audio (or an utterance's final), not a frame;
-* finals go before batches (a caller is waiting for the reply), then the batches of callers who have gone quiet
-  (their endpoint is at most ``vad_trailing_silence_ms`` away; earliest deadline first), then those of callers
-  still talking (they can lag and catch up while they speak); each stream has at most one job queued, so the
-  queue is bounded by the number of open streams;
+* finals go before batches (a caller is waiting for the reply), and each stream has at most one job queued, so
+  the queue is bounded by the number of open streams;
 * speculative work runs on threads of its own at a lower OS priority: warming spares ahead of need
   (:attr:`DecodePool.background`; a warm-up costs ~2 CPU-s, measured) and destroying recycled recognisers (freeing
   ~100 MB, ``malloc_trim``: :attr:`DecodePool.reaper`). It never occupies a decoding thread and only takes CPU the
@@ -30,8 +28,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 FINAL = 0  # an utterance's final result: the caller is waiting
-QUIET = 1  # a batch of an utterance whose caller has gone quiet: the endpoint (and the final) is near
-FEED = 2  # a batch of an utterance still being spoken: its reply is at least an endpoint away
+FEED = 1  # a batch of an ongoing utterance
 _STOP = 99
 
 
