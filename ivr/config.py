@@ -81,6 +81,7 @@ class Settings(BaseModel):
     asr_pool_size: int = Field(2, ge=0, le=64, description="Pre-warmed Vosk recognizers kept ready.")
     asr_workers: int = Field(2, ge=1, le=64, description="Threads running Vosk/espeak off the event loop.")
     asr_spares_per_call: float = Field(1.0, ge=0, le=1, description="Warm Vosk recognizers kept ready per open call that is not being recognised now (on top of asr_pool_size, rounded up): callers who start talking together do not wait for a recognizer to be created and warmed (~2 s each). 0 = fewest recognizers (memory), 1 = one per call.")
+    asr_max_recognizers: int = Field(0, ge=0, le=256, description="At most this many free-speech Vosk recognizers (0 = no limit): an utterance beyond it waits, its audio queued, for one handed back at another caller's final instead of getting a young one (a recognizer's first utterances cost 2-4x the CPU of later ones); bounds memory whatever the number of calls.")
     asr_recycle_speech_s: float = Field(60.0, gt=0, description="Recognizer is replaced after this much speech (bounds memory).")
     tts_backend: Literal["espeak", "pyttsx3"] = "espeak"
     tts_voice: str = Field("cmn-latn-pinyin", description="espeak-ng voice that speaks Mandarin from Chinese characters.")

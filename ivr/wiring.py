@@ -66,7 +66,8 @@ def build_parts(settings: Settings) -> CallParts:
         log.info("speech model for %s: %s", settings.language, model)
         engine = AsrEngine.for_model(model, LISTENER_RATE, pool_size=settings.asr_pool_size,
                                      recycle_speech_s=settings.asr_recycle_speech_s, max_workers=settings.asr_workers,
-                                     spares_per_call=settings.asr_spares_per_call)
+                                     spares_per_call=settings.asr_spares_per_call,
+                                     max_recognizers=settings.asr_max_recognizers)
     return CallParts(shop=shop, tts=get_tts(settings), asr_engine=engine, store=store,
                      dialog_factory=functools.partial(new_dialog, shop))
 

@@ -31,13 +31,11 @@ import math
 import re
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from ivr.asr.recognizer import Recognizer
+from ivr.asr.recognizer import EngineStats, Recognizer, synthetic_warmup_audio
 from ivr.asr.stream import AsrStream
 from ivr.asr.workers import FEED, FINAL, DecodePool
 from ivr.audio.frames import AudioFrame
@@ -105,32 +103,6 @@ def release_memory() -> None:
             pass
 
 
-def synthetic_warmup_audio(rate: int) -> AudioFrame:
-    """Language-neutral warm-up signal: silence, then 2 s of a voiced, syllable-modulated harmonic tone."""
-    t = np.arange(int(rate * 2.0)) / rate
-    f0 = 120 + 25 * np.sin(2 * np.pi * 0.7 * t)
-    phase = 2 * np.pi * np.cumsum(f0) / rate
-    harmonics = sum(np.sin(k * phase) / k for k in range(1, 25))
-    envelope = (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)) ** 2
-    voiced = 0.1 * harmonics * envelope / np.abs(harmonics).max()
-    x = np.concatenate([np.zeros(rate // 2), voiced, np.zeros(rate // 2)])
-    return AudioFrame.from_numpy(x, rate)
-
-
-@dataclass
-class EngineStats:
-    created: int = 0  # recognisers created (each warmed before use)
-    recycled: int = 0  # destroyed after recycle_speech_s of audio
-    reused: int = 0  # streams served by a recogniser that had served before
-    cold_opens: int = 0  # streams that had to wait for a recogniser to be created
-    idle: int = 0
-    in_use: int = 0
-    warm_s: list[float] = field(default_factory=list)  # creation + warm-up time per recogniser
-    trimmed: int = 0  # idle spares destroyed after idle_trim_s without use
-    decoding: int = 0  # recognisers held by utterances being decoded now
-    alive: int = 0  # recognisers that exist (idle, decoding, grammar, being warmed)
-
-
 class AsrEngine:
     """Speech recognition for one model at one input rate, shared by all calls of a process."""
 
@@ -148,6 +120,7 @@ class AsrEngine:
         max_backlog_s: float = 4.0,
         idle_trim_s: float = 120.0,
         spares_per_call: float = 0.0,
+        max_recognizers: int = 0,
     ) -> None:
         self.model_dir = Path(model_dir)
         self.sample_rate = sample_rate
@@ -166,6 +139,11 @@ class AsrEngine:
         # utterances starting together beyond pool_size wait for creation + warm-up, one after another (measured
         # over SIP, 4 talking callers, pool 2: 2 of the first 4 replies 4.6-5.5 s late, the rest ~0.75 s).
         self.spares_per_call = spares_per_call
+        # At most this many free-speech recognisers (0: no limit). An utterance beyond it waits, its audio queued,
+        # for one to be handed back at another utterance's final instead of getting a young one: a recogniser's
+        # first utterances cost 2-4x the CPU of later ones (graph expansion, docs/asr.md), and memory is bounded.
+        self.max_recognizers = max_recognizers
+        self._waiters: deque[Future] = deque()
         # Decoding threads (batches, finals: most urgent first) and a separate thread for recogniser creation
         # and warm-up, so a 1.7 s warm-up never holds a call's audio (see ivr/asr/workers.py).
         self._pool = DecodePool(max_workers, background_threads=2)  # two warm-ups at once use both cores
@@ -199,6 +177,7 @@ class AsrEngine:
         max_backlog_s: float = 4.0,
         idle_trim_s: float = 120.0,
         spares_per_call: float = 0.0,
+        max_recognizers: int = 0,
     ) -> AsrEngine:
         """Engine for a model directory or a name known to ``ivr models`` (raises ModelError if unknown).
 
@@ -211,7 +190,7 @@ class AsrEngine:
         return cls(model_dir, sample_rate, language=language, pool_size=pool_size,
                    recycle_speech_s=recycle_speech_s, max_workers=max_workers, warmup_audio=warmup_audio,
                    batch_ms=batch_ms, max_backlog_s=max_backlog_s, idle_trim_s=idle_trim_s,
-                   spares_per_call=spares_per_call)
+                   spares_per_call=spares_per_call, max_recognizers=max_recognizers)
 
     # --- pool ----------------------------------------------------------------------------------------
     async def _run(self, fn, *args):
@@ -248,25 +227,36 @@ class AsrEngine:
     def _refill_one(self, target: int | None = None) -> None:
         try:
             r = self._create()
-        except Exception:  # logged; the next open creates one on demand
+        except Exception as e:  # logged; the next open creates one on demand
             log.exception("could not create a Vosk recogniser for the pool")
             with self._lock:
                 self._refilling -= 1
+                waiter = self._waiters.popleft() if self._waiters else None
+            if waiter is not None:  # it waited for this one
+                waiter.set_exception(e)
             return
         with self._lock:
             self._refilling -= 1
-            if self._closed or len(self._idle) >= (self._spare_target() if target is None else target):
+            waiter = self._waiters.popleft() if self._waiters and not self._closed else None
+            if waiter is not None:
+                drop = False
+            elif self._closed or len(self._idle) >= (self._spare_target() if target is None else target):
                 drop = True
             else:
                 r.idle_since = time.monotonic()
                 self._idle.append(r)
                 drop = False
+        if waiter is not None:  # an utterance waits for a recogniser (max_recognizers): this one is its
+            waiter.set_result(r)
         if drop:
             self._destroy(r)
 
     def _schedule_refill(self) -> None:
         with self._lock:
             missing = self._spare_target() - len(self._idle) - self._refilling
+            if self.max_recognizers:  # spares count against the cap (free-speech ones: held, idle, being made)
+                held = self._decoding - len(self._waiters)
+                missing = min(missing, self.max_recognizers - held - len(self._idle) - self._refilling)
             if self._closed or missing <= 0:
                 return
             self._refilling += missing
@@ -284,6 +274,12 @@ class AsrEngine:
         r = self._take_idle()
         with self._lock:
             self._decoding += 1
+            holders = self._decoding - 1 - len(self._waiters)  # utterances holding one: each gives it back
+            if r is None and self.max_recognizers and holders + self._refilling >= self.max_recognizers:
+                waiter: Future = Future()  # handed the next recogniser given back (_keep_or_drop)
+                self._waiters.append(waiter)
+                self._stats.waited += 1
+                return waiter
             if r is None:
                 self._stats.cold_opens += 1
             elif r.uses:
@@ -326,12 +322,22 @@ class AsrEngine:
             recycle = r.fed_s >= self.recycle_speech_s
             self._stats.recycled += recycle and not r.grammar
             drop = []
-            if r.grammar or recycle or self._closed or len(self._idle) >= self._idle_cap():
+            waiter = self._waiters.popleft() if self._waiters and not r.grammar and not self._closed else None
+            if waiter is not None and not recycle:
+                self._stats.reused += 1
+            elif r.grammar or recycle or self._closed or len(self._idle) >= self._idle_cap():
                 drop.append(r)
             else:
                 r.idle_since = now
                 self._idle.append(r)
             drop += self._trim_locked(now)
+        if waiter is not None and not recycle:
+            waiter.set_result(r)
+        elif waiter is not None:  # recycled: a fresh one for the waiting utterance, ahead of batches
+            fresh = self._pool.submit(FINAL, self._create, None, False)
+            fresh.add_done_callback(self._creation_failed)
+            fresh.add_done_callback(lambda f: waiter.set_exception(f.exception() or RuntimeError("cancelled"))
+                                    if f.cancelled() or f.exception() else waiter.set_result(f.result()))
         return drop
 
     def _spare_target(self) -> int:
@@ -436,6 +442,9 @@ class AsrEngine:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
+            waiters, self._waiters = list(self._waiters), deque()
+        for w in waiters:
+            w.set_exception(RuntimeError("ASR engine is closed"))
         loop = asyncio.get_running_loop()
         for r in idle:
             await loop.run_in_executor(self._pool.reaper, self._destroy, r)

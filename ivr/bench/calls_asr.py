@@ -159,7 +159,8 @@ async def bench_real(levels: list[int], seconds: float, pause_s: float, model: s
     for n in levels:
         engine = AsrEngine.for_model(model, LISTENER_RATE, pool_size=settings.asr_pool_size,
                                      max_workers=settings.asr_workers, recycle_speech_s=settings.asr_recycle_speech_s,
-                                     spares_per_call=settings.asr_spares_per_call)
+                                     spares_per_call=settings.asr_spares_per_call,
+                                     max_recognizers=settings.asr_max_recognizers)
         await engine.warm_up(n)  # the callers start together: one warm recogniser each for the first utterances
         parts = dataclasses.replace(base, asr_engine=engine)
         manager = CallManager(settings.model_copy(update={"max_calls": max(n, settings.max_calls)}), parts)
