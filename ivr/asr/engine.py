@@ -139,9 +139,8 @@ class AsrEngine:
         # utterances starting together beyond pool_size wait for creation + warm-up, one after another (measured
         # over SIP, 4 talking callers, pool 2: 2 of the first 4 replies 4.6-5.5 s late, the rest ~0.75 s).
         self.spares_per_call = spares_per_call
-        # At most this many free-speech recognisers (0: no limit). An utterance beyond it waits, its audio queued,
-        # for one to be handed back at another utterance's final instead of getting a young one: a recogniser's
-        # first utterances cost 2-4x the CPU of later ones (graph expansion, docs/asr.md), and memory is bounded.
+        # At most this many free-speech recognisers (0: no limit); beyond it an utterance waits, its audio queued,
+        # for one handed back instead of a young one (memory bounded; docs/asr.md).
         self.max_recognizers = max_recognizers
         self._waiters: deque[Future] = deque()
         # Decoding threads (batches, finals: most urgent first) and a separate thread for recogniser creation
