@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import pytest
-from audio_gen import speech_extent, synth
+from audio_gen import ACTIVE_DBFS, speech_extent, synth
 
 from ivr.audio.frames import AudioFrame
 from ivr.call.local import LocalPort
@@ -33,6 +33,7 @@ def parts(tmp_path_factory) -> tuple:
     return settings, build_parts(settings)
 
 
+@pytest.mark.realtime  # heard/trace latency: a starved event loop (nice 19 beside the live lane) delays both ends
 async def test_turn_latency_starts_at_the_callers_last_voiced_audio_and_its_stages_add_up(parts):
     settings, base = parts
     m = CallManager(settings, dataclasses.replace(base, asr_engine=None),
@@ -43,7 +44,6 @@ async def test_turn_latency_starts_at_the_callers_last_voiced_audio_and_its_stag
     task = m.start_call(port, m.reserve(port.info.call_id), asr_mode="reference")
     await port.wait_bot(1)  # the greeting has been played
     speech = synth(LINE, port.info.sample_rate)
-    _s, loud_end = speech_extent(speech)
     port.reference(LINE)
     said_at = time.monotonic()
     port.say(speech)  # the caller's line clock sends it from its next 20 ms tick
@@ -68,11 +68,14 @@ async def test_turn_latency_starts_at_the_callers_last_voiced_audio_and_its_stag
         ["received", "resampled", "vad_end", "asr_final", "dialog_decision", "tts_first_audio_queued",
          "first_audio_sent"], strict=True)}
     assert abs(sum(stages.values()) - turn.latency_ms) <= 50, (stages, turn.latency_ms)
-    # ... and matches the caller's own measure: their last loud sample -> the bot's first loud frame
-    caller_end = said_at + loud_end
+    # ... and matches the caller's own measure at its end of the line: when its line sent its last loud frame (the
+    # time it really went out, not the plan) -> the bot's first loud frame
+    loud_sent = [ts for ts, f in port.caller_sent if ts >= said_at and f.rms_dbfs() > ACTIVE_DBFS]
+    caller_end = loud_sent[-1]  # a line sends a frame once its 20 ms have been spoken
     first_voiced = next(ts for ts, f in port.sent if ts > caller_end + 0.2 and f.rms_dbfs() > -45)
     heard_ms = (first_voiced - caller_end) * 1000
-    assert abs(heard_ms - turn.latency_ms) <= 150, (heard_ms, turn.latency_ms, t)
+    line_late_ms = (caller_end - said_at - speech_extent(speech)[1]) * 1000  # shown when it fails
+    assert abs(heard_ms - turn.latency_ms) <= 150, (heard_ms, turn.latency_ms, t, line_late_ms)
 
 
 def test_stage_breakdown_is_consecutive_and_skips_missing_stamps():

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ivr.bench.sip import run_load
 
 
+@pytest.mark.live_light  # counts real-time RTP: at nice 19 beside the live lane one call once got 38 of 150 frames
 async def test_sipp_load_smoke(tmp_path):
     r = await run_load(calls=6, rate=3.0, seconds=3.0, workdir=tmp_path)
     assert r["sipp_rc"] == 0 and r["successful"] == 6 and r["failed"] == 0, r["sipp_tail"]

@@ -4,7 +4,8 @@ the one in-process port there is).
 The caller side either has its own 20 ms clock, like a phone line (:meth:`LocalPort.start`, :meth:`LocalPort.say`:
 silence when the caller says nothing, so the listener's endpointing sees real trailing silence), or is driven frame
 by frame by a simulated caller (:meth:`LocalPort.caller_audio`, as fixture replay's microphone does). Bot audio is
-kept with the time it was sent and/or handed to ``on_bot_audio``.
+kept with the time it was sent and/or handed to ``on_bot_audio``; with ``keep_audio`` the caller line's frames are
+kept with the time the line really sent them (a starved event loop sends late: measure from these, not the plan).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class LocalPort(CallPort):
         self.on_bot_audio = on_bot_audio
         self.ended = asyncio.Event()  # set once the bot hung up
         self.sent: list[tuple[float, AudioFrame]] = []  # (monotonic time sent, frame) of bot audio
+        self.caller_sent: list[tuple[float, AudioFrame]] = []  # (time the caller's line sent it, frame), kept audio
         self.events: list[Notice] = []  # what a softphone would show
         self.hung_up: str | None = None  # reason, once the bot hung up
         self.bot_frames = 0
@@ -92,6 +94,8 @@ class LocalPort(CallPort):
             await asyncio.gather(t, return_exceptions=True)
 
     async def _to_bot(self, frame: AudioFrame) -> None:
+        if self.keep_audio:
+            self.caller_sent.append((self.clock(), frame))
         self.caller_audio(frame)
 
     # --- CallPort --------------------------------------------------------------------------------------------
