@@ -1,9 +1,10 @@
 """Language packs: everything language-specific (prompts, lexicon, number reading and parsing) lives here.
 
 A pack is a folder ``ivr/lang/<code_with_underscore>/`` (``zh-CN`` -> ``zh_CN``) holding data files
-(``pack.yaml``, ``lexicon.yaml``, ``prompts.yaml``, ``userdict.txt``, ``nlu/train.yaml``) and a module whose
-``Pack`` class subclasses :class:`LanguagePack` and implements the reading/parsing methods. The engine code
-elsewhere (dialog, tts, asr) holds no language strings: it asks ``get_pack(code)``.
+(``pack.yaml``, ``lexicon.yaml``, ``prompts.yaml``, ``desk.yaml``, ``userdict.txt``, ``nlu/train.yaml``) and a
+module whose ``Pack`` class subclasses :class:`LanguagePack` and implements the reading/parsing methods. The engine
+code elsewhere (dialog, tts, asr, web) holds no language strings: it asks ``get_pack(code)``. ``privacy.yaml`` (what
+phone numbers, addresses and names look like) is read by :mod:`ivr.privacy` itself, which sits below this package.
 """
 
 from __future__ import annotations
@@ -50,12 +51,20 @@ def _load_yaml(path: Path) -> Any:
 
 
 class _StrictFields(dict):
-    def __init__(self, prompt_id: str, fields: dict[str, Any]):
+    def __init__(self, what: str, text_id: str, fields: dict[str, Any]):
         super().__init__(fields)
-        self.prompt_id = prompt_id
+        self.what, self.text_id = what, text_id
 
     def __missing__(self, key: str) -> Any:
-        raise PromptError(f"prompt {self.prompt_id!r} needs field {key!r}")
+        raise PromptError(f"{self.what} {self.text_id!r} needs field {key!r}")
+
+
+def _render(what: str, text_id: str, template: str, fields: dict[str, Any]) -> str:
+    """``template`` with its ``{field}`` placeholders filled; :class:`PromptError` for a missing field."""
+    try:
+        return string.Formatter().vformat(template, (), _StrictFields(what, text_id, fields))
+    except (IndexError, ValueError) as e:
+        raise PromptError(f"{what} {text_id!r}: bad template: {e}") from None
 
 
 class LanguagePack:
@@ -124,9 +133,18 @@ class LanguagePack:
 
         return overlay_prompts(self, self.base_prompts)
 
+    @cached_property
+    def desk_texts(self) -> dict[str, Any]:
+        """Texts of the staff pages (assist cards, desk actions, login): text_id -> template (``desk.yaml``)."""
+        path = self.dir / "desk.yaml"
+        data = _load_yaml(path) or {}
+        if not isinstance(data, dict):
+            raise PromptError(f"{path}: expected a mapping text_id -> template")
+        return data
+
     def reload(self) -> None:
         """Forget cached data files (after an operator edited them)."""
-        for name in ("lexicon", "base_prompts"):
+        for name in ("lexicon", "base_prompts", "desk_texts"):
             self.__dict__.pop(name, None)
 
     # --- prompts ------------------------------------------------------------------------------------
@@ -143,11 +161,17 @@ class LanguagePack:
         variants = self.prompt_variants(prompt_id)
         if not variants:
             raise PromptError(f"prompt {prompt_id!r} has no text")
-        tpl = variants[variant % len(variants)]
-        try:
-            return string.Formatter().vformat(tpl, (), _StrictFields(prompt_id, fields))
-        except (IndexError, ValueError) as e:
-            raise PromptError(f"prompt {prompt_id!r}: bad template: {e}") from None
+        return _render("prompt", prompt_id, variants[variant % len(variants)], fields)
+
+    def desk_text(self, text_id: str, /, default: str | None = None, **fields: Any) -> str:
+        """The staff-page text ``text_id`` (``desk.yaml``, e.g. ``order.title``) with its ``{field}`` placeholders
+        filled. An unknown id returns ``default`` as is, or raises :class:`PromptError`; a missing field raises."""
+        tpl = self.desk_texts.get(text_id)
+        if not isinstance(tpl, str):
+            if default is not None:
+                return default
+            raise PromptError(f"no desk text {text_id!r} in {self.dir / 'desk.yaml'}")
+        return _render("desk text", text_id, tpl, fields)
 
     # --- language-specific: implemented by each pack ------------------------------------------------
     def normalize(self, text: str) -> str:

@@ -34,50 +34,57 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from ivr.lang import LanguagePack, get_pack
 from ivr.services.agents import Account
-from ivr.web.assist_steps import flow_suggestion, order_actions
+from ivr.web.assist_steps import desk_pack, flow_suggestion, order_actions
 from ivr.web.auth import DESK
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 POLL_S = 0.25
-STATUS = {"unpaid": "待付款", "paid": "已付款，待发货", "shipped": "已发货", "in_transit": "运输中",
-          "delivered": "已签收", "returned": "已退货", "refunded": "已退款", "cancelled": "已取消"}
 
 
-def _yuan(cents: int) -> str:
-    return f"{cents / 100:.2f}元"
+def _money(pack: LanguagePack, cents: int) -> str:
+    return pack.desk_text("money", amount=f"{cents / 100:.2f}")
 
 
-def order_facts(shop: Any, policy: Any, order_id: str, today: Any = None) -> dict[str, Any] | None:
-    """The order suggestion (blocking: a shop read); None if the shop does not know the order."""
+def order_facts(shop: Any, policy: Any, order_id: str, today: Any = None,
+                pack: LanguagePack | None = None) -> dict[str, Any] | None:
+    """The order suggestion (blocking: a shop read); None if the shop does not know the order. Texts from
+    ``pack`` (default: the configured language's)."""
     from ivr.dialog.flows.return_request import OPEN_RMA  # the bot's own notion of an open return
     from ivr.services.shop.rules import return_deadline
 
     o = shop.get_order(order_id)
     if o is None:
         return None
+    pack = pack or desk_pack()
+    t = pack.desk_text
     today = today or policy.local_date(datetime.now(UTC))
     sh = o.shipment
-    lines = [f"状态：{STATUS.get(o.status, o.status)}"]
+    lines = [t("order.status", status=t(f"status.{o.status}", default=str(o.status)))]
     if sh is not None:
-        lines.append(f"物流：{sh.carrier} {sh.tracking_no}" + (f"，{sh.latest.description}" if sh.latest else ""))
+        lines.append(t("order.shipment", carrier=sh.carrier, tracking_no=sh.tracking_no)
+                     + (t("order.shipment_event", event=sh.latest.description) if sh.latest else ""))
     delivered = sh.delivered_at if sh is not None else None
     windows: dict[str, Any] = {}
     if delivered is None:
-        lines.append("退货期：未签收，签收后起算")
+        lines.append(t("order.window_not_started"))
     else:
-        for key, quality, label in (("no_reason", False, "七天无理由"), ("quality", True, "质量问题")):
+        for key, quality in (("no_reason", False), ("quality", True)):
             end = return_deadline(policy, delivered, quality)
             windows[key] = {"until": end.isoformat(), "open": today <= end}
-            lines.append(f"{label}退货：{'可办理' if today <= end else '已过期'}（截至{end:%m月%d日}）")
+            lines.append(t("order.window", label=t(f"order.window.{key}"), until=t("date", date=end),
+                           state=t("order.window.open" if today <= end else "order.window.closed")))
     refunded = sum(r.amount_cents for r in o.refunds if r.status != "rejected")
     refundable = max(0, o.total_cents - refunded)
-    lines.append(f"可退金额：{_yuan(refundable)}（订单{_yuan(o.total_cents)}，已退{_yuan(refunded)}）")
+    lines.append(t("order.refundable", refundable=_money(pack, refundable), total=_money(pack, o.total_cents),
+                   refunded=_money(pack, refunded)))
     open_rma = next((r.rma_id for r in o.returns if r.status in OPEN_RMA), None)
     if open_rma:
-        lines.append(f"售后单：{open_rma}（处理中）")
-    facts = {"id": "order", "kind": "order", "title": f"订单 {o.order_id}", "text": "；".join(lines),
+        lines.append(t("order.open_return", rma_id=open_rma))
+    facts = {"id": "order", "kind": "order", "title": t("order.title", order_id=o.order_id),
+             "text": t("order.sep").join(lines),
              "order_id": o.order_id, "status": o.status, "tracking_no": sh.tracking_no if sh else None,
              "return_windows": windows, "refundable_cents": refundable, "open_return": open_rma,
              "invoice_status": o.invoice.status if o.invoice is not None else "none"}
@@ -85,8 +92,11 @@ def order_facts(shop: Any, policy: Any, order_id: str, today: Any = None) -> dic
     return facts
 
 
-def kb_suggestions(kb: Any, transcript: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One suggestion per knowledge-base entry a caller line matches, newest line first."""
+def kb_suggestions(kb: Any, transcript: list[dict[str, Any]],
+                   pack: LanguagePack | None = None) -> list[dict[str, Any]]:
+    """One suggestion per knowledge-base entry a caller line matches, newest line first (titles from ``pack``,
+    default: the configured language's)."""
+    pack = pack or desk_pack()
     out: dict[str, dict[str, Any]] = {}
     for line in reversed(transcript):
         if line.get("who") != "caller":
@@ -94,7 +104,7 @@ def kb_suggestions(kb: Any, transcript: list[dict[str, Any]]) -> list[dict[str, 
         e = kb.lookup(str(line.get("text", "")))
         if e is not None and f"kb:{e.id}" not in out:
             topic = e.keywords[0] if e.keywords else e.id
-            out[f"kb:{e.id}"] = {"id": f"kb:{e.id}", "kind": "kb", "title": f"知识库：{topic}", "text": e.answer,
+            out[f"kb:{e.id}"] = {"id": f"kb:{e.id}", "kind": "kb", "title": pack.desk_text("kb.title", topic=topic), "text": e.answer,
                                  "heard": line.get("text", "")}
     return list(out.values())
 
@@ -112,7 +122,6 @@ class Assistant:
     def kb(self) -> Any:
         if self._kb is None:
             from ivr.dialog.kb import KnowledgeBase
-            from ivr.lang import get_pack
 
             self._kb = KnowledgeBase(get_pack(self.state.settings.language).dir / "kb")
         return self._kb
@@ -130,7 +139,7 @@ class Assistant:
 
                 try:
                     facts = await asyncio.to_thread(order_facts, shop, policy_from_settings(self.state.settings),
-                                                    order["order_id"])
+                                                    order["order_id"], pack=desk_pack(self.state.settings))
                 except Exception as e:  # the shop being down must not break the call
                     log.warning("assist: order %s unreadable: %s", order.get("order_id"), e)
             self._orders[call_id] = facts
@@ -149,8 +158,9 @@ class Assistant:
         def text_part() -> list[dict[str, Any]]:
             from ivr.dialog.nlu import get_nlu
 
-            flow = flow_suggestion(get_nlu(self.state.settings.language), lines, order)
-            return kb_suggestions(self.kb(), lines) + ([flow] if flow else [])
+            pack = desk_pack(self.state.settings)
+            flow = flow_suggestion(get_nlu(self.state.settings.language), lines, order, pack)
+            return kb_suggestions(self.kb(), lines, pack) + ([flow] if flow else [])
 
         return await asyncio.to_thread(text_part) + ([order] if order else [])
 

@@ -11,21 +11,19 @@ from __future__ import annotations
 
 from typing import Any
 
-# intent -> (flow label, the step when nothing order-specific applies)
-STEPS: dict[str, tuple[str, str]] = {
-    "order_status": ("查订单", "告知订单状态和预计送达时间（见订单卡片）。"),
-    "logistics": ("查物流", "告知承运商、运单号和最新物流动态；超过承诺时间可致歉并登记催件。"),
-    "return_request": ("退货", "核实订单已签收且在退货期内 → 问退货原因 → 约上门取件时间 → 确认后创建退货。"),
-    "exchange_request": ("换货", "核实订单已签收且在退货期内 → 问换货原因 → 约上门取件时间 → 确认后创建换货。"),
-    "refund_status": ("查退款", "告知退款单状态和预计到账时间（原路退回，1-3个工作日）。"),
-    "cancel_order": ("取消订单", "未发货可直接取消，已付款的原路退款；已发货请引导拒收或签收后退货。"),
-    "change_address": ("改地址", "仅未发货订单可改地址：核对新地址后提交。"),
-    "invoice": ("发票", "核对发票抬头和接收邮箱 → 重发电子发票。"),
-    "price_promotion": ("价保/优惠", "签收后7天内降价可申请价保，差价原路退回。"),
-    "product_question": ("商品咨询", "按商品详情页参数答复；不确定的记录后回电。"),
-    "complaint": ("投诉", "先致歉安抚，记录问题要点，登记投诉工单并告知处理时限。"),
-}
-ACTION_LABELS = {"create_return": "创建退货", "resend_invoice": "重发发票"}
+from ivr.config import Settings, get_settings
+from ivr.lang import LanguagePack, get_pack
+
+# the intents that are a task with a flow (their label and generic step: ``flow.<intent>`` and
+# ``flow.<intent>.step`` in the language pack's desk.yaml)
+STEPS: tuple[str, ...] = ("order_status", "logistics", "return_request", "exchange_request", "refund_status",
+                          "cancel_order", "change_address", "invoice", "price_promotion", "product_question",
+                          "complaint")
+
+
+def desk_pack(settings: Settings | None = None) -> LanguagePack:
+    """The language pack of the desk's texts: the configured language (a bridge does not carry the call's)."""
+    return get_pack((settings or get_settings()).language)
 
 
 def order_actions(facts: dict[str, Any] | None) -> list[str]:
@@ -41,28 +39,26 @@ def order_actions(facts: dict[str, Any] | None) -> list[str]:
     return out
 
 
-def _order_step(intent: str, facts: dict[str, Any] | None) -> str | None:
+def _order_step(intent: str, facts: dict[str, Any] | None, pack: LanguagePack) -> str | None:
     """The step text that depends on the order's facts, or None for the generic step."""
     if not facts:
         return None
+    t = pack.desk_text
     windows = facts.get("return_windows") or {}
     if intent in ("return_request", "exchange_request"):
-        what = "退货" if intent == "return_request" else "换货"
+        what = t(f"flow.{intent}")
         if facts.get("open_return"):
-            return f"该订单已有售后单 {facts['open_return']}：告知处理进度，不要重复创建。"
+            return t("flow.open_return", rma_id=facts["open_return"])
         if not windows:
-            return f"订单尚未签收，暂不能{what}：签收后再申请，或引导拒收。"
+            return t("flow.not_delivered", what=what)
         nr, q = windows.get("no_reason", {}), windows.get("quality", {})
         if nr.get("open"):
-            return (f"七天无理由可办理（截至{nr['until']}）→ 问{what}原因 → 约上门取件时间 → "
-                    f"点击“创建退货”并向客户确认。")
+            return t("flow.no_reason_open", until=nr["until"], what=what)
         if q.get("open"):
-            return f"已过七天无理由期，仅质量问题可{what}（截至{q['until']}）：确认质量问题后再创建。"
-        return f"退货期已过（质量问题截至{q.get('until', '')}）：不能{what}，可登记投诉或转专员。"
+            return t("flow.quality_open", until=q["until"], what=what)
+        return t("flow.window_closed", until=q.get("until", ""), what=what)
     if intent == "invoice":
-        if facts.get("invoice_status") == "issued":
-            return "发票已开具：核对接收邮箱 → 点击“重发发票”。"
-        return "该订单发票尚未开具：告知开票进度（签收后开具）。"
+        return t("flow.invoice_issued" if facts.get("invoice_status") == "issued" else "flow.invoice_pending")
     return None
 
 
@@ -80,16 +76,19 @@ def latest_request(nlu: Any, transcript: list[dict[str, Any]]) -> tuple[str, str
     return None
 
 
-def flow_suggestion(nlu: Any, transcript: list[dict[str, Any]],
-                    facts: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The ``flow`` suggestion: next step of the flow matching the caller's newest request (blocking: NLU)."""
+def flow_suggestion(nlu: Any, transcript: list[dict[str, Any]], facts: dict[str, Any] | None,
+                    pack: LanguagePack | None = None) -> dict[str, Any] | None:
+    """The ``flow`` suggestion: next step of the flow matching the caller's newest request (blocking: NLU). Texts
+    from ``pack`` (default: the configured language's)."""
     found = latest_request(nlu, transcript)
     if found is None:
         return None
+    pack = pack or desk_pack()
     intent, heard = found
-    label, generic = STEPS[intent]
     actions = [a for a in order_actions(facts)
                if (a == "create_return") == (intent in ("return_request", "exchange_request"))
                and (a == "resend_invoice") == (intent == "invoice")]
-    return {"id": f"flow:{intent}", "kind": "flow", "title": f"下一步：{label}",
-            "text": _order_step(intent, facts) or generic, "intent": intent, "heard": heard, "actions": actions}
+    t = pack.desk_text
+    return {"id": f"flow:{intent}", "kind": "flow", "title": t("flow.title", label=t(f"flow.{intent}")),
+            "text": _order_step(intent, facts, pack) or t(f"flow.{intent}.step"), "intent": intent, "heard": heard,
+            "actions": actions}
