@@ -14,7 +14,8 @@ goes through the shop API (:class:`~ivr.services.shop.api.ShopService`): one tra
 actor is ``agent:<username>`` (the embedded shop) and an idempotency key ``<call_id>:agent:<action>:<order>:<digest>``,
 so a double click or a retry writes once. The call record gets ``extra.agent_actions`` (action, order, result,
 agent, time) and an ``agent`` turn whose ``actions`` name the write (``return_created`` / ``invoice_resent``).
-Errors: 404 not your live call, 409 no verified order or the shop refuses (``error``: Chinese reason, ``code``),
+Errors: 404 not your live call, 409 no verified order or the shop refuses (``error``: the reason in the desk's
+language, ``code``),
 503 the shop is unreachable, 400 bad body.
 """
 
@@ -31,19 +32,17 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from ivr.lang import LanguagePack
 from ivr.services.agents import Account
+from ivr.web.assist_steps import desk_pack
 from ivr.web.auth import DESK
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-REASONS = {"changed_mind": "七天无理由", "quality": "质量问题"}
-PICKUPS = {"tomorrow_am": (1, "AM", "明天上午"), "tomorrow_pm": (1, "PM", "明天下午"), "day_after": (2, "DAY", "后天")}
-REFUSALS = {
-    "return_window_closed": "已超过退货期限", "not_delivered": "订单尚未签收", "already_returned": "该订单已退货",
-    "return_exists": "该订单已有售后单", "invoice_pending": "发票尚未开具",
-    "category_not_returnable": "该类商品不支持七天无理由退货", "no_invoice": "该订单没有可重发的发票",
-    "idempotency_conflict": "本通话已用不同参数办理过该操作", "invalid_request": "请求不完整",
-}
+# reason and pickup codes (their labels: ``action.reason.<code>``, ``action.pickup.<code>`` in the pack's desk.yaml);
+# a pickup is (days from today, half-day slot); the shop's refusal codes read ``action.refusal.<code>``
+REASONS = ("changed_mind", "quality")
+PICKUPS = {"tomorrow_am": (1, "AM"), "tomorrow_pm": (1, "PM"), "day_after": (2, "DAY")}
 
 
 def _error(status: int, message: str, code: str = "") -> JSONResponse:
@@ -63,36 +62,43 @@ def _acting(shop: Any, acc: Account) -> Any:
     return shop
 
 
-def _plan(body: dict[str, Any], order_id: str, today: Any) -> tuple[str, dict[str, str]] | JSONResponse:
+def _plan(body: dict[str, Any], order_id: str, today: Any,
+          pack: LanguagePack) -> tuple[str, dict[str, str]] | JSONResponse:
     """(preview text, write arguments) for the body, or a 400."""
     action = body.get("action")
     if action == "create_return":
         reason, pickup = body.get("reason", "changed_mind"), body.get("pickup", "tomorrow_am")
         if reason not in REASONS or pickup not in PICKUPS:
             return _error(400, f"reason must be one of {list(REASONS)}, pickup one of {list(PICKUPS)}")
-        days, half, label = PICKUPS[pickup]
+        days, half = PICKUPS[pickup]
         slot = f"{(today + timedelta(days=days)).isoformat()} {half}"
-        return (f"为订单 {order_id} 创建退货（{REASONS[reason]}），上门取件：{label}。",
+        return (pack.desk_text("action.preview.create_return", order_id=order_id,
+                               reason=pack.desk_text(f"action.reason.{reason}"),
+                               pickup=pack.desk_text(f"action.pickup.{pickup}")),
                 {"reason": reason, "pickup": slot})
     if action == "resend_invoice":
-        return f"把订单 {order_id} 的电子发票重发到预留邮箱。", {}
+        return pack.desk_text("action.preview.resend_invoice", order_id=order_id), {}
     return _error(400, 'action must be "create_return" or "resend_invoice"')
 
 
-def _write(shop: Any, action: str, order_id: str, args: dict[str, str], key: str) -> dict[str, Any]:
+def _write(shop: Any, action: str, order_id: str, args: dict[str, str], key: str,
+           pack: LanguagePack) -> dict[str, Any]:
     """The shop write (blocking); the result fields for the answer and the record."""
     if action == "create_return":
         rma = shop.create_return(order_id, "return", args["reason"], args["pickup"], key)
-        return {"rma_id": rma.rma_id, "text": f"已创建退货单 {rma.rma_id}，上门取件 {rma.pickup_slot}。",
-                "done_action": "return_created"}
+        text = pack.desk_text("action.done.create_return", rma_id=rma.rma_id, pickup_slot=rma.pickup_slot)
+        return {"rma_id": rma.rma_id, "text": text, "done_action": "return_created"}
     inv = shop.resend_invoice(order_id, None, key)
-    return {"invoice_id": inv.invoice_id, "text": f"已重发发票 {inv.invoice_id}。", "done_action": "invoice_resent"}
+    return {"invoice_id": inv.invoice_id, "text": pack.desk_text("action.done.resend_invoice", invoice_id=inv.invoice_id),
+            "done_action": "invoice_resent"}
 
 
 @router.post("/api/agent/calls/{call_id}/actions")
 async def run_action(call_id: str, request: Request, acc: Account = DESK) -> Response:
     from ivr.services.shop import NotAllowed, NotFound, OmsUnavailable, policy_from_settings
     from ivr.web.assist import _assistant, count_use
+
+    pack = desk_pack(request.app.state.settings)
 
     try:
         body = json.loads(await request.body() or b"null")
@@ -107,10 +113,10 @@ async def run_action(call_id: str, request: Request, acc: Account = DESK) -> Res
     order = (bridge.context or {}).get("order") or {}
     shop = getattr(warm, "shop", None)
     if not order.get("order_id") or order.get("verified", True) is False or shop is None:
-        return _error(409, "客户尚未核实订单，不能代办", "no_verified_order")
+        return _error(409, pack.desk_text("action.no_verified_order"), "no_verified_order")
     order_id = str(order["order_id"])
     policy = policy_from_settings(request.app.state.settings)
-    plan = _plan(body, order_id, policy.local_date(datetime.now(UTC)))
+    plan = _plan(body, order_id, policy.local_date(datetime.now(UTC)), pack)
     if isinstance(plan, JSONResponse):
         return plan
     preview, args = plan
@@ -119,14 +125,15 @@ async def run_action(call_id: str, request: Request, acc: Account = DESK) -> Res
         return JSONResponse({"preview": preview, "action": action, "order_id": order_id})
     key = _key(call_id, action, order_id, *args.values())
     try:
-        result = await asyncio.to_thread(_write, _acting(shop, acc), action, order_id, args, key)
+        result = await asyncio.to_thread(_write, _acting(shop, acc), action, order_id, args, key, pack)
     except NotAllowed as e:
-        return _error(409, f"店铺拒绝：{REFUSALS.get(e.code, e.code)}", e.code)
+        reason = pack.desk_text(f"action.refusal.{e.code}", default=str(e.code))
+        return _error(409, pack.desk_text("action.refused", reason=reason), e.code)
     except NotFound:
-        return _error(409, f"店铺里没有订单 {order_id}", "not_found")
+        return _error(409, pack.desk_text("action.not_found", order_id=order_id), "not_found")
     except OmsUnavailable as e:
         log.warning("agent action %s on %s: shop unavailable: %s", action, order_id, e)
-        return _error(503, "订单系统暂时不可用，请稍后再试")
+        return _error(503, pack.desk_text("action.unavailable"))
     done = result.pop("done_action")
     entry = {"action": action, "order_id": order_id, "agent": acc.username, "key": key,
              "at": datetime.now(UTC).isoformat(), **{k: v for k, v in result.items() if k != "text"}}
@@ -136,7 +143,7 @@ async def run_action(call_id: str, request: Request, acc: Account = DESK) -> Res
         done_before = any(a.get("key") == key for a in rec.extra.get("agent_actions", []))
         if not done_before:  # a retry of the same write is logged once
             rec.extra.setdefault("agent_actions", []).append(entry)
-            rec.add_turn("agent", speaker="agent", bot_text=f"客服操作：{result['text']}", actions=[done])
+            rec.add_turn("agent", speaker="agent", bot_text=pack.desk_text("action.turn", text=result["text"]), actions=[done])
     if isinstance(body.get("suggestion_id"), str):
         count_use(request, call_id, body["suggestion_id"][:64])
     assistant.refresh(call_id)
