@@ -35,6 +35,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from ivr.channels.webhook import is_text
 from ivr.config import Settings
+from ivr.lang import get_pack
 from ivr.services.agents import Account, AccountStore
 from ivr.web.security import client_ip, is_https
 from ivr.web.stores import app_store
@@ -166,6 +167,11 @@ class LoginRefused(Exception):
         return {"Retry-After": str(max(1, round(self.retry_after)))} if self.status == 429 else None
 
 
+def _text(request: Request, text_id: str, **fields: str) -> str:
+    """A login/role text from the language pack of the configured language (``desk.yaml``)."""
+    return get_pack(request.app.state.settings.language).desk_text(text_id, **fields)
+
+
 async def _login(request: Request, username: str, password: str) -> Account:
     """The account, or :class:`LoginRefused` (wrong, locked, throttled or too busy to check)."""
     names, addresses, gate = _guards(request)
@@ -173,10 +179,10 @@ async def _login(request: Request, username: str, password: str) -> Account:
     wait = addresses.blocked_for(ip)
     if wait:
         log.warning("login throttled for client %s", ip)
-        raise LoginRefused(429, "登录尝试过于频繁，请稍后再试", wait)
+        raise LoginRefused(429, _text(request, "login.throttled"), wait)
     wait = names.blocked_for(name)
     if wait:
-        raise LoginRefused(429, "尝试次数过多，请五分钟后再试", wait)
+        raise LoginRefused(429, _text(request, "login.locked"), wait)
     names.begin(name)
     addresses.begin(ip)
     failed: bool | None = None
@@ -185,13 +191,13 @@ async def _login(request: Request, username: str, password: str) -> Account:
             acc = await asyncio.to_thread(accounts(request).authenticate, name, password)
         failed = acc is None
     except Busy:
-        raise LoginRefused(429, "登录请求过多，请稍后再试", BUSY_RETRY_S) from None
+        raise LoginRefused(429, _text(request, "login.busy"), BUSY_RETRY_S) from None
     finally:
         names.end(name, failed)
         addresses.end(ip, True if failed else None)
     if acc is None:
         log.info("login failed for %r", name)
-        raise LoginRefused(401, "用户名或密码不正确")
+        raise LoginRefused(401, _text(request, "login.wrong"))
     log.info("login: %s (%s)", acc.username, acc.role)
     return acc
 
@@ -300,6 +306,7 @@ def setup(app: FastAPI) -> None:
     async def _role(request: Request, exc: WrongRole) -> Response:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": str(exc), "role": exc.account.role}, status_code=403)
-        return HTMLResponse(f"<!doctype html><meta charset=utf-8><title>无权访问</title><p>您的账号（{exc.account.role}）"
-                            f"无权访问此页面。</p><p><a href=\"{HOME.get(exc.account.role, '/phone')}\">返回</a></p>",
+        title, text = _text(request, "login.forbidden_title"), _text(request, "login.forbidden", role=exc.account.role)
+        return HTMLResponse(f"<!doctype html><meta charset=utf-8><title>{title}</title><p>{text}</p>"
+                            f"<p><a href=\"{HOME.get(exc.account.role, '/phone')}\">{_text(request, 'login.back')}</a></p>",
                             status_code=403)
