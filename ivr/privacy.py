@@ -8,26 +8,83 @@ surname, ``张*``). Answers to the verification question lose every digit, Arabi
 from __future__ import annotations
 
 import re
+from functools import cache
+from pathlib import Path
+from typing import Any
 
-# Mainland mobiles (1[3-9]x, 11 digits), landlines with area code, and +86 forms; digit runs of 7+ that
-# look like phone numbers. Order numbers are not phones: they are masked only where a caller reads them
-# next to phone words, which the dialogue handles, so we keep 12+ digit runs untouched here.
-_PHONE_RE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?(1[3-9]\d[- ]?\d{4}[- ]?\d{4}|0\d{2,3}[- ]?\d{7,8})(?!\d)")
-_CN_DIGITS = "零〇一二两三四五六七八九幺"
-_SPOKEN_PHONE_RE = re.compile(rf"(?<![{_CN_DIGITS}])(?<![{_CN_DIGITS}] )(?:[{_CN_DIGITS}] ?){{10}}[{_CN_DIGITS}](?! ?[{_CN_DIGITS}])")
-# A phone tail said outside the verification question ("订单 ... 尾号 八零零零"): the digits after the words.
-_TAIL_RE = re.compile(rf"(尾号|后[四五六七八4-8]位|末[四4]位)(?:是|为)?(\s*[0-9０-９{_CN_DIGITS}][0-9０-９{_CN_DIGITS} ]*)")
-_HAN = r"\u4e00-\u9fff"
-# An address: optional province, city, district (kept), then a street part with a road/house word (masked).
-_ADMIN = (rf"(?:[{_HAN}]{{1,6}}?(?:省|自治区))?(?:[{_HAN}]{{1,6}}?(?:市|州|盟)(?:[{_HAN}]{{1,5}}?(?:区|县|旗))?"
-          rf"|[{_HAN}]{{1,5}}?(?:区|县|旗))")
-_STREET_WORDS = r"路|街|大道|巷|弄|胡同|(?<![单账型编代])号|楼|室|栋|幢|单元|小区|花园|公寓|村|镇|乡"
-_ADDRESS_RE = re.compile(rf"({_ADMIN})(?!的)([{_HAN}0-9A-Za-z\-#－]*?(?:{_STREET_WORDS})[{_HAN}0-9A-Za-z\-#－]*)")
-_ADDRESS_HEAD_RE = re.compile(rf"^(?:[{_HAN}]{{1,6}}?(?:省|自治区))?(?:[{_HAN}]{{1,6}}?(?:市|州|盟))?"
-                              rf"(?:[{_HAN}]{{1,5}}?(?:区|县|旗|市))?")
-# A name the caller gives ("我叫张伟", "收货人是李娜"): the surname stays.
-_NAME_RE = re.compile(rf"(我叫|我的名字是|名字是|名字叫|姓名是|姓名|收货人是|收货人叫|收货人|联系人是|联系人)"
-                      rf"\s*((?![是叫])[{_HAN}]{{2,4}})(?!\*)")
+# The language packs' folders: each pack's ``privacy.yaml`` says what phones, addresses and names look like in its
+# locale. Read as data (this module sits below ivr.lang and imports nothing of it), on the first masking call.
+LANG_DIR = Path(__file__).resolve().parent / "lang"
+_DIGITS = "0-9０-９"  # Arabic and full-width digits; a pack adds its spoken ones
+
+
+def _alt(words: list[str]) -> str:
+    return "|".join(words)
+
+
+class _Rules:
+    """One pack's masking patterns, compiled from its ``privacy.yaml`` (a missing entry: that rule is off)."""
+
+    def __init__(self, d: dict[str, Any]) -> None:
+        self.spoken_digits = dig = str(d.get("spoken_digits") or "")
+        self.country_code, self.national_digits = str(d.get("country_code") or ""), int(d.get("national_digits", 11))
+        self.phone = re.compile(d["phone"]) if d.get("phone") else None
+        n = self.national_digits
+        self.spoken_phone = re.compile(rf"(?<![{dig}])(?<![{dig}] )(?:[{dig}] ?){{{n - 1}}}[{dig}](?! ?[{dig}])") \
+            if dig else None
+        self.tail = re.compile(rf"({_alt(d['tail_words'])})(?:{_alt(d.get('tail_links') or [])})?"
+                               rf"(\s*[{_DIGITS}{dig}][{_DIGITS}{dig} ]*)") if d.get("tail_words") else None
+        han, a, name = d.get("name_chars", ""), d.get("address"), d.get("name")
+        self.address = self.address_head = self.name = None
+        if a:
+            def level(key: str, extra: list[str] | None = None) -> str:
+                return rf"[{han}]{{1,{a[key]['max']}}}?(?:{_alt([*a[key]['words'], *(extra or [])])})"
+
+            prov, city, dist = level("province"), level("city"), level("district")
+            chars = f"{han}{a.get('street_chars', '')}"
+            not_after = f"(?!{_alt(a['not_followed_by'])})" if a.get("not_followed_by") else ""
+            self.address = re.compile(rf"((?:{prov})?(?:{city}(?:{dist})?|{dist})){not_after}"
+                                      rf"([{chars}]*?(?:{_alt(a['street_words'])})[{chars}]*)")
+            self.address_head = re.compile(rf"^(?:{prov})?(?:{city})?(?:{level('district', a.get('district_in_field'))})?")
+        if name:
+            not_first = f"(?![{name['not_first']}])" if name.get("not_first") else ""
+            self.name = re.compile(rf"({_alt(name['words'])})\s*({not_first}[{han}]{{{name['min']},{name['max']}}})(?!\*)")
+
+    def mask(self, text: str) -> str:
+        """Phones, spoken phones, phone tails, street addresses and given names in ``text`` masked."""
+        if self.phone is not None:
+            text = self.phone.sub(lambda m: mask_phone(m.group(1)), text)
+        if self.spoken_phone is not None:
+            text = self.spoken_phone.sub(lambda m: m.group(0).replace(" ", "")[:3] + "****", text)
+        if self.tail is not None:
+            text = self.tail.sub(lambda m: m.group(0)[:len(m.group(0)) - len(m.group(2))] + mask_secret(m.group(2)),
+                                 text)
+        if self.address is not None:
+            text = self.address.sub(lambda m: m.group(1) + "****", text)
+        if self.name is not None:
+            text = self.name.sub(lambda m: m.group(1) + mask_name(m.group(2)), text)
+        return text
+
+
+@cache
+def _rules() -> tuple[_Rules, ...]:
+    """Every installed pack's rules (loaded once). No pack with rules is an error: nothing could be masked."""
+    import yaml  # only when masking starts: importing this module stays cheap
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    out = []
+    for path in sorted(LANG_DIR.glob("*/privacy.yaml")):
+        if (path.parent / "pack.yaml").is_file():
+            with path.open(encoding="utf-8") as f:
+                out.append(_Rules(yaml.load(f, Loader=loader) or {}))  # a safe loader (see above)
+    if not out:
+        raise RuntimeError(f"no language pack under {LANG_DIR} has a privacy.yaml: personal data cannot be masked")
+    return tuple(out)
+
+
+@cache
+def _secret_digits() -> re.Pattern[str]:
+    return re.compile(f"[{_DIGITS}{''.join(r.spoken_digits for r in _rules())}]")
 
 
 def mask_phone(phone: str | None) -> str:
@@ -37,8 +94,11 @@ def mask_phone(phone: str | None) -> str:
     if "*" in phone:  # already masked (writers mask again at write time): keep at most the prefix
         return re.match(r"\d{0,3}", phone.strip()).group(0) + "****"  # type: ignore[union-attr]
     digits = re.sub(r"\D", "", phone)
-    if len(digits) == 13 and digits.startswith("86"):
-        digits = digits[2:]
+    for r in _rules():  # a country code in front of a national number is dropped first
+        if r.country_code and len(digits) == len(r.country_code) + r.national_digits \
+                and digits.startswith(r.country_code):
+            digits = digits[len(r.country_code):]
+            break
     if len(digits) >= 7:
         return f"{digits[:3]}****"
     return "*" * len(digits)
@@ -56,12 +116,8 @@ def mask_address(address: str | None) -> str:
     """Keep the province/city/district and hide everything after it: '上海市浦东新区张江路1号' -> '上海市浦东新区****'."""
     if not address:
         return ""
-    head = _ADDRESS_HEAD_RE.match(address.strip())
-    return (head.group(0) if head else "") + "****"
-
-
-def _mask_address_in(m: re.Match[str]) -> str:
-    return m.group(1) + "****"
+    heads = (r.address_head.match(address.strip()) for r in _rules() if r.address_head is not None)
+    return max((h.group(0) for h in heads if h), key=len, default="") + "****"
 
 
 def mask_text(text: str | None) -> str:
@@ -69,20 +125,15 @@ def mask_text(text: str | None) -> str:
     given after 我叫/收货人/联系人 found anywhere in free text."""
     if not text:
         return text or ""
-    text = _PHONE_RE.sub(lambda m: mask_phone(m.group(1)), text)
-    text = _SPOKEN_PHONE_RE.sub(lambda m: m.group(0).replace(" ", "")[:3] + "****", text)
-    text = _TAIL_RE.sub(lambda m: m.group(0)[:len(m.group(0)) - len(m.group(2))] + mask_secret(m.group(2)), text)
-    text = _ADDRESS_RE.sub(_mask_address_in, text)
-    return _NAME_RE.sub(lambda m: m.group(1) + mask_name(m.group(2)), text)
-
-
-_SECRET_DIGITS_RE = re.compile(r"[0-9０-９" + _CN_DIGITS + "]")
+    for r in _rules():
+        text = r.mask(text)
+    return text
 
 
 def mask_secret(text: str | None) -> str:
     """Every digit (Arabic, full-width or spoken Chinese) as '*': for answers to verification questions (the
     phone's last four digits are a credential, kept out of records and agents' screens)."""
-    return _SECRET_DIGITS_RE.sub("*", text or "")
+    return _secret_digits().sub("*", text or "")
 
 
 def mask_deep(value: object) -> object:
