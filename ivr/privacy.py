@@ -15,7 +15,7 @@ from typing import Any
 # The language packs' folders: each pack's ``privacy.yaml`` says what phones, addresses and names look like in its
 # locale. Read as data (this module sits below ivr.lang and imports nothing of it), on the first masking call.
 LANG_DIR = Path(__file__).resolve().parent / "lang"
-_DIGITS = "0-9０-９"  # Arabic and full-width digits; a pack adds its spoken ones
+_DIGITS = "0-9"  # Arabic digits; a pack adds its other written forms and its spoken ones
 
 
 def _alt(words: list[str]) -> str:
@@ -26,6 +26,7 @@ class _Rules:
     """One pack's masking patterns, compiled from its ``privacy.yaml`` (a missing entry: that rule is off)."""
 
     def __init__(self, d: dict[str, Any]) -> None:
+        self.written_digits = wide = str(d.get("written_digits") or "")
         self.spoken_digits = dig = str(d.get("spoken_digits") or "")
         self.country_code, self.national_digits = str(d.get("country_code") or ""), int(d.get("national_digits", 11))
         self.phone = re.compile(d["phone"]) if d.get("phone") else None
@@ -33,9 +34,11 @@ class _Rules:
         self.spoken_phone = re.compile(rf"(?<![{dig}])(?<![{dig}] )(?:[{dig}] ?){{{n - 1}}}[{dig}](?! ?[{dig}])") \
             if dig else None
         self.tail = re.compile(rf"({_alt(d['tail_words'])})(?:{_alt(d.get('tail_links') or [])})?"
-                               rf"(\s*[{_DIGITS}{dig}][{_DIGITS}{dig} ]*)") if d.get("tail_words") else None
+                               rf"(\s*[{_DIGITS}{wide}{dig}][{_DIGITS}{wide}{dig} ]*)") if d.get("tail_words") else None
         han, a, name = d.get("name_chars", ""), d.get("address"), d.get("name")
-        self.address = self.address_head = self.name = None
+        self.address: re.Pattern[str] | None = None
+        self.address_head: re.Pattern[str] | None = None
+        self.name: re.Pattern[str] | None = None
         if a:
             def level(key: str, extra: list[str] | None = None) -> str:
                 return rf"[{han}]{{1,{a[key]['max']}}}?(?:{_alt([*a[key]['words'], *(extra or [])])})"
@@ -45,10 +48,12 @@ class _Rules:
             not_after = f"(?!{_alt(a['not_followed_by'])})" if a.get("not_followed_by") else ""
             self.address = re.compile(rf"((?:{prov})?(?:{city}(?:{dist})?|{dist})){not_after}"
                                       rf"([{chars}]*?(?:{_alt(a['street_words'])})[{chars}]*)")
-            self.address_head = re.compile(rf"^(?:{prov})?(?:{city})?(?:{level('district', a.get('district_in_field'))})?")
+            field_dist = level("district", a.get("district_in_field"))
+            self.address_head = re.compile(rf"^(?:{prov})?(?:{city})?(?:{field_dist})?")
         if name:
             not_first = f"(?![{name['not_first']}])" if name.get("not_first") else ""
-            self.name = re.compile(rf"({_alt(name['words'])})\s*({not_first}[{han}]{{{name['min']},{name['max']}}})(?!\*)")
+            size = f"{{{name['min']},{name['max']}}}"
+            self.name = re.compile(rf"({_alt(name['words'])})\s*({not_first}[{han}]{size})(?!\*)")
 
     def mask(self, text: str) -> str:
         """Phones, spoken phones, phone tails, street addresses and given names in ``text`` masked."""
@@ -84,7 +89,8 @@ def _rules() -> tuple[_Rules, ...]:
 
 @cache
 def _secret_digits() -> re.Pattern[str]:
-    return re.compile(f"[{_DIGITS}{''.join(r.spoken_digits for r in _rules())}]")
+    rules = _rules()
+    return re.compile(f"[{_DIGITS}{''.join(r.written_digits for r in rules)}{''.join(r.spoken_digits for r in rules)}]")
 
 
 def mask_phone(phone: str | None) -> str:

@@ -89,8 +89,8 @@ def _write(shop: Any, action: str, order_id: str, args: dict[str, str], key: str
         text = pack.desk_text("action.done.create_return", rma_id=rma.rma_id, pickup_slot=rma.pickup_slot)
         return {"rma_id": rma.rma_id, "text": text, "done_action": "return_created"}
     inv = shop.resend_invoice(order_id, None, key)
-    return {"invoice_id": inv.invoice_id, "text": pack.desk_text("action.done.resend_invoice", invoice_id=inv.invoice_id),
-            "done_action": "invoice_resent"}
+    text = pack.desk_text("action.done.resend_invoice", invoice_id=inv.invoice_id)
+    return {"invoice_id": inv.invoice_id, "text": text, "done_action": "invoice_resent"}
 
 
 @router.post("/api/agent/calls/{call_id}/actions")
