@@ -21,6 +21,22 @@ MAX_MESSAGE_BYTES = 16 * 1024  # a sane INVITE is 1-3 KB; UDP SIP over 64 KB can
 MAX_HEADER_LINE = 4096
 _ROUTING = ("via", "v", "from", "f", "to", "t", "call-id", "i", "cseq")
 _REQUEST_LINE = re.compile(r"^([A-Za-z]+) (\S+) (SIP/\d+\.\d+)$")
+_CONTENT_LENGTH = re.compile(rb"^(?:content-length|l)[ \t]*:(.*)$", re.IGNORECASE | re.MULTILINE)
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+
+
+def bad_content_length(data: bytes) -> bool:
+    """True when a Content-Length is not 1*DIGIT, two disagree, or it promises more body than ``data`` holds
+    (RFC 3261 §7.5, §18.3, §20.14: a UDP request with a short body is refused; over TCP the framing read exactly
+    what a numeric Content-Length declared). aiosipua would take "abc", "-5", "+9" or "1_0" and parse on."""
+    m = _BLANK_LINE.search(data)
+    head, body = (data[:m.start()], data[m.end():]) if m else (data, b"")
+    values = {v.strip() for v in _CONTENT_LENGTH.findall(head)}
+    if not values:
+        return False
+    if len(values) > 1 or not all(v.isdigit() and v.isascii() for v in values):
+        return True
+    return int(values.pop()) > len(body)
 
 
 def check_raw(data: bytes) -> tuple[int, str] | None:
@@ -34,6 +50,8 @@ def check_raw(data: bytes) -> tuple[int, str] | None:
     m = _REQUEST_LINE.match(first)
     if m and m.group(3) != "SIP/2.0":
         return 505, "Version Not Supported"
+    if bad_content_length(data):
+        return 400, "Bad Content-Length"
     return None
 
 
