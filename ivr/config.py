@@ -247,6 +247,20 @@ class Settings(BaseModel):
 
 
 _ENV_PREFIX = "IVR_"
+MIN_SECRET_KEY = 32
+_PLACEHOLDERS = ("change-me", "changeme", "change_me", "change-this", "replace-me")
+
+
+def secret_key_problem(key: str) -> str:
+    """Why a configured ``secret_key`` must not sign logins and record tokens ("" = fine, or unset: random)."""
+    if not key:
+        return ""
+    if any(p in key.lower() for p in _PLACEHOLDERS):
+        return "secret_key is the example placeholder; set a long random value (openssl rand -hex 32)"
+    if len(key) < MIN_SECRET_KEY:
+        return (f"secret_key has {len(key)} characters, fewer than {MIN_SECRET_KEY}; set a long random value "
+                "(openssl rand -hex 32) or leave it empty for a random one in the data dir")
+    return ""
 
 
 def _flatten_toml(doc: dict[str, Any]) -> dict[str, Any]:

@@ -32,12 +32,15 @@ def run(args: argparse.Namespace) -> int:
     from ivr.call.recorder import purge_recordings
     from ivr.cli import UserError
     from ivr.cluster.drain import serve
-    from ivr.config import load_settings
+    from ivr.config import load_settings, secret_key_problem
     from ivr.web.app import create_app
 
     settings = load_settings({"host": args.host, "port": args.port, "sip_port": args.sip_port,
                               "max_calls": args.max_calls, "public_ip": args.public_ip,
                               "demo_data": True if args.demo else None})
+    weak = secret_key_problem(settings.secret_key)  # it signs logins and record tokens: no published value
+    if weak:
+        raise UserError(weak)
     if args.fetch_model:
         _fetch_model(settings)
     _load_overrides(settings)
