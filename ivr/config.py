@@ -83,6 +83,7 @@ class Settings(BaseModel):
     asr_spares_per_call: float = Field(1.0, ge=0, le=1, description="Warm Vosk recognizers kept ready per open call that is not being recognised now (on top of asr_pool_size, rounded up): callers who start talking together do not wait for a recognizer to be created and warmed (~2 s each). 0 = fewest recognizers (memory), 1 = one per call.")
     asr_max_recognizers: int = Field(0, ge=0, le=256, description="At most this many free-speech Vosk recognizers (0 = no limit): an utterance beyond it waits, its audio queued, for one handed back at another caller's final instead of getting a young one (a recognizer's first utterances cost 2-4x the CPU of later ones); bounds memory whatever the number of calls.")
     asr_recycle_speech_s: float = Field(60.0, gt=0, description="Recognizer is replaced after this much speech (bounds memory).")
+    asr_overload_backlog_s: float = Field(3.0, ge=0, le=60, description="Overload guard: once any talking caller's audio has waited this many seconds for recognition (the decoding threads are behind), calls that start within the next 10 s are answered in keypad (DTMF) mode, so they add no decoding to the calls in progress (metric ivr_calls_degraded_total). 0 = off.")
     tts_backend: Literal["espeak", "pyttsx3"] = "espeak"
     tts_voice: str = Field("cmn-latn-pinyin", description="espeak-ng voice that speaks Mandarin from Chinese characters.")
     tts_speed: int = Field(175, ge=80, le=450, description="Words per minute for espeak-ng.")

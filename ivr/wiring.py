@@ -47,6 +47,7 @@ def build_parts(settings: Settings) -> CallParts:
     the configured TTS. Blocking: call before the event loop serves calls (or in a thread)."""
     from ivr.asr.engine import AsrEngine
     from ivr.asr.models import find_model
+    from ivr.asr.overload import OverloadGuard
     from ivr.call.manager import CallParts
     from ivr.call.parts import LISTENER_RATE
     from ivr.services.migrate import ensure_schema
@@ -68,6 +69,7 @@ def build_parts(settings: Settings) -> CallParts:
                                      recycle_speech_s=settings.asr_recycle_speech_s, max_workers=settings.asr_workers,
                                      spares_per_call=settings.asr_spares_per_call,
                                      max_recognizers=settings.asr_max_recognizers)
+        engine.overload = OverloadGuard(settings.asr_overload_backlog_s)
     return CallParts(shop=shop, tts=get_tts(settings), asr_engine=engine, store=store,
                      dialog_factory=functools.partial(new_dialog, shop))
 

@@ -35,6 +35,7 @@ from collections import deque
 from concurrent.futures import Future
 from pathlib import Path
 
+from ivr.asr.overload import OverloadGuard
 from ivr.asr.recognizer import EngineStats, Recognizer, synthetic_warmup_audio
 from ivr.asr.stream import AsrStream
 from ivr.asr.workers import FEED, FINAL, DecodePool
@@ -139,13 +140,11 @@ class AsrEngine:
         # utterances starting together beyond pool_size wait for creation + warm-up, one after another (measured
         # over SIP, 4 talking callers, pool 2: 2 of the first 4 replies 4.6-5.5 s late, the rest ~0.75 s).
         self.spares_per_call = spares_per_call
-        # At most this many free-speech recognisers (0: no limit); beyond it an utterance waits, its audio queued,
-        # for one handed back instead of a young one (memory bounded; docs/asr.md).
-        self.max_recognizers = max_recognizers
+        self.max_recognizers = max_recognizers  # 0: no limit; beyond it an utterance waits (docs/asr.md)
         self._waiters: deque[Future] = deque()
-        # Decoding threads (batches, finals: most urgent first) and a separate thread for recogniser creation
-        # and warm-up, so a 1.7 s warm-up never holds a call's audio (see ivr/asr/workers.py).
-        self._pool = DecodePool(max_workers, background_threads=2)  # two warm-ups at once use both cores
+        # Decoding threads (batches, finals: most urgent first); creation and warm-up on two threads of their own
+        self._pool = DecodePool(max_workers, background_threads=2)  # (ivr/asr/workers.py)
+        self.overload = OverloadGuard()  # decoding behind the talkers? (replaced from settings by ivr.wiring)
         self.batch_ms = batch_ms
         self.max_backlog_s = max_backlog_s
         self._lock = threading.Lock()

@@ -13,6 +13,7 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
+from ivr.asr.overload import OverloadGuard
 from ivr.asr.workers import DecodePool
 from ivr.audio.frames import AudioFrame
 
@@ -40,6 +41,7 @@ class RecognizerPool(Protocol):
 
     sample_rate: int
     recognizer_rate: int
+    overload: OverloadGuard
     _pool: DecodePool
 
     def _acquire_future(self) -> Future | Recognizer: ...

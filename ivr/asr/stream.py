@@ -196,6 +196,7 @@ class AsrStream:
                 self._r.uses += 1
         self._pending += frame.pcm if self._resampler is None else self._resampler.process(frame).pcm
         self.audio_s += frame.duration
+        self.engine.overload.note(id(self), self.backlog_s)
         self._dirty = True
         self._drain = False
         self._kick()

@@ -12,7 +12,9 @@ stops). Per utterance, on the caller's own sockets:
 * stalls: a gap of more than :data:`STALL_GAP_S` between two bot packets in the middle of a reply (the server
   sends RTP continuously, silence between prompts, so any such gap is a playout hiccup);
 * no-input while speaking: no-input reprompts in the server's record of the call (the caller never leaves
-  the line silent for the no-input time, so every one of them came while the caller was talking).
+  the line silent for the no-input time, so every one of them came while the caller was talking);
+* keypad calls: calls the server's overload guard answered in keypad mode (``asr_overload_backlog_s``): a level
+  with any does not hold the targets (printed, and in the level's notes).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class CallResult:
     lost: int = 0
     stalls: int = 0
     no_input: int = 0
+    keypad: int = 0  # calls the server answered in keypad mode (its overload guard: recognition was behind)
     late_max_ms: float = 0.0
     record_ids: list[str] = field(default_factory=list)
     trace_ms: list[float] = field(default_factory=list)  # the server's own latency_ms of the spoken turns
@@ -175,6 +178,7 @@ def _read_records(db_url: str, results: list[CallResult]) -> None:
             if rec is None:
                 continue
             r.no_input += sum(1 for t in rec.turns if t.kind == "no_input")
+            r.keypad += rec.asr_mode == "dtmf"
             spoken = [t for t in rec.turns if t.kind == "speech" and t.latency_ms is not None]
             r.trace_ms += [t.latency_ms for t in spoken]  # type: ignore[misc]
             r.stages_ms += [record_stages_ms(t.timing) for t in spoken if t.timing]
@@ -241,7 +245,9 @@ async def bench_wire(levels: list[int], seconds: float, talk_ratio: float, noise
             heard = [x for r in results for x in r.heard_ms]
             p = percentiles(heard) if heard else None
             lost, no_input, stall = (sum(getattr(r, k) for r in results) for k in ("lost", "no_input", "stalls"))
-            ok = p is not None and p["p95"] <= endpoint_ms + 400 and lost == 0
+            keypad = sum(r.keypad for r in results)
+            ok = p is not None and p["p95"] <= endpoint_ms + 400 and lost == 0 and keypad == 0
+            details.setdefault("keypad", {})[n] = keypad
             trace = [x for r in results for x in r.trace_ms]
             details["trace_p50"][n] = round(percentiles(trace)["p50"]) if trace else None
             details.setdefault("stages_p50", {})[n] = stage_medians([s for r in results for s in r.stages_ms])
@@ -256,7 +262,8 @@ async def bench_wire(levels: list[int], seconds: float, talk_ratio: float, noise
                          lost, no_input, stall, f"{100 * cpu:.0f} %", round(max(0.0, peak[0] - rss0) / n, 1),
                          "yes" if ok else "no"])
             print(rows[-1], f"server trace p50 {details['trace_p50'][n]} ms, generator late max "
-                  f"{details['late_max_ms'][n]} ms, generator CPU {details['gen_cpu'][n]} %, stage p50 ms "
+                  f"{details['late_max_ms'][n]} ms, generator CPU {details['gen_cpu'][n]} %, keypad calls {keypad}, "
+                  f"stage p50 ms "
                   f"{details['stages_p50'][n]}, p95 ms {details['stages_p95'][n]}", flush=True)
     finally:
         await asyncio.to_thread(server.stop)

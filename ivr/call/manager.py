@@ -167,6 +167,13 @@ class CallManager:
         from ivr.asr.vad import VadOptions
 
         mode = asr_mode or ("asr" if self.asr_available else "dtmf")
+        if asr_mode is None and mode == "asr" and self.parts.asr_engine.overload.overloaded:
+            # recognition is behind the callers talking now: this caller gets the keypad menu instead of
+            # adding decoding work that would make everyone's replies late (ivr/asr/overload.py)
+            mode = "dtmf"
+            self.metrics.degraded.labels("asr_overload").inc()
+            log.warning("call %s answered in keypad mode: speech recognition is behind (overload guard)",
+                        port.info.call_id)
         engine = self.parts.asr_engine if mode == "asr" else None
         vad = self.parts.vad_options or VadOptions.from_settings(self.settings)
         listener = Listener(LISTENER_RATE, vad, engine, grammars=self._grammars(engine, port.info.language),

@@ -21,6 +21,8 @@ class CallMetrics:
         self.capacity = Gauge("ivr_call_capacity", "Configured maximum of concurrent calls", registry=r)
         self.calls = Counter("ivr_calls", "Finished calls by channel and outcome", ["channel", "outcome"], registry=r)
         self.refused = Counter("ivr_calls_refused", "Calls refused (capacity, shutting down)", ["reason"], registry=r)
+        self.degraded = Counter("ivr_calls_degraded", "Calls answered in keypad mode although a speech model is "
+                                "installed (asr_overload: recognition behind the talking callers)", ["reason"], registry=r)
         self.turn_latency = Histogram(
             "ivr_turn_latency_seconds",
             "Arrival of the caller's last voiced audio (or key press) to the first bot audio sent",

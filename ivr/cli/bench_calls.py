@@ -113,6 +113,8 @@ def run_wire(args: argparse.Namespace, levels: list[int]) -> int:
         f"average {details['load'][n]}, trace stages p50 ms "
         + ", ".join(f"{k} {v:g}" for k, v in details["stages_p50"][n].items())
         + (f", errors: {', '.join(details['errors'][n])}" if details["errors"][n] else "")
+        + (f", {details['keypad'][n]} call(s) answered in keypad mode (overload guard)"
+           if details.get("keypad", {}).get(n) else "")
         for n in details["trace_p50"])
     print(f"{table}\n\n{summary}\n\n{health}")
     if not args.no_write:
