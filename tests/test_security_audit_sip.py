@@ -101,3 +101,76 @@ async def test_tcp_invite_with_a_bad_content_length_gets_400_and_no_call(length)
         assert reply.split(b"\r\n", 1)[0] == b"SIP/2.0 400 Bad Content-Length"
         await asyncio.sleep(0.2)
         assert gw.counters["answered"] == 0 and not gw.calls and h.calls == 0
+
+
+# --- media before the ACK -------------------------------------------------------------------------------------
+# Found: one UDP INVITE (any source: its 200 OK goes to the Via, which nobody needs to read) whose SDP names a third
+# party's address made the gateway send that address RTP from the moment the stream opened (before 180 Ringing)
+# until Timer H released the call 32 s later: 1,775 packets, 305 KB for a 531-byte INVITE (575x), with the
+# defaults (sip_allow_from empty). Now nothing is sent before the caller's ACK, and the call handler (the bot's
+# greeting) starts only then: whoever draws media must have read our 200 OK.
+
+class Waiter:
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+
+    async def __call__(self, port) -> None:
+        self.started.set()
+        while True:
+            ev = await port.recv()
+            if type(ev).__name__ == "Hangup":
+                return
+
+
+def _header(msg: bytes, name: str) -> str:
+    for line in msg.decode().split("\r\n"):
+        if line.lower().startswith(name.lower() + ":"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no {name} in {msg!r}")
+
+
+async def _count(sock: socket.socket, seconds: float) -> int:
+    loop = asyncio.get_running_loop()
+    n, end = 0, loop.time() + seconds
+    while (left := end - loop.time()) > 0:
+        try:
+            await asyncio.wait_for(loop.sock_recv(sock, 2048), left)
+            n += 1
+        except TimeoutError:
+            break
+    return n
+
+
+async def test_no_rtp_reaches_the_sdp_address_before_the_ack():
+    victim = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    victim.bind(("127.0.0.3", 0))
+    victim.setblocking(False)
+    sig = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sig.bind(("127.0.0.1", 0))
+    sig.setblocking(False)
+    loop = asyncio.get_running_loop()
+    h = Waiter()
+    try:
+        async with running(h, sip_ring_ms=300) as gw:
+            sdp = SDP.replace("127.0.0.1", "127.0.0.3").replace("m=audio 40000", f"m=audio {victim.getsockname()[1]}")
+            msg = invite(gw.port, sig.getsockname()[1], str(len(sdp))).replace(SDP.encode(), sdp.encode())
+            sig.sendto(msg, ("127.0.0.1", gw.port))
+            ok = await asyncio.wait_for(loop.sock_recv(sig, 65535), 3)
+            while ok.startswith(b"SIP/2.0 1"):
+                ok = await asyncio.wait_for(loop.sock_recv(sig, 65535), 3)
+            assert ok.startswith(b"SIP/2.0 200")
+            assert await _count(victim, 1.5) == 0, "RTP sent before the ACK"
+            assert not h.started.is_set(), "the call handler started before the ACK"
+            ack = "\r\n".join([
+                f"ACK sip:ivr@127.0.0.1:{gw.port} SIP/2.0",
+                f"Via: SIP/2.0/UDP 127.0.0.1:{sig.getsockname()[1]};branch=z9hG4bK{uuid.uuid4().hex[:10]};rport",
+                "Max-Forwards: 70", f"From: {_header(ok, 'From')}", f"To: {_header(ok, 'To')}",
+                f"Call-ID: {_header(ok, 'Call-ID')}", "CSeq: 1 ACK", "Content-Length: 0", "", ""])
+            sig.sendto(ack.encode(), ("127.0.0.1", gw.port))
+            await asyncio.wait_for(h.started.wait(), 3)
+            assert await _count(victim, 0.6) >= 10, "no RTP after the ACK"
+            for port in list(gw.calls.values()):
+                await port.hangup("test over")
+    finally:
+        victim.close()
+        sig.close()

@@ -53,6 +53,9 @@ class SipCall(CallPort):
         self._in_g711 = 0  # 8 kHz samples received
         self._packet_ends: deque[tuple[int, float | None]] = deque(maxlen=64)  # (8 kHz samples to its end, arrival)
         self._hangup: Hangup | None = None
+        self._acked = asyncio.Event()  # the caller's ACK came (set at once for legs we dialled)
+        self._acked.set()
+        self._hold_after_ack = False
         self._transfer: asyncio.Future[int] | None = None
         self.started = time.monotonic()
         self.dtmf_received = ""
@@ -197,10 +200,29 @@ class SipCall(CallPort):
         host, port = self.sip.source_addr
         return f"sip:{t}@{host}:{port}"
 
+    def hold_until_ack(self, hold: bool) -> None:
+        """Inbound: send nothing until the caller's ACK, then ``hold`` (the offer's direction). An INVITE from a
+        forged Via naming someone else's c= is never ACKed, so it draws no RTP there (no reflection)."""
+        self._hold_after_ack = hold
+        self.stream.set_hold(True)
+        self._acked.clear()
+
+    def ack(self) -> None:
+        """The ACK confirmed the dialog: media may flow."""
+        if not self._acked.is_set():
+            self.stream.set_hold(self._hold_after_ack)
+            self._acked.set()
+
+    async def wait_ack(self, timeout: float = 40.0) -> None:
+        """Until the ACK (or the call ended: no ACK by Timer H, CANCEL, BYE); ``timeout`` is a backstop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._acked.wait(), timeout)
+
     async def _close(self, event: Hangup) -> None:
         if self._hangup is not None:
             return
         self._hangup = event
+        self._acked.set()  # a handler waiting for the ACK goes on (and finds the call over)
         self._events.put_nowait(event)
         if self._transfer is not None and not self._transfer.done():
             self._transfer.set_result(487)

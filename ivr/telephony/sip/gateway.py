@@ -102,6 +102,7 @@ class SipGateway:
         ua.on_invite = lambda call: self._spawn(self._answer(ua, call), self._ringing, call.call_id)
         ua.on_cancel = self._on_cancel
         ua.on_bye = lambda call, _req: self._spawn(self._ended(call.call_id, "caller", "caller_hangup"))
+        ua.on_ack = lambda call: self.calls[call.call_id].ack() if call.call_id in self.calls else None
         ua.on_ack_timeout = lambda call: self._spawn(self._ended(call.call_id, "system", "no_ack"))
         ua.on_session_expired = lambda call: self._spawn(self._ended(call.call_id, "system", "session_expired"))
         ua.on_reinvite = lambda call: self._spawn(self._reinvite(ua, call))
@@ -208,7 +209,7 @@ class SipGateway:
             offer = parse_offer(inv.invite.text)
             stream = await self._open_stream(offer.remote, offer.codec, offer.dtmf_pt,
                                           peer_ips=(inv.source_addr[0],))
-            stream.set_hold(offer.hold)
+            stream.set_hold(True)  # nothing is sent before the caller's ACK (SipCall.hold_until_ack)
             answer = build_answer(offer, self.advertised[0], stream.local_port, stream.rtcp_port, version=1)
             inv.ringing()
             if self.settings.sip_ring_ms:
@@ -244,6 +245,7 @@ class SipGateway:
         )
         port = SipCall(info, inv, stream, ua, on_closed=self._forget)
         port.answer_version = 1
+        port.hold_until_ack(offer.hold)
         self.calls[call_id] = port
         self.counters["answered"] += 1
         log.info("answered SIP call %s from %s%s (%s)", info.call_id, mask_phone(caller),
@@ -252,6 +254,7 @@ class SipGateway:
 
     async def _run(self, port: SipCall, slot: object | None = None) -> None:
         try:
+            await port.wait_ack()  # the bot speaks to whoever read our 200 OK, not to a forged Via's c=
             if self.reserve is not None:
                 await self.on_call(port, slot)
             else:

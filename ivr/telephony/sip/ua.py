@@ -9,6 +9,7 @@ CANCEL/487, BYE, OPTIONS, REFER/NOTIFY, UPDATE, PRACK and RFC 4028 session timer
   told when aiosipua refuses an admitted INVITE itself (422 below Min-SE) so a reserved slot is freed;
 * retransmitted INVITEs recognised instead of being taken for new calls or re-INVITEs;
 * SIP INFO (DTMF relay) dispatched instead of 405;
+* ``on_ack``: told when an ACK confirms a new call (the gateway sends no media before it);
 * our own requests (BYE, REFER) retransmitted over UDP until answered (RFC 3261 Timer E) and their responses
   returned to the caller as futures.
 """
@@ -22,8 +23,10 @@ from collections.abc import Callable
 from typing import Any
 
 from aiosipua import SipRequest, SipResponse, SipTransport, SipUAS, parse_sdp
+from aiosipua.dialog import dialog_matches
 from aiosipua.incoming_call import IncomingCall
 from aiosipua.transaction import T1, T2
+from aiosipua.uas_requests import handle_ack
 
 from ivr.telephony.adapters import aiosipua_private as sip_private
 
@@ -60,6 +63,8 @@ class GatewayUAS(SipUAS):
         self._admit = admit
         self._on_info = on_info
         self._handlers["INFO"] = self._handle_info
+        self._handlers["ACK"] = self._handle_ack
+        self.on_ack: Callable[[IncomingCall], None] | None = None  # an ACK confirmed this call's dialog
         self._pending: dict[tuple[str, str], asyncio.Future[SipResponse]] = {}
         self.remote_call_ids: dict[str, str] = {}  # SIP Call-ID -> X-Ivr-Call-Id of our outbound calls' 200 OK
         self.on_refused_after_admit: Callable[[str], None] | None = None  # Call-ID admitted, then refused
@@ -151,6 +156,15 @@ class GatewayUAS(SipUAS):
         if call_id not in self._calls and self.on_refused_after_admit is not None:
             # aiosipua refused it itself (422 Session Interval Too Small): free what admission reserved
             self.on_refused_after_admit(call_id)
+
+    def _handle_ack(self, request: SipRequest, addr: tuple[str, int]) -> None:
+        call = self._calls.get(request.call_id or "")
+        handle_ack(self, request, addr)  # (aiosipua marks the dialog confirmed when it sends the 2xx already)
+        if call is None or getattr(call, "ivr_acked", False) or not dialog_matches(call.dialog, request):
+            return
+        call.ivr_acked = True  # type: ignore[attr-defined]
+        if call.dialog.state.value == "confirmed" and self.on_ack is not None:
+            self.on_ack(call)
 
     def _handle_options(self, request: SipRequest, addr: tuple[str, int]) -> None:
         if self.draining:  # Kamailio's dispatcher marks a destination down on a non-2xx probe reply
