@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ivr.lang import get_pack
 from ivr.privacy import mask_phone
 from ivr.services.agents.desk import PRESENCE
 from ivr.services.db import transaction
@@ -31,7 +32,7 @@ from ivr.services.records.tables import CallRow
 ANGRY_SCORE = -0.999  # the dialogue's score is -1.0 exactly when the caller is angry (ivr.dialog.sentiment)
 FRUSTRATED_SCORE = -0.4
 DB_CACHE_S = 5.0
-STATE_LABEL = {"bot": "机器人", "queue": "排队", "agent": "人工"}
+STATES = ("bot", "queue", "agent")
 
 
 class WallState:
@@ -152,22 +153,23 @@ class WallState:
         if (others := getattr(self.state, "other_nodes_live", None)) is not None:  # a cluster (ivr.cluster.web)
             live += await asyncio.to_thread(others, {c["call_id"] for c in live})
         waiting = [w.public(i + 1) for i, w in enumerate(order)]
-        counts = {s: sum(1 for c in live if c["state"] == s) for s in STATE_LABEL}
+        counts = {s: sum(1 for c in live if c["state"] == s) for s in STATES}
         by_presence = {p: 0 for p in PRESENCE}
         for a in agents.values():
             by_presence[a.presence] = by_presence.get(a.presence, 0) + 1
         limit = int(self.settings.wall_queue_alert)
+        text = get_pack(self.settings.language).desk_text  # the wall's words: the pack's desk.yaml
         alerts: list[dict[str, Any]] = []
         if len(waiting) >= limit:
-            alerts.append({"kind": "queue", "text": f"排队 {len(waiting)} 人，已达告警线（{limit} 人）"})
+            alerts.append({"kind": "queue", "text": text("wall.alert.queue", waiting=len(waiting), limit=limit)})
         guard = getattr(getattr(getattr(self.state.calls, "parts", None), "asr_engine", None), "overload", None)
         if guard is not None and guard.overloaded:  # ivr/asr/overload.py: new calls get the keypad menu meanwhile
-            alerts.append({"kind": "asr_overload", "text": "语音识别跟不上当前通话量：新来电暂改为按键服务"})
+            alerts.append({"kind": "asr_overload", "text": text("wall.alert.asr_overload")})
         for c in live:
             if c["mood"] == "angry":
                 alerts.append({"kind": "angry", "call_id": c["call_id"],
-                               "text": f"来电 {c['caller'] or '未知号码'}（{c['call_id'][:8]}）情绪激动，"
-                                       f"{STATE_LABEL[c['state']]}中"})
+                               "text": text("wall.alert.angry", caller=c["caller"] or text("wall.unknown_caller"),
+                                            call_id=c["call_id"][:8], state=text(f"wall.state.{c['state']}"))})
         return {
             "type": "wall", "at": now.isoformat(), "calls": {**counts, "total": len(live)}, "live": live,
             "queue": {"length": len(waiting), "longest_wait_s": max((w["waiting_s"] for w in waiting), default=0.0),
