@@ -1,8 +1,8 @@
 """The web chat: the page ``/chat`` and its JSON + WebSocket API (docs/chat.md).
 
 * ``POST /api/chat/sessions`` ``{}`` -> 201 ``{"session_id", "chat_token", "messages"}`` (the greeting);
-  503 when ``chat_max_sessions`` conversations are open; 429 when this client address (an IPv6 /64) already
-  holds a tenth of them (at least 2), so one anonymous client cannot take every chat.
+  503 when ``chat_max_sessions`` conversations are open; 429 when this client address already holds a tenth of
+  them (at least 2), so one anonymous client cannot take every chat (:mod:`ivr.web.perclient`).
 * ``POST /api/chat/sessions/{id}/messages`` ``{"text": "..."}`` or ``{"key": "1", "label": "查订单"}`` (a quick
   reply) -> ``{"messages": [customer, bot, ...], "closed"}``; 400 bad body, 410 the conversation has ended.
 * ``GET /api/chat/sessions/{id}`` -> ``{"session_id", "channel", "closed", "messages"}``;
@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
-from collections import Counter
 from typing import Any
 
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
@@ -30,7 +28,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ivr.channels.session import ChatClosed, ChatHub, ChatSession
 from ivr.channels.webhook import is_text
 from ivr.web.agent_chat import router as agent_chat_router
-from ivr.web.security import client_ip, same_origin
+from ivr.web.perclient import ClientShare, client_key
+from ivr.web.security import same_origin
 
 router = APIRouter()
 router.include_router(agent_chat_router)  # the agent desktop's side of chats handed to agents
@@ -135,43 +134,25 @@ def chat_page(request: Request) -> HTMLResponse:
     return request.app.state.templates.TemplateResponse(request, "chat.html", {})
 
 
-def _client_key(request: Request) -> str:
-    """The client address for the per-client chat limit: an IPv6 address counts by its /64."""
-    ip = client_ip(request.scope, request.app.state.settings)
-    with contextlib.suppress(ValueError):
-        if ipaddress.ip_address(ip).version == 6:
-            return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return ip
-
-
-def _client_full(request: Request, hub: ChatHub, key: str) -> bool:
-    """This client already holds (or is opening) its share of live chats, while the service still has room."""
-    owners: dict[str, str] = request.app.state.__dict__.setdefault("chat_clients", {})
-    opening: Counter[str] = request.app.state.__dict__.setdefault("chat_opening", Counter())
-    for sid in [sid for sid in owners if (s := hub.get(sid)) is None or s.closed]:
-        owners.pop(sid, None)
-    if len(owners) + sum(opening.values()) >= hub.max_sessions:
-        return False  # full for everyone: the hub says 503
-    return sum(k == key for k in owners.values()) + opening[key] >= max(2, hub.max_sessions // 10)
+def _share(request: Request, hub: ChatHub) -> ClientShare:
+    share = getattr(request.app.state, "chat_clients", None)
+    if share is None:
+        share = request.app.state.chat_clients = ClientShare(hub.max_sessions, 10)
+    return share
 
 
 @router.post("/api/chat/sessions")
 async def create_session(request: Request) -> JSONResponse:
     hub = chat_hub(request.app)
-    key = _client_key(request)
-    if _client_full(request, hub, key):
+    share, key = _share(request, hub), client_key(request.scope, request.app.state.settings)
+    if share.full(key, alive=lambda sid: (s := hub.get(sid)) is not None and not s.closed):
         return _error(429, "您已打开多个会话，请先结束其中一个再开始新的会话")
-    opening = request.app.state.chat_opening
-    opening[key] += 1  # counted while the greeting is made, so parallel requests cannot slip past
     try:
-        s = await asyncio.to_thread(hub.create, CHANNEL)
+        with share.opening(key):  # counted while the greeting is made: parallel requests cannot slip past
+            s = await asyncio.to_thread(hub.create, CHANNEL)
     except OverflowError as e:
         return _error(503, f"客服繁忙，请稍后再试（{e}）")
-    finally:
-        opening[key] -= 1
-        if opening[key] <= 0:
-            del opening[key]
-    request.app.state.chat_clients[s.session_id] = key
+    share.add(s.session_id, key)
     return JSONResponse({"session_id": s.session_id, "chat_token": s.token, "messages": s.messages},
                         status_code=201, headers={"Cache-Control": "no-store",  # Location: a cluster's HAProxy
                                                   "Location": f"/api/chat/sessions/{s.session_id}"})  # sticks by it

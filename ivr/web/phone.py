@@ -2,7 +2,9 @@
 
 * ``POST /api/calls/webrtc`` ``{"sdp", "type": "offer"}`` -> ``{"sdp", "type": "answer", "call_id", "call_token"}``.
   400 malformed JSON/SDP, 413 oversized offer, 422 no audio or no common codec, 503 at capacity or shutting
-  down (``{"error", "reason", "retry_after_s"}``, plus a ``Retry-After`` header).
+  down (``{"error", "reason", "retry_after_s"}``, plus a ``Retry-After`` header), 429 (``reason``
+  ``client_share``) when this client address already holds a quarter of ``max_calls`` (at least 2;
+  :mod:`ivr.web.perclient`; loopback clients are not limited).
 * ``GET /api/webrtc/config`` -> ``{"iceServers", "iceTransportPolicy"}``: what both pages give RTCPeerConnection.
 * ``POST /api/calls/{call_id}/dtmf`` ``{"digits": "1"}`` -> 204 (the page normally sends keys on the data channel).
 * ``DELETE /api/calls/{call_id}`` -> 204: the caller hangs up.
@@ -25,6 +27,7 @@ from ivr.call.manager import CallRefused
 from ivr.services.records.store import masked
 from ivr.web.auth import app_secret, current_account
 from ivr.web.callaccess import TOKEN_HEADER, CallTokens, public_record, record_token_ok
+from ivr.web.perclient import ClientShare, client_key
 from ivr.web.rtc import webrtc
 
 log = logging.getLogger(__name__)
@@ -52,8 +55,16 @@ def _refused(request: Request, call_id: str) -> JSONResponse | None:
     return None
 
 
+def _share(request: Request) -> ClientShare:
+    """Live web calls per client address: at most a quarter of ``max_calls`` each (ivr.web.perclient)."""
+    share = getattr(request.app.state, "webrtc_clients", None)
+    if share is None:
+        share = request.app.state.webrtc_clients = ClientShare(request.app.state.settings.max_calls, 4)
+    return share
+
+
 def _error(status: int, message: str, **extra: object) -> JSONResponse:
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status in (429, 503) else None
     return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
 
 
@@ -80,29 +91,40 @@ async def webrtc_offer(request: Request) -> JSONResponse:
         return _error(400, 'body must be a JSON object with "sdp" and "type"')
     calls = request.app.state.calls
     settings = request.app.state.settings
+    share, key = _share(request), client_key(request.scope, settings)
+    if share.full(key):  # an offer whose ICE never connects holds a line ~20 s: one client must not take all
+        return _error(429, "too many calls from your address at once; please hang up one first",
+                      reason="client_share", retry_after_s=RETRY_AFTER_S)
     rtc = await webrtc()
-    try:
-        slot = calls.reserve()
-    except CallRefused as e:
-        return _error(503, str(e), reason=e.reason, retry_after_s=RETRY_AFTER_S)
-    try:
-        port, answer = await rtc.WebRtcPort.from_offer(
-            body["sdp"], body["type"], call_id=slot.call_id, language=settings.language,
-            ice_hosts=rtc.ice_hosts_for(settings.host, settings.public_ip), settings=settings,
-        )
-    except rtc.OfferError as e:
-        slot.release()
-        return _error(e.status, str(e))
-    except Exception as e:  # never a traceback to the browser
-        slot.release()
-        log.exception("cannot answer a WebRTC offer")
-        return _error(500, f"cannot answer the offer: {type(e).__name__}")
+    with share.opening(key):  # counted across the awaits below: parallel offers cannot slip past
+        try:
+            slot = calls.reserve()
+        except CallRefused as e:
+            return _error(503, str(e), reason=e.reason, retry_after_s=RETRY_AFTER_S)
+        try:
+            port, answer = await rtc.WebRtcPort.from_offer(
+                body["sdp"], body["type"], call_id=slot.call_id, language=settings.language,
+                ice_hosts=rtc.ice_hosts_for(settings.host, settings.public_ip), settings=settings,
+            )
+        except rtc.OfferError as e:
+            slot.release()
+            return _error(e.status, str(e))
+        except Exception as e:  # never a traceback to the browser
+            slot.release()
+            log.exception("cannot answer a WebRTC offer")
+            return _error(500, f"cannot answer the offer: {type(e).__name__}")
     log.info("webrtc call %s answered (codec %s)", slot.call_id, port.codec or "?")
     tokens = _tokens(request)
     token = tokens.issue(slot.call_id)
     task = calls.start_call(port, slot)
     if task is not None:
-        task.add_done_callback(lambda _t: tokens.forget(slot.call_id))
+        share.add(slot.call_id, key)
+
+        def ended(_t: object, call_id: str = slot.call_id) -> None:
+            tokens.forget(call_id)
+            share.drop(call_id)
+
+        task.add_done_callback(ended)
     return JSONResponse({**answer, "call_id": slot.call_id, "call_token": token})
 
 
