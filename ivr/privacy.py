@@ -29,7 +29,11 @@ class _Rules:
         self.written_digits = wide = str(d.get("written_digits") or "")
         self.spoken_digits = dig = str(d.get("spoken_digits") or "")
         self.country_code, self.national_digits = str(d.get("country_code") or ""), int(d.get("national_digits", 11))
+        fold_from, fold_to = d.get("fold") or ("", "")
+        self.fold = str.maketrans(fold_from, fold_to)  # one character for one: positions stay the same
         self.phone = re.compile(d["phone"]) if d.get("phone") else None
+        self.phone_spaced = re.compile(d["phone_spaced"]) if d.get("phone_spaced") else None
+        self.phone_not_after = re.compile(d["phone_not_after"]) if d.get("phone_not_after") else None
         n = self.national_digits
         self.spoken_phone = re.compile(rf"(?<![{dig}])(?<![{dig}] )(?:[{dig}] ?){{{n - 1}}}[{dig}](?! ?[{dig}])") \
             if dig else None
@@ -39,6 +43,8 @@ class _Rules:
         self.address: re.Pattern[str] | None = None
         self.address_head: re.Pattern[str] | None = None
         self.name: re.Pattern[str] | None = None
+        self.intro: re.Pattern[str] | None = None
+        self.street: re.Pattern[str] | None = None
         if a:
             def level(key: str, extra: list[str] | None = None) -> str:
                 return rf"[{han}]{{1,{a[key]['max']}}}?(?:{_alt([*a[key]['words'], *(extra or [])])})"
@@ -50,15 +56,25 @@ class _Rules:
                                       rf"([{chars}]*?(?:{_alt(a['street_words'])})[{chars}]*)")
             field_dist = level("district", a.get("district_in_field"))
             self.address_head = re.compile(rf"^(?:{prov})?(?:{city})?(?:{field_dist})?")
+            if d.get("street"):
+                self.street = _street(d["street"], han, chars)
         if name:
             not_first = f"(?![{name['not_first']}])" if name.get("not_first") else ""
-            size = f"{{{name['min']},{name['max']}}}"
-            self.name = re.compile(rf"({_alt(name['words'])})\s*({not_first}[{han}]{size})(?!\*)")
+            given = rf"(?![{name['stop']}])[{han}]" if name.get("stop") else f"[{han}]"
+            self.name = re.compile(rf"({_alt(name['words'])})\s*({not_first}[{han}](?:{given}){{{name['min'] - 1},"
+                                   rf"{name['max'] - 1}}})(?!\*)")
+            if name.get("intro_words") and name.get("surnames"):
+                surname = _alt([*(name.get("compound_surnames") or []), f"[{''.join(name['surnames'].split())}]"])
+                not_names = f"(?!{_alt(name['not_names'])})" if name.get("not_names") else ""
+                self.intro = re.compile(rf"({_alt(name['intro_words'])})\s*({not_names}(?:{surname})(?:{given}){{1,2}})"
+                                        rf"(?!\*)")
 
     def mask(self, text: str) -> str:
         """Phones, spoken phones, phone tails, street addresses and given names in ``text`` masked."""
         if self.phone is not None:
-            text = self.phone.sub(lambda m: mask_phone(m.group(1)), text)
+            text = self._phones(self.phone, text, self.phone_not_after)
+        if self.phone_spaced is not None:
+            text = self._phones(self.phone_spaced, text)
         if self.spoken_phone is not None:
             text = self.spoken_phone.sub(lambda m: m.group(0).replace(" ", "")[:3] + "****", text)
         if self.tail is not None:
@@ -66,9 +82,33 @@ class _Rules:
                                  text)
         if self.address is not None:
             text = self.address.sub(lambda m: m.group(1) + "****", text)
+        if self.street is not None:
+            text = self.street.sub("****", text)
         if self.name is not None:
             text = self.name.sub(lambda m: m.group(1) + mask_name(m.group(2)), text)
+        if self.intro is not None:
+            text = self.intro.sub(lambda m: m.group(1) + mask_name(m.group(2)), text)
         return text
+
+    def _phones(self, pattern: re.Pattern[str], text: str, not_after: re.Pattern[str] | None = None) -> str:
+        """``pattern``'s phones (group 1) masked, looked for in ``text`` with its full-width digits folded. A
+        landline-shaped number right after ``not_after`` (an order number's words) is kept."""
+        folded, out, end = text.translate(self.fold), [], 0
+        for m in pattern.finditer(folded):
+            if not_after is not None and m.group(1).startswith("0") and not_after.search(folded, 0, m.start()):
+                continue
+            out += [text[end:m.start()], mask_phone(m.group(1))]
+            end = m.end()
+        return "".join([*out, text[end:]]) if out else text
+
+
+def _street(d: dict[str, Any], han: str, chars: str) -> re.Pattern[str]:
+    """A street address without the city or district before it: a road or estate name's last two characters
+    (none of ``name_not``), maybe a direction, the road word, a number and a house word, then the rest of it."""
+    name = rf"(?![{d['name_not']}])[{han}]" if d.get("name_not") else f"[{han}]"
+    direction = f"[{d['directions']}]?" if d.get("directions") else ""
+    return re.compile(rf"{name}{{2}}{direction}(?:{_alt(d['words'])})\s*{d['number']}\s*(?:{_alt(d['house_words'])})"
+                      rf"[{chars}]*")
 
 
 @cache
@@ -127,8 +167,9 @@ def mask_address(address: str | None) -> str:
 
 
 def mask_text(text: str | None) -> str:
-    """Mask phone numbers (digits or 11 spoken Chinese digits), street addresses after the district and names
-    given after 我叫/收货人/联系人 found anywhere in free text."""
+    """Mask phone numbers (digits, full-width, grouped or one by one, or 11 spoken digits; not the shop's order and
+    waybill numbers), street addresses after the district (all of it when no district is named) and names given
+    after the pack's cue words (我叫, 收货人/收件人/联系人, 我是 + a surname) found anywhere in free text."""
     if not text:
         return text or ""
     for r in _rules():
