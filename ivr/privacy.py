@@ -31,6 +31,7 @@ class _Rules:
         self.country_code, self.national_digits = str(d.get("country_code") or ""), int(d.get("national_digits", 11))
         fold_from, fold_to = d.get("fold") or ("", "")
         self.fold = str.maketrans(fold_from, fold_to)  # one character for one: positions stay the same
+        self.to_fold = re.compile(f"[{re.escape(fold_from)}]") if fold_from else None
         self.phone = re.compile(d["phone"]) if d.get("phone") else None
         self.phone_spaced = re.compile(d["phone_spaced"]) if d.get("phone_spaced") else None
         self.phone_not_after = re.compile(d["phone_not_after"]) if d.get("phone_not_after") else None
@@ -93,7 +94,8 @@ class _Rules:
     def _phones(self, pattern: re.Pattern[str], text: str, not_after: re.Pattern[str] | None = None) -> str:
         """``pattern``'s phones (group 1) masked, looked for in ``text`` with its full-width digits folded. A
         landline-shaped number right after ``not_after`` (an order number's words) is kept."""
-        folded, out, end = text.translate(self.fold), [], 0
+        folded = text.translate(self.fold) if self.to_fold is not None and self.to_fold.search(text) else text
+        out, end = [], 0
         for m in pattern.finditer(folded):
             if not_after is not None and m.group(1).startswith("0") and not_after.search(folded, 0, m.start()):
                 continue
