@@ -26,9 +26,10 @@ def test_placeholder_or_short_secret_keys_are_named(key):
     assert "secret_key" in secret_key_problem(key)
 
 
-@pytest.mark.parametrize("key", ["", secrets.token_hex(32), secrets.token_urlsafe(32)])
-def test_unset_or_long_random_secret_keys_pass(key):
-    assert secret_key_problem(key) == ""
+@pytest.mark.parametrize("make", [lambda: "", lambda: secrets.token_hex(32), lambda: secrets.token_urlsafe(32)],
+                         ids=["unset", "hex", "urlsafe"])  # fixed ids: pytest-xdist workers must collect the same
+def test_unset_or_long_random_secret_keys_pass(make):
+    assert secret_key_problem(make()) == ""
 
 
 def _args() -> argparse.Namespace:
