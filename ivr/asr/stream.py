@@ -114,11 +114,17 @@ class AsrStream:
         self._job_done.clear()
         self.jobs += 1
         fut.add_done_callback(self._on_batch_done if priority == FEED else self._on_final_done)
-        return fut
+        # finish() awaits the final through a shield: a caller hanging up cancels finish(), not the tracked job, so
+        # the stream stays busy until the decode thread has really left the recogniser (cancelling the wrapper
+        # itself marked it done at once, close() then released the recogniser on the other decode thread while
+        # the final still ran in it: two threads in one Vosk recogniser, "double free or corruption").
+        return asyncio.shield(fut) if priority == FINAL else fut
 
-    def _on_final_done(self, _fut: asyncio.Future) -> None:
-        self._job = None  # the result is finish()'s
+    def _on_final_done(self, fut: asyncio.Future) -> None:
+        self._job = None  # the result is finish()'s (or nobody's: its caller hung up)
         self._job_done.set()
+        if not fut.cancelled():
+            fut.exception()  # retrieved: a final nobody waits for any more is not an unhandled error
 
     def _on_batch_done(self, fut: asyncio.Future) -> None:
         self._job = None
@@ -267,8 +273,10 @@ class AsrStream:
             r = None
         elif isinstance(r, Future):
             r = None if r.cancelled() or r.exception() else r.result()
-        if r is not None and self._dirty:
-            await e._run(e._release, r, True)  # FinalResult first, on a decode thread (never behind a warm-up)
-        elif r is not None:
-            e._give_back(r)
-        e._stream_closed()
+        try:
+            if r is not None and self._dirty:
+                await e._run(e._release, r, True)  # FinalResult first, on a decode thread (never behind a warm-up)
+            elif r is not None:
+                e._give_back(r)
+        finally:
+            e._stream_closed()
