@@ -9,27 +9,16 @@ from __future__ import annotations
 
 import asyncio
 
-from aiortc import RTCPeerConnection
 from fastapi.testclient import TestClient
+from webrtc_offer import offer_sdp
 
 from ivr.config import load_settings
-from ivr.telephony.webrtc.ice import host_addresses
 from ivr.web.app import create_app
 from ivr.web.perclient import ClientShare, client_key
 
 
-async def _offer_sdp() -> str:
-    pc = RTCPeerConnection()
-    pc.addTransceiver("audio")
-    with host_addresses(("127.0.0.1",)):
-        await pc.setLocalDescription(await pc.createOffer())
-    sdp = pc.localDescription.sdp
-    await pc.close()
-    return sdp
-
-
 def test_one_client_cannot_take_every_line(tmp_path):
-    sdp = asyncio.run(_offer_sdp())
+    sdp = asyncio.run(offer_sdp())
     app = create_app(load_settings({"data_dir": str(tmp_path / "data"), "sip_port": 0, "max_calls": 8}))
     offer = {"sdp": sdp, "type": "offer"}
     with TestClient(app, base_url="http://testserver", client=("203.0.113.5", 40000)) as a, \

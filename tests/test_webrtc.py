@@ -9,14 +9,13 @@ import time
 
 import httpx
 import pytest
-from aiortc import RTCPeerConnection
 from audio_gen import speech_extent, synth
 from browser.server import serve_in_thread
+from webrtc_offer import offer_sdp
 
 from ivr.config import load_settings
 from ivr.lang import get_pack
 from ivr.telephony.webrtc.client import WebRtcClient
-from ivr.telephony.webrtc.ice import host_addresses
 from ivr.web.callaccess import record_headers
 
 pytestmark = pytest.mark.timeout(240)
@@ -117,19 +116,9 @@ async def test_abrupt_disconnect_ends_the_call(server):
     assert rec.ended_by == "caller" and rec.outcome == "abandoned"
 
 
-async def _offer_sdp() -> str:
-    pc = RTCPeerConnection()
-    pc.addTransceiver("audio")
-    with host_addresses(("127.0.0.1",)):
-        await pc.setLocalDescription(await pc.createOffer())
-    sdp = pc.localDescription.sdp
-    await pc.close()
-    return sdp
-
-
 async def test_bad_offers_get_clear_errors_and_leak_nothing(server):
     url, app = server
-    good = await _offer_sdp()
+    good = await offer_sdp()
     only_ilbc = re.sub(r"m=audio (\d+) (\S+) [\d ]+", r"m=audio \1 \2 102", good)
     only_ilbc = re.sub(r"a=(rtpmap|fmtp|rtcp-fb):.*\r\n", "", only_ilbc) + "a=rtpmap:102 iLBC/8000\r\n"
     video_only = good.replace("m=audio", "m=video")
