@@ -84,7 +84,8 @@ class Wake:
         self._last = loop.time()
 
     def changed(self) -> bool:
-        """Whether this node changed since the last call (then the other nodes are to be told)."""
+        """Whether this node changed since the last call (then the other nodes are to be told after the round
+        that starts now: call it before the round reads the node's state)."""
         dirty, self._dirty = self._dirty, False
         return dirty
 

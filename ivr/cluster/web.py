@@ -210,9 +210,12 @@ async def _sync(app: FastAPI) -> None:
     try:
         while True:
             try:
+                # taken before the round reads this node's state: a change seen while the round runs marks the
+                # next round to tell (taken after, it was spent on a round that had not written it: a 1-s lag)
+                changed = wake is not None and wake.changed()
                 announced, queued = await _round(app, announced, queued)
                 ok_since = ok_since or time.monotonic()
-                if wake is not None and wake.changed():
+                if changed:
                     await asyncio.to_thread(wake.tell)  # the other nodes read this round's writes now
                 # after Redis was away every heartbeat may have expired: judge no node dead before all have had
                 # time to announce themselves again
