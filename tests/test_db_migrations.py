@@ -25,6 +25,32 @@ def test_history_has_a_single_head():
     assert len(heads) == 1, f"migration history has several heads {heads}: chain new revisions after the head"
 
 
+def test_head_read_from_the_files_is_alembics():
+    assert migrate.head_from_files() == migrate.head_revision()
+
+
+def test_a_current_schema_is_checked_without_loading_alembic(tmp_path):
+    """Every `ivr` command and each service start checks the schema: when it is current, Alembic (~0.3 CPU-s to
+    import) is not loaded; an old schema is still upgraded."""
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    probe = ("import sys; from ivr.services.migrate import ensure_schema; print(ensure_schema(sys.argv[1]), "
+             "'alembic' in sys.modules)")
+    first = subprocess.run([sys.executable, "-c", probe, url], capture_output=True, text=True, check=True)
+    head = migrate.head_revision()
+    assert first.stdout.split() == [head, "True"]  # created: Alembic ran the upgrade
+    again = subprocess.run([sys.executable, "-c", probe, url], capture_output=True, text=True, check=True)
+    assert again.stdout.split() == [head, "False"]
+    eng = create_engine(url)
+    with eng.begin() as conn:  # an older schema's mark: upgraded again through Alembic
+        conn.execute(text("UPDATE alembic_version SET version_num = '0007'"))
+        for table in ("restock_subscriptions", "product_stock", "coupons"):  # what 0008 adds
+            conn.execute(text(f"DROP TABLE {table}"))
+    eng.dispose()
+    old = subprocess.run([sys.executable, "-c", probe, url], capture_output=True, text=True, check=True)
+    assert old.stdout.split() == [head, "True"]
+    assert "coupons" in inspect(create_engine(url)).get_table_names()
+
+
 def schema_diff(url: str) -> list:
     eng = create_engine(url)
     try:
