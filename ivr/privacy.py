@@ -154,9 +154,9 @@ def mask_phone(phone: str | None) -> str:
 
 def mask_name(name: str | None) -> str:
     """Keep the first character (family name in Chinese, initial elsewhere): '张伟' -> '张*'."""
-    if not name:
+    name = (name or "").strip()
+    if not name:  # blank or only spaces: nothing to keep
         return ""
-    name = name.strip()
     return name[0] + "*" * max(1, min(len(name) - 1, 3))
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ivr.config import ConfigError, load_settings
 from ivr.log import call_id_var, setup_logging
@@ -49,11 +51,22 @@ def test_unknown_key_in_toml(tmp_path, monkeypatch):
         load_settings()
 
 
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list(" 0123456789-+０１２张李市区路号我叫是收件人幺三八\n.")), max_size=30)
+       | st.text(max_size=30))
+def test_masking_never_raises(text):
+    """Whatever a caller or agent typed: the masks return text (a blank name raised IndexError once)."""
+    for mask in (mask_address, mask_name, mask_phone, mask_text):
+        assert isinstance(mask(text), str)
+
+
 def test_masking():
     # the last four digits answer the verification question: no masked form keeps any of them
     assert mask_phone("13812345678") == "138****"
     assert mask_phone("+86 138-1234-5678") == "138****"
     assert mask_name("张伟") == "张*"
+    assert mask_name(" ") == mask_name("") == mask_name(None) == ""  # a blank name field (was IndexError)
+    assert mask_name(" 欧阳娜娜 ") == "欧***"
     assert mask_address("浙江省杭州市西湖区文三路90号") == "浙江省杭州市西湖区****"
     t = mask_text("我的手机是13812345678，座机010-12345678，订单号202411230001")
     assert "13812345678" not in t and "138****" in t and "5678" not in t and "12345678" not in t.replace("202411230001", "")
