@@ -217,6 +217,8 @@ async def test_malformed_burst_gets_4xx_and_leaks_nothing(bot, tmp_path):
             (_request("BYE", call_id="c11", port=me), 481),  # BYE for no dialog
             (_request("OPTIONS", call_id="c12", port=me), 200),  # PBX keep-alive
             (_request(call_id="c13", cseq="1 BYE", body=SDP.format(fmt="0", attrs=""), port=me), 400),
+            # no Contact: no remote target for the dialog (RFC 3261 8.1.1.8), the bot could never send its BYE
+            (_request(call_id="c14", drop=("Contact",), body=SDP.format(fmt="0", attrs=""), port=me), 400),
         ]
         for _round in range(3):  # a burst, repeated: the gateway must not accumulate state
             for data, want in cases:

@@ -4,7 +4,7 @@ Added on top of :class:`aiosipua.SipUAS` (which does dialogs, 100/180/200, 2xx r
 CANCEL/487, BYE, OPTIONS, REFER/NOTIFY, UPDATE, PRACK and RFC 4028 session timers):
 
 * request checks before any state is made: CSeq well-formed and matching the method (400), unsupported
-  ``Require`` (420), Max-Forwards 0 (483), 405 carrying ``Allow``;
+  ``Require`` (420), Max-Forwards 0 (483), 405 carrying ``Allow``, a new INVITE without Contact (400);
 * an admission hook for new INVITEs (allow-list 403, digest 401, capacity 503 + Retry-After, bad SDP 400/488),
   told when aiosipua refuses an admitted INVITE itself (422 below Min-SE) so a reserved slot is freed;
 * retransmitted INVITEs recognised instead of being taken for new calls or re-INVITEs;
@@ -147,6 +147,9 @@ class GatewayUAS(SipUAS):
             super()._handle_invite(request, addr)
             return
         # A new call: admission before any dialog state exists.
+        if not (request.get_header("contact") or "").strip():  # no remote target: a BYE could never reach it
+            self._send_error(request, 400, "Missing Contact")
+            return
         try:
             self._admit(request, addr)
         except Refusal as r:
