@@ -88,6 +88,8 @@ def test_agent_uses_the_desk_and_gets_clear_errors(server):
     with httpx.Client(base_url=url) as c:  # a supervisor takes calls too
         _login(c, "lead1", "lead-pass-1")
         assert c.get("/api/agent/state").json()["agent"]["username"] == "lead1"
+        r = c.get("/api/agent/calls/nope")  # a supervisor may open any call's card, but not one that is not there
+        assert r.status_code == 404 and "nope" in r.json()["error"]
 
 
 def test_closing_the_desktop_stops_the_agent_being_rung(server):

@@ -94,7 +94,10 @@ def state(request: Request, acc: Account = DESK) -> JSONResponse:
     for w in desk.queue:
         if w.offered_to == acc.agent_id and w.offer_id:
             offer = {"offer_id": w.offer_id, "call_id": w.call_id, "context": w.handoff}
-    call = _call_view(request, me.call_id) if me.call_id and me.presence in ("busy", "wrap_up") else None
+    call = None
+    if me.call_id and me.presence in ("busy", "wrap_up"):  # their own call: a card even once its context is gone
+        call = _call_view(request, me.call_id) or {"call_id": me.call_id, "live": False, "context": None,
+                                                   "transcript": []}
     sip_ready = bool(acc.sip_uri) and getattr(request.app.state, "sip", None) is not None
     return JSONResponse({"agent": me.public() | {"desk_phone": sip_ready},
                          "queue": [w.public(i + 1) for i, w in enumerate(desk.ordered())],
@@ -111,6 +114,8 @@ def _call_view(request: Request, call_id: str) -> dict | None:
     cluster = getattr(request.app.state, "cluster_desk", None)
     if bridge is None and cluster is not None and cluster.call_view(call_id) is not None:
         return cluster.call_view(call_id)  # another node's call (ivr.cluster.dispatch)
+    if bridge is None and context is None:  # no such call here (a typo, or long wrapped up)
+        return None
     return {"call_id": call_id, "live": live is not None, "context": context,
             "transcript": list(bridge.transcript) if bridge is not None else []}
 
@@ -295,7 +300,10 @@ def call_card(call_id: str, request: Request, acc: Account = DESK) -> Response:
     me = desk.agents.get(acc.agent_id)
     if acc.role != "supervisor" and (me is None or me.call_id != call_id):
         return _error(404, f"you are not on call {call_id}")
-    return JSONResponse(_call_view(request, call_id))
+    view = _call_view(request, call_id)
+    if view is None:
+        return _error(404, f"no call {call_id} on the desk")
+    return JSONResponse(view)
 
 
 def setup(app: Any) -> None:
