@@ -2,7 +2,8 @@
 
 What survives masking: a phone's first three digits (``138****``: never any of the last four, which answer the
 verification question), an address up to its district (``上海市浦东新区****``), a name's first character (the
-surname, ``张*``). Answers to the verification question lose every digit, Arabic or spoken (五六七八, 幺, 两).
+surname, ``张*``), an e-mail address's first character and domain (``z***@qq.com``), an identity-card number's
+first three characters (``110****``, the pack's ``national_id``). Answers to the verification question lose every digit, Arabic or spoken (五六七八, 幺, 两).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from typing import Any
 # locale. Read as data (this module sits below ivr.lang and imports nothing of it), on the first masking call.
 LANG_DIR = Path(__file__).resolve().parent / "lang"
 _DIGITS = "0-9"  # Arabic digits; a pack adds its other written forms and its spoken ones
+# An e-mail address (ASCII: in Chinese text the local part starts after the last non-ASCII character); its domain
+# ends in letters, so a SIP URI with an IP address (sip:a@127.0.0.1) is not one, while sip:1001@pbx.example.com is.
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9_%+-])[A-Za-z0-9._%+-]*@((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})(?![A-Za-z0-9-])")
 
 
 def _alt(words: list[str]) -> str:
@@ -33,6 +37,7 @@ class _Rules:
         self.fold = str.maketrans(fold_from, fold_to)  # one character for one: positions stay the same
         self.to_fold = re.compile(f"[{re.escape(fold_from)}]") if fold_from else None
         self.phone = re.compile(d["phone"]) if d.get("phone") else None
+        self.national_id = re.compile(d["national_id"]) if d.get("national_id") else None
         self.phone_spaced = re.compile(d["phone_spaced"]) if d.get("phone_spaced") else None
         self.phone_not_after = re.compile(d["phone_not_after"]) if d.get("phone_not_after") else None
         n = self.national_digits
@@ -71,7 +76,10 @@ class _Rules:
                                         rf"(?!\*)")
 
     def mask(self, text: str) -> str:
-        """Phones, spoken phones, phone tails, street addresses and given names in ``text`` masked."""
+        """Identity-card numbers, phones, spoken phones, phone tails, street addresses and given names in ``text``
+        masked."""
+        if self.national_id is not None:
+            text = self.national_id.sub(lambda m: m.group(0)[:3] + "****", text)
         if self.phone is not None:
             text = self._phones(self.phone, text, self.phone_not_after)
         if self.phone_spaced is not None:
@@ -170,10 +178,13 @@ def mask_address(address: str | None) -> str:
 
 def mask_text(text: str | None) -> str:
     """Mask phone numbers (digits, full-width, grouped or one by one, or 11 spoken digits; not the shop's order and
-    waybill numbers), street addresses after the district (all of it when no district is named) and names given
-    after the pack's cue words (我叫, 收货人/收件人/联系人, 我是 + a surname) found anywhere in free text."""
+    waybill numbers), street addresses after the district (all of it when no district is named), names given
+    after the pack's cue words (我叫, 收货人/收件人/联系人, 我是 + a surname), e-mail addresses and identity-card
+    numbers found anywhere in free text."""
     if not text:
         return text or ""
+    if "@" in text:
+        text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
     for r in _rules():
         text = r.mask(text)
     return text
