@@ -67,7 +67,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """With $IVR_TEST_CPU set: one line per test (CPU seconds of this process and its waited-for children, wall
-    seconds, node id) appended to that file, to find where the suite's CPU goes (the 2 cores are its limit)."""
+    seconds, node id, when it ended (epoch seconds), the xdist worker) appended to that file, to find where the suite's CPU goes (the 2 cores are its limit)."""
     out = os.environ.get("IVR_TEST_CPU")
     if not out:
         yield
@@ -82,7 +82,8 @@ def pytest_runtest_protocol(item, nextitem):
     c0, t0 = cpu(), time.monotonic()
     yield
     with open(out, "a", encoding="utf-8") as f:
-        f.write(f"{cpu() - c0:.2f}\t{time.monotonic() - t0:.2f}\t{item.nodeid}\n")
+        f.write(f"{cpu() - c0:.2f}\t{time.monotonic() - t0:.2f}\t{item.nodeid}\t{time.time():.1f}\t"
+                f"{os.environ.get('PYTEST_XDIST_WORKER', '-')}\n")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
