@@ -67,7 +67,8 @@ def pytest_collection_modifyitems(config, items):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     """With $IVR_TEST_CPU set: one line per test (CPU seconds of this process and its waited-for children, wall
-    seconds, node id, when it ended (epoch seconds), the xdist worker) appended to that file, to find where the suite's CPU goes (the 2 cores are its limit)."""
+    seconds, node id, when it ended (epoch seconds), the xdist worker) appended to that file, to find where the
+    suite's CPU goes (the 2 cores are its limit) and when cores sit idle."""
     out = os.environ.get("IVR_TEST_CPU")
     if not out:
         yield
