@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ivr.channels.session import ChatClosed, ChatHub, ChatSession
 from ivr.channels.webhook import is_text
+from ivr.lang import get_pack
 from ivr.web.agent_chat import router as agent_chat_router
 from ivr.web.perclient import ClientShare, client_key
 from ivr.web.security import same_origin
@@ -94,6 +95,11 @@ async def shutdown(app: Any) -> None:
         await asyncio.to_thread(hub.close_all)
 
 
+def web_text(app: Any, text_id: str, **fields: object) -> str:
+    """A visitor-facing answer in the service's language (the pack's ``desk.yaml``, ``web.*``)."""
+    return get_pack(app.state.settings.language).desk_text(text_id, **fields)
+
+
 def _error(status: int, message: str) -> JSONResponse:
     headers = {"Retry-After": "30"} if status in (429, 503) else None
     return JSONResponse({"error": message}, status_code=status, headers=headers)
@@ -146,12 +152,12 @@ async def create_session(request: Request) -> JSONResponse:
     hub = chat_hub(request.app)
     share, key = _share(request, hub), client_key(request.scope, request.app.state.settings)
     if share.full(key, alive=lambda sid: (s := hub.get(sid)) is not None and not s.closed):
-        return _error(429, "您已打开多个会话，请先结束其中一个再开始新的会话")
+        return _error(429, web_text(request.app, "web.chat.too_many"))
     try:
         with share.opening(key):  # counted while the greeting is made: parallel requests cannot slip past
             s = await asyncio.to_thread(hub.create, CHANNEL)
     except OverflowError as e:
-        return _error(503, f"客服繁忙，请稍后再试（{e}）")
+        return _error(503, web_text(request.app, "web.busy", reason=e))
     share.add(s.session_id, key)
     return JSONResponse({"session_id": s.session_id, "chat_token": s.token, "messages": s.messages},
                         status_code=201, headers={"Cache-Control": "no-store",  # Location: a cluster's HAProxy
@@ -181,7 +187,7 @@ async def post_message(session_id: str, request: Request) -> JSONResponse:
     try:
         new = await asyncio.to_thread(s.send, **kwargs)
     except ChatClosed:
-        return _error(410, "会话已结束，请开始新的会话")
+        return _error(410, web_text(request.app, "web.chat.ended"))
     return JSONResponse({"messages": new, "closed": s.closed})
 
 
@@ -234,7 +240,7 @@ async def chat_ws(ws: WebSocket, session_id: str) -> None:
             try:
                 await asyncio.to_thread(s.send, **kwargs)
             except ChatClosed:
-                await ws.send_json({"type": "error", "error": "会话已结束，请开始新的会话"})
+                await ws.send_json({"type": "error", "error": web_text(ws.app, "web.chat.ended")})
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ivr.config import Settings
+from ivr.lang import get_pack
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -244,7 +245,7 @@ class HttpGuard:
             return None
         path: str = scope.get("path", "")
         if path.startswith("/api/") and _has_body(scope) and not _json_type(_header(scope, b"content-type")):
-            return 415, "请求格式错误：需要 Content-Type: application/json"
+            return 415, get_pack(self.settings.language).desk_text("web.bad_content_type")
         origin = _header(scope, b"origin")
         if origin is None or origin == "null":
             referer = _header(scope, b"referer")
@@ -252,7 +253,7 @@ class HttpGuard:
                 return None  # not a browser form or fetch: nothing to forge
             origin = referer or origin
         if not same_origin(scope, self.settings, origin or ""):
-            return 403, "跨站请求被拒绝（Origin 不是本站）"
+            return 403, get_pack(self.settings.language).desk_text("web.cross_site")
         return None
 
 

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ivr.channels.session import ChatClosed
 from ivr.channels.webhook import WebhookRefused, get_adapter, signed_headers, verify
-from ivr.web.chat import chat_hub, parse_message
+from ivr.web.chat import chat_hub, parse_message, web_text
 
 router = APIRouter()
 CHANNEL = "messaging"
@@ -58,7 +58,7 @@ async def webhook(adapter_name: str, request: Request) -> Response:
     secret = settings.webhook_secrets.get(adapter_name)
     adapter = get_adapter(adapter_name) if secret else None
     if adapter is None or not secret:
-        return _refuse(404, "unknown_adapter", f"未知的消息通道 {adapter_name!r}（未配置适配器或密钥）")
+        return _refuse(404, "unknown_adapter", web_text(request.app, "web.webhook.unknown_adapter", adapter=repr(adapter_name)))
     body = await request.body()
     try:
         verify(secret, request.headers, body, max_skew_s=settings.webhook_max_skew_s)
@@ -70,17 +70,17 @@ async def webhook(adapter_name: str, request: Request) -> Response:
             raise ValueError("body must be a JSON object")
         inbound = adapter.parse(payload)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
-        return _refuse(400, "bad_payload", f"消息格式错误：{e}")
+        return _refuse(400, "bad_payload", web_text(request.app, "web.webhook.bad_payload", why=e))
     kwargs, why = parse_message({"key": inbound.key, "label": inbound.label} if inbound.key
                                 else {"text": inbound.text})
     if kwargs is None:
-        return _refuse(400, "bad_payload", f"消息格式错误：{why}")
+        return _refuse(400, "bad_payload", web_text(request.app, "web.webhook.bad_payload", why=why))
     claimed = await asyncio.to_thread(_seen(request.app).claim, adapter_name, inbound.message_id)
     if not claimed:
-        return _refuse(409, "replayed", f"重复的消息 id {inbound.message_id!r}：已处理过，拒绝重放")
+        return _refuse(409, "replayed", web_text(request.app, "web.webhook.replayed", message_id=repr(inbound.message_id)))
     try:
         messages, closed = await asyncio.to_thread(_handle, request.app, adapter_name, inbound, kwargs)
     except OverflowError as e:
-        return _refuse(503, "busy", f"客服繁忙，请稍后再试（{e}）")
+        return _refuse(503, "busy", web_text(request.app, "web.busy", reason=e))
     out = json.dumps(adapter.render(inbound, messages, closed), ensure_ascii=False).encode()
     return Response(out, status_code=200, headers=signed_headers(secret, out), media_type="application/json")
