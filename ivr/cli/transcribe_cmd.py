@@ -77,7 +77,9 @@ async def _transcribe(audio, model_dir: Path, settings) -> list[dict]:
     from ivr.audio.frames import frames_of
     from ivr.events import SpeechEnded, Transcript
 
-    engine = AsrEngine.for_model(model_dir, audio.sample_rate, pool_size=1, max_workers=1)
+    # pool_size 0: the one recogniser is given back after each utterance and reused; a spare (~2 CPU-s to warm)
+    # would never be used by a file read in order
+    engine = AsrEngine.for_model(model_dir, audio.sample_rate, pool_size=0, max_workers=1)
     listener = Listener(audio.sample_rate, VadOptions.from_settings(settings), engine)
     out: list[dict] = []
     pending: SpeechEnded | None = None
