@@ -3,7 +3,8 @@
 What survives masking: a phone's first three digits (``138****``: never any of the last four, which answer the
 verification question), an address up to its district (``上海市浦东新区****``), a name's first character (the
 surname, ``张*``), an e-mail address's first character and domain (``z***@qq.com``), an identity-card number's
-first three characters (``110****``, the pack's ``national_id``). Answers to the verification question lose every digit, Arabic or spoken (五六七八, 幺, 两).
+first three characters (``110****``, the pack's ``national_id``). Answers to the verification question lose every
+digit, Arabic or spoken (五六七八, 幺, 两).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ LANG_DIR = Path(__file__).resolve().parent / "lang"
 _DIGITS = "0-9"  # Arabic digits; a pack adds its other written forms and its spoken ones
 # An e-mail address (ASCII: in Chinese text the local part starts after the last non-ASCII character); its domain
 # ends in letters, so a SIP URI with an IP address (sip:a@127.0.0.1) is not one, while sip:1001@pbx.example.com is.
-_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9_%+-])[A-Za-z0-9._%+-]*@((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})(?![A-Za-z0-9-])")
+_EMAIL = re.compile(r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9_%+-])[A-Za-z0-9._%+-]*@"
+                    r"((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})(?![A-Za-z0-9-])")
 
 
 def _alt(words: list[str]) -> str:

@@ -58,7 +58,8 @@ async def webhook(adapter_name: str, request: Request) -> Response:
     secret = settings.webhook_secrets.get(adapter_name)
     adapter = get_adapter(adapter_name) if secret else None
     if adapter is None or not secret:
-        return _refuse(404, "unknown_adapter", web_text(request.app, "web.webhook.unknown_adapter", adapter=repr(adapter_name)))
+        return _refuse(404, "unknown_adapter",
+                       web_text(request.app, "web.webhook.unknown_adapter", adapter=repr(adapter_name)))
     body = await request.body()
     try:
         verify(secret, request.headers, body, max_skew_s=settings.webhook_max_skew_s)
@@ -77,7 +78,8 @@ async def webhook(adapter_name: str, request: Request) -> Response:
         return _refuse(400, "bad_payload", web_text(request.app, "web.webhook.bad_payload", why=why))
     claimed = await asyncio.to_thread(_seen(request.app).claim, adapter_name, inbound.message_id)
     if not claimed:
-        return _refuse(409, "replayed", web_text(request.app, "web.webhook.replayed", message_id=repr(inbound.message_id)))
+        return _refuse(409, "replayed",
+                       web_text(request.app, "web.webhook.replayed", message_id=repr(inbound.message_id)))
     try:
         messages, closed = await asyncio.to_thread(_handle, request.app, adapter_name, inbound, kwargs)
     except OverflowError as e:
