@@ -76,6 +76,7 @@ class LanguagePack:
         self.dir = directory
         self.data: dict[str, Any] = _load_yaml(directory / "pack.yaml") or {}
         self.code = self.data.get("code", self.code)
+        self._ui: dict[str, dict[str, str]] = {}
 
     # --- data files ---------------------------------------------------------------------------------
     @cached_property
@@ -142,10 +143,25 @@ class LanguagePack:
             raise PromptError(f"{path}: expected a mapping text_id -> template")
         return data
 
+    def ui_texts(self, page: str) -> dict[str, str]:
+        """Texts of one web page (``ui/common.yaml`` then ``ui/<page>.yaml``: key -> text, ``{field}`` placeholders
+        filled by the page's script). The templates read them as ``T.key``, the scripts as ``L("key", {...})``."""
+        if page not in self._ui:
+            merged: dict[str, str] = {}
+            for name in ("common", page):
+                path = self.dir / "ui" / f"{name}.yaml"
+                data = _load_yaml(path) or {}
+                if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+                    raise PromptError(f"{path}: expected a mapping key -> text")
+                merged.update({str(k): v for k, v in data.items()})
+            self._ui[page] = merged
+        return self._ui[page]
+
     def reload(self) -> None:
         """Forget cached data files (after an operator edited them)."""
         for name in ("lexicon", "base_prompts", "desk_texts"):
             self.__dict__.pop(name, None)
+        self._ui.clear()
 
     # --- prompts ------------------------------------------------------------------------------------
     def prompt_variants(self, prompt_id: str) -> list[str]:

@@ -100,6 +100,7 @@ def create_app(settings: Settings, *, manager: Any = None, routers: Sequence[str
     app.state.calls = manager
     app.state.sip = None  # the SipGateway while serving with sip_port != 0
     app.state.templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
+    _page_texts(app.state.templates, settings.language)
     app.mount("/static", StaticFiles(directory=str(WEB_DIR / "static")), name="static")
 
     @app.get("/health")
@@ -138,3 +139,13 @@ def create_app(settings: Settings, *, manager: Any = None, routers: Sequence[str
         if router is not None:
             app.include_router(router)
     return app
+
+
+def _page_texts(templates: Jinja2Templates, language: str) -> None:
+    """Templates get their words from the language pack: ``{% set T = ui_page("agent") %}`` then ``{{ T.title }}``,
+    and hand the same texts to their scripts as ``<script type="application/json" id="ui-text">`` (read by
+    /static/ui_text.js: ``L("key", {field: ...})``); ``ui_lang`` is the page's ``lang`` attribute."""
+    from ivr.lang import get_pack
+
+    templates.env.globals["ui_page"] = lambda page: get_pack(language).ui_texts(page)
+    templates.env.globals["ui_lang"] = language
