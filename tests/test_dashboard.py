@@ -253,6 +253,7 @@ def test_per_channel_kpis_and_channel_groups(mix):
     assert body["offers"]["offered"] == 0 and body["offers"]["acceptance_rate"] is None  # offers are off here
     assert body["kpis"]["offers_offered"] == 0 and body["kpis"]["offer_acceptance_rate"] is None
     assert [g["label"] for g in body["channel_groups"]] == ["电话（SIP）", "网页电话", "在线聊天", "消息平台"]
+    assert rows["chat"]["label"] == "在线聊天" and rows["voice-sip"]["label"] == "电话（SIP）"  # the pack's labels
     assert voice["kpis"]["calls"] == 1 and voice["channel"] == "voice-webrtc"
     assert len(chat_calls["calls"]) == 6 and {x["channel_group"] for x in chat_calls["calls"]} == {"chat"}
     lines = list(csv.DictReader(io.StringIO(export.decode("utf-8").lstrip("\ufeff"))))

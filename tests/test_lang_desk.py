@@ -31,7 +31,9 @@ from ivr.services.shop.api import OrderStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE = ["ivr/web/assist.py", "ivr/web/assist_steps.py", "ivr/web/assist_actions.py", "ivr/web/auth.py",
-          "ivr/privacy.py", "ivr/web/wallstate.py", "ivr/web/chat.py", "ivr/web/webhook.py", "ivr/web/security.py"]
+          "ivr/privacy.py", "ivr/web/wallstate.py", "ivr/web/chat.py", "ivr/web/webhook.py", "ivr/web/security.py",
+          "ivr/channels/webhook.py", "ivr/services/records/channels.py", "ivr/web/dashboard.py", "ivr/dialog/nlu/__init__.py",
+          "ivr/dialog/nlu/classifier.py"]
 CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 
 

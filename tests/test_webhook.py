@@ -6,6 +6,7 @@ no turn in the conversation)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -95,8 +96,9 @@ def test_wrong_signature_old_timestamp_and_replay_are_refused_and_nothing_is_sto
     assert r.status_code == 401 and r.json()["code"] == "bad_signature"
     r = _post(url, msg, ts=int(time.time()) - 3600)  # correctly signed, an hour old
     assert r.status_code == 401 and r.json()["code"] == "stale_timestamp" and "时间戳" in r.json()["error"]
+    assert re.search(r"相差 36\d\d 秒，最多 \d+ 秒", r.json()["error"])  # the pack's text with its numbers filled
     r = httpx_post_unsigned(url, msg)
-    assert r.status_code == 401 and r.json()["code"] == "unsigned"
+    assert r.status_code == 401 and r.json()["code"] == "unsigned" and "签名缺失" in r.json()["error"]
     assert _counts(app) == before  # no message id kept, no conversation opened, no record
     ok = _post(url, msg)
     assert ok.status_code == 200 and ok.json()["messages"], ok.text

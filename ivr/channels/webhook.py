@@ -25,11 +25,12 @@ SIGNATURE_HEADER = "X-Ivr-Signature"
 
 
 class WebhookRefused(Exception):
-    """A message that must not be processed: ``status`` and ``code`` for the JSON error answer."""
+    """A message that must not be processed: ``status`` and ``code`` for the JSON error answer; the answer's text is
+    the language pack's ``web.webhook.<code>`` filled with ``fields`` (the message is for logs)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, **fields: object) -> None:
         super().__init__(message)
-        self.status, self.code = status, code
+        self.status, self.code, self.fields = status, code, fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,17 +77,19 @@ def verify(secret: str, headers: Any, body: bytes, *, max_skew_s: float, now: fl
     """Raise :class:`WebhookRefused` unless ``body`` carries a valid, fresh signature under ``secret``."""
     ts, sig = headers.get(TIMESTAMP_HEADER), headers.get(SIGNATURE_HEADER)
     if not ts or not sig:
-        raise WebhookRefused(401, "unsigned", f"签名缺失：需要 {TIMESTAMP_HEADER} 和 {SIGNATURE_HEADER}")
+        raise WebhookRefused(401, "unsigned", f"unsigned: {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are required",
+                             timestamp_header=TIMESTAMP_HEADER, signature_header=SIGNATURE_HEADER)
     if not hmac.compare_digest(signature(secret, ts, body).encode(), sig.strip().encode()):
-        raise WebhookRefused(401, "bad_signature", "签名错误：HMAC-SHA256(密钥, 时间戳 + '.' + 正文) 不符")
+        raise WebhookRefused(401, "bad_signature", "bad signature: not HMAC-SHA256(secret, timestamp + '.' + body)")
     try:
         sent = int(ts)
     except ValueError:
-        raise WebhookRefused(401, "bad_timestamp", f"{TIMESTAMP_HEADER} 必须是 Unix 秒数") from None
+        raise WebhookRefused(401, "bad_timestamp", f"{TIMESTAMP_HEADER} must be Unix seconds",
+                             timestamp_header=TIMESTAMP_HEADER) from None
     skew = abs((time.time() if now is None else now) - sent)
     if skew > max_skew_s:
-        raise WebhookRefused(401, "stale_timestamp",
-                             f"时间戳超出允许范围（相差 {int(skew)} 秒，最多 {int(max_skew_s)} 秒）")
+        raise WebhookRefused(401, "stale_timestamp", f"timestamp {int(skew)} s off (at most {int(max_skew_s)} s)",
+                             skew=int(skew), max_skew=int(max_skew_s))
 
 
 def is_text(v: str) -> bool:

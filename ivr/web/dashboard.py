@@ -76,6 +76,7 @@ def stats_api(request: Request, period: str = "7d", channel: str = "", start: st
     report["assist"] = assist_report(_stats(request).url, f)  # agent-assist suggestions used / ignored
     labels = [i["intent"] for i in report.get("intents", [])] + [r["key"] for r in report["cost"]["by_intent"]]
     report["intent_labels"] = _intent_labels(request, labels)
+    _label_channels(request, [*report.get("channel_groups", []), *report.get("by_channel", [])])
     return JSONResponse(report)
 
 
@@ -85,6 +86,16 @@ def _intent_labels(request: Request, intents: list[str]) -> dict[str, str]:
 
     pack = get_pack(request.app.state.settings.language)
     return {i: pack.prompt(f"intent.{i}") for i in intents if f"intent.{i}" in pack.prompts}
+
+
+def _label_channels(request: Request, rows: list[dict]) -> None:
+    """Channel group rows get the language pack's label (``channel.voice-sip`` -> 电话（SIP）; the records service
+    labels them with their code)."""
+    from ivr.lang import get_pack
+
+    pack = get_pack(request.app.state.settings.language)
+    for row in rows:
+        row["label"] = pack.desk_text(f"channel.{row['channel']}", default=row["channel"])
 
 
 @router.get("/api/stats/calls")

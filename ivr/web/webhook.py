@@ -64,7 +64,7 @@ async def webhook(adapter_name: str, request: Request) -> Response:
     try:
         verify(secret, request.headers, body, max_skew_s=settings.webhook_max_skew_s)
     except WebhookRefused as e:
-        return _refuse(e.status, e.code, str(e))
+        return _refuse(e.status, e.code, web_text(request.app, f"web.webhook.{e.code}", **e.fields))
     try:
         payload = json.loads(body or b"null")
         if not isinstance(payload, dict):

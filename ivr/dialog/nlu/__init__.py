@@ -76,6 +76,7 @@ class Nlu:
         for w in social.get("particles", []) or []:
             words.setdefault(str(w), "")
         self._social_words = sorted(words.items(), key=lambda kv: -len(kv[0]))
+        self._negators = tuple(str(n) for n in social.get("negators", []) or [] if str(n))
         self._topical = set(lex.get("topical_concepts", []))
         self._yesno_endings = sorted((str(e) for e in lex.get("yesno_question_endings", [])), key=len, reverse=True)
         self.slots = SlotExtractor(self.pack)
@@ -246,7 +247,7 @@ class Nlu:
         """A reply that ends with a no word ("是我自己的问题 不用了"): its last word decides, not a leading 是."""
         for w, cls in self._social_words:
             if cls and compact.endswith(w) and len(compact) > len(w):
-                return cls == "deny" and not compact[:-len(w)].endswith("不")
+                return cls == "deny" and not compact[:-len(w)].endswith(self._negators)
         return False
 
     def _only_information(self, compact: str) -> bool:

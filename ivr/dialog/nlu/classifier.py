@@ -18,7 +18,7 @@ import numpy as np
 import yaml
 
 from ivr.dialog.nlu.expand import expand
-from ivr.dialog.nlu.phonetic import SCHEMES, bigram_features, syllables
+from ivr.dialog.nlu.phonetic import SCHEMES, bigram_features, table
 from ivr.lang import LanguagePack
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class Featurizer:
             raise TrainingDataError(f"{pack.dir / 'pack.yaml'}: phonetic must be one of {', '.join(SCHEMES)}")
         self.phonetic: str | None = scheme
         if scheme:
-            syllables("快", scheme)  # reads the pack's syllable table now, not on the first caller
+            table(scheme)  # reads the pack's syllable table now, not on the first caller
         concepts = pack.lexicon.get("concepts", {}) or {}
         self.concepts = {name: sorted({str(w) for w in words}, key=len, reverse=True) for name, words in concepts.items()}
 

@@ -36,8 +36,6 @@ GROUPS: dict[str, tuple[str, ...]] = {
 }
 OTHER = "other"
 ORDER = (*GROUPS, OTHER)
-LABELS = {"voice-sip": "电话（SIP）", "voice-webrtc": "网页电话", "chat": "在线聊天", "webhook": "消息平台",
-          OTHER: "其他"}
 OFFER_KINDS = ("accessory", "coupon", "restock")
 OFFER_EVENTS = ("made", "accepted", "declined")
 _KNOWN = tuple(c for members in GROUPS.values() for c in members)
@@ -128,7 +126,7 @@ def by_channel(s: Any, conds: list[Any], events: dict[str, dict[str, str]]) -> l
             continue
         n = a["calls"]
         out.append({
-            "channel": g, "label": LABELS[g], "members": list(GROUPS.get(g, ())), "calls": n,
+            "channel": g, "label": g, "members": list(GROUPS.get(g, ())), "calls": n,
             "self_served": a["self_served"], "transferred": a["transferred"],
             "containment": _ratio(a["self_served"], n), "transfer_rate": _ratio(a["transferred"], n),
             "csat_avg": _ratio(sum(a["csat"]), len(a["csat"])), "csat_count": len(a["csat"]),
@@ -141,11 +139,11 @@ def by_channel(s: Any, conds: list[Any], events: dict[str, dict[str, str]]) -> l
 
 def groups_present(channels: list[str]) -> list[dict[str, str]]:
     """The filter choices: the four groups, ``other`` when some stored channel falls in it."""
-    out = [{"channel": g, "label": LABELS[g]} for g in GROUPS]
+    out = [{"channel": g, "label": g} for g in GROUPS]
     if any(group_of(c) == OTHER for c in channels):
-        out.append({"channel": OTHER, "label": LABELS[OTHER]})
+        out.append({"channel": OTHER, "label": OTHER})
     return out
 
 
-__all__ = ["GROUPS", "LABELS", "OFFER_KINDS", "ORDER", "OTHER", "by_channel", "condition", "group_of",
+__all__ = ["GROUPS", "OFFER_KINDS", "ORDER", "OTHER", "by_channel", "condition", "group_of",
            "groups_present", "offer_events", "offer_summary"]
