@@ -85,7 +85,7 @@ def take_over_queue(state: SharedState, gone: str, shop: ShopService) -> list[st
         call_id = data.get("call_id", ticket)
         try:
             t = shop.create_ticket(
-                "callback", f"callback (node_lost): {data.get('reason') or data.get('summary') or '转人工'}",
+                "callback", f"callback (node_lost): {data.get('reason') or data.get('summary') or 'transfer'}",
                 data.get("phone", ""), data.get("order_id") or None,
                 {"call_id": call_id, "why": "node_lost", "node": gone,
                  "handoff": {"summary": data.get("summary", ""), "skill": data.get("skill", "")}},
