@@ -3,11 +3,13 @@
 "use strict";
 
 (function () {
-  const CHANNEL = { webrtc: "网页电话", sip: "电话（SIP）", webchat: "在线聊天", chat: "在线聊天（控制台）", messaging: "消息平台" };
-  const SOURCE = { configured: "按设置", measured: "按本期人工通话实测", default: "无人工通话，按默认" };
+  const CHANNEL = { webrtc: L("cost_channel_webrtc"), sip: L("cost_channel_sip"), webchat: L("cost_channel_webchat"),
+    chat: L("cost_channel_chat"), messaging: L("cost_channel_messaging") };
+  const SOURCE = { configured: L("cost_source_configured"), measured: L("cost_source_measured"),
+    default: L("cost_source_default") };
 
-  function yuan(x) { return x == null ? "—" : `¥${Number(x).toFixed(2)}`; }
-  function mins(x) { return x == null ? "—" : `${Number(x).toFixed(1)}分钟`; }
+  function yuan(x) { return x == null ? "—" : L("money", { x: Number(x).toFixed(2) }); }
+  function mins(x) { return x == null ? "—" : L("minutes", { x: Number(x).toFixed(1) }); }
 
   function cell(text) { const td = document.createElement("td"); td.textContent = String(text); return td; }
 
@@ -39,16 +41,18 @@
     const s = e.detail.stats, c = s.cost;
     if (!c) return;
     const t = c.totals, r = c.rates, labels = s.intent_labels || {};
-    document.getElementById("cost-rates").textContent =
-      `坐席每小时 ¥${r.agent_cost_per_hour}，机器人每通 ¥${r.bot_cost_per_call}；每通自助解决节省坐席时长 ` +
-      `${Number(r.avg_agent_handle_s).toFixed(0)} 秒（${SOURCE[r.avg_agent_handle_source] || r.avg_agent_handle_source}）`;
+    document.getElementById("cost-rates").textContent = L("cost_rates", {
+      agent_per_hour: r.agent_cost_per_hour, bot_per_call: r.bot_cost_per_call,
+      handle_s: Number(r.avg_agent_handle_s).toFixed(0),
+      source: SOURCE[r.avg_agent_handle_source] || r.avg_agent_handle_source });
     document.getElementById("cost-tiles").replaceChildren(
-      tile("contained", "自助解决通话", t.contained, `共 ${t.calls} 通`),
-      tile("minutes", "节省坐席时长", mins(t.agent_minutes_saved), "自助解决 × 平均人工处理时长"),
-      tile("saved", "节省金额", yuan(t.money_saved), "已扣除机器人成本"),
-      tile("per-resolved", "每个已解决联络的成本", yuan(t.cost_per_resolved), `已解决 ${t.resolved} 通，总成本 ${yuan(t.total_cost)}`));
+      tile("contained", L("cost_contained"), t.contained, L("cost_contained_sub", { n: t.calls })),
+      tile("minutes", L("cost_minutes"), mins(t.agent_minutes_saved), L("cost_minutes_sub")),
+      tile("saved", L("cost_saved"), yuan(t.money_saved), L("cost_saved_sub")),
+      tile("per-resolved", L("cost_per_resolved"), yuan(t.cost_per_resolved),
+        L("cost_per_resolved_sub", { n: t.resolved, total: yuan(t.total_cost) })));
     document.getElementById("cost-export").href = `/api/stats/cost.csv?${e.detail.query}`;
     rows("#cost-channel tbody", c.by_channel, (k) => CHANNEL[k] || k);
-    rows("#cost-intent tbody", c.by_intent, (k) => labels[k] || (k === "other" ? "其他" : k));
+    rows("#cost-intent tbody", c.by_intent, (k) => labels[k] || (k === "other" ? L("cost_intent_other") : k));
   });
 })();
