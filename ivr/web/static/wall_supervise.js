@@ -5,7 +5,7 @@
 
 (function () {
   const $ = (id) => document.getElementById(id);
-  const MODES = { listen: "监听中", whisper: "耳语中（仅坐席听到）", barge: "强插中（三方通话）" };
+  const MODES = { listen: L("sv_mode_listen"), whisper: L("sv_mode_whisper"), barge: L("sv_mode_barge") };
   const panel = $("supervise");
   const allowed = panel.dataset.role === "supervisor";
   const sv = (window.ivrSupervise = { callId: null, mode: null, maxLevel: 0, heardMs: 0, error: null, closed: null });
@@ -39,7 +39,7 @@
     sv.error = null; sv.closed = false; sv.maxLevel = 0; sv.heardMs = 0; $("sv-error").hidden = true;
     try {
       mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: false } });
-    } catch (e) { fail("无法使用麦克风（" + e.name + "）"); return; }
+    } catch (e) { fail(L("mic_error", { name: e.name })); return; }
     pc = new RTCPeerConnection(await window.ivrRtcConfig());
     mic.getTracks().forEach((t) => pc.addTrack(t, mic));
     pc.ontrack = (e) => {
@@ -52,7 +52,7 @@
     const res = await post("/api/wall/calls/" + encodeURIComponent(callId) + "/supervise",
       { sdp: pc.localDescription.sdp, type: pc.localDescription.type, mode: mode });
     const body = await res.json().catch(() => ({}));
-    if (!res.ok) { close(); fail("无法介入：" + (body.error || res.status)); return; }
+    if (!res.ok) { close(); fail(L("sv_join_failed", { error: body.error || res.status })); return; }
     await pc.setRemoteDescription({ sdp: body.sdp, type: body.type });
     sv.callId = callId; sv.mode = body.mode; show();
   }
@@ -61,7 +61,7 @@
     if (!sv.callId) return;
     const res = await post("/api/wall/calls/" + encodeURIComponent(sv.callId) + "/supervise/mode", { mode: mode });
     const body = await res.json().catch(() => ({}));
-    if (res.ok) { sv.mode = body.mode; show(); } else fail("切换失败：" + (body.error || res.status));
+    if (res.ok) { sv.mode = body.mode; show(); } else fail(L("sv_mode_failed", { error: body.error || res.status }));
   }
 
   async function leave() {
@@ -73,7 +73,8 @@
   window.ivrSuperviseButtons = function (c) {
     if (!allowed || c.state !== "agent") return null;
     const box = document.createElement("span");
-    [["listen", "监听"], ["whisper", "耳语"], ["barge", "强插"]].forEach(([mode, label]) => {
+    const labels = [["listen", L("sv_join_listen")], ["whisper", L("sv_join_whisper")], ["barge", L("sv_join_barge")]];
+    labels.forEach(([mode, label]) => {
       const b = document.createElement("button");
       b.type = "button"; b.className = "sv-join"; b.dataset.mode = mode; b.dataset.call = c.call_id;
       b.textContent = label;
