@@ -20,18 +20,20 @@
     box.className = "card order-card";
     box.dataset.order = c.order_id;
     const h = document.createElement("h2");
-    h.textContent = "订单 " + c.order_id;
+    h.textContent = L("order_title", { id: c.order_id });
     const dl = document.createElement("dl");
-    field(dl, "状态", c.status_text);
-    field(dl, "商品", (c.items || []).map((i) => i.name + " ×" + i.quantity).join("；"));
-    field(dl, "金额", "¥" + c.total);
-    field(dl, "下单日期", c.created);
+    field(dl, L("order_status"), c.status_text);
+    field(dl, L("order_items"), (c.items || []).map((i) => L("order_item", { name: i.name, quantity: i.quantity }))
+      .join(L("order_items_sep")));
+    field(dl, L("order_total"), L("money", { amount: c.total }));
+    field(dl, L("order_created"), c.created);
     if (c.shipment) {
-      field(dl, "物流", c.shipment.carrier + " " + c.shipment.tracking_no);
-      field(dl, "最新", c.shipment.latest);
-      field(dl, "预计送达", c.shipment.eta);
+      field(dl, L("order_shipment"), c.shipment.carrier + " " + c.shipment.tracking_no);
+      field(dl, L("order_latest"), c.shipment.latest);
+      field(dl, L("order_eta"), c.shipment.eta);
     }
-    (c.refunds || []).forEach((r) => field(dl, "退款", "¥" + r.amount + "（" + r.status + "）"));
+    (c.refunds || []).forEach((r) => field(dl, L("order_refund"),
+      L("order_refund_line", { amount: L("money", { amount: r.amount }), status: r.status })));
     box.append(h, dl);
     return box;
   }
@@ -45,9 +47,9 @@
     if (msg.role === "agent") {  // a person took over (the agent desktop)
       const who = document.createElement("span");
       who.className = "who";
-      who.textContent = "人工客服" + (msg.agent ? " " + msg.agent : "");
+      who.textContent = msg.agent ? L("agent_named", { name: msg.agent }) : L("agent");
       li.append(who);
-      setStatus("人工客服" + (msg.agent ? " " + msg.agent : "") + "正在为您服务");
+      setStatus(msg.agent ? L("status_agent_named", { name: msg.agent }) : L("status_agent"));
     }
     const b = document.createElement("div");
     b.className = "bubble";
@@ -76,7 +78,7 @@
     chat.closed = true;
     input.disabled = send.disabled = true;
     quick.replaceChildren();
-    setStatus("会话已结束");
+    setStatus(L("status_ended"));
     $("restart").hidden = false;
   }
 
@@ -99,7 +101,10 @@
     }
     api("POST", "/api/chat/sessions/" + chat.sessionId + "/messages", msg)
       .then((d) => d.messages.forEach(show))
-      .catch((e) => { chat.error = String(e.message || e); setStatus("发送失败：" + chat.error); });
+      .catch((e) => {
+        chat.error = String(e.message || e);
+        setStatus(L("status_send_failed", { error: chat.error }));
+      });
   }
 
   function connect() {
@@ -111,12 +116,12 @@
       if (f.type === "history") {
         f.messages.forEach(show);
         chat.ready = true;
-        if (!chat.closed) setStatus("已连接");
+        if (!chat.closed) setStatus(L("status_connected"));
       } else if (f.type === "message") show(f.message);
       else if (f.type === "closed") finished();
       else if (f.type === "error") { chat.error = f.error; setStatus(f.error); }
     });
-    ws.addEventListener("close", () => { if (!chat.closed) setStatus("连接已断开，消息将通过网络请求发送"); });
+    ws.addEventListener("close", () => { if (!chat.closed) setStatus(L("status_socket_closed")); });
   }
 
   async function begin() {
@@ -132,7 +137,7 @@
       connect();
     } catch (e) {
       chat.error = String(e.message || e);
-      setStatus("无法连接客服：" + chat.error);
+      setStatus(L("status_connect_failed", { error: chat.error }));
     }
   }
 
