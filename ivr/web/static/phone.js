@@ -4,9 +4,10 @@
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
-  const STATES = {
-    idle: "未接通", dialing: "正在接通…", connected: "已接通", bot_speaking: "客服正在说话",
-    caller_speaking: "正在听您说", listening: "请讲", interrupted: "请讲", ended: "通话已结束",
+  const STATES = {  // words: the page's ui/phone.yaml through L() (/static/ui_text.js, loaded first)
+    idle: L("state_idle"), dialing: L("state_dialing"), connected: L("state_connected"),
+    bot_speaking: L("state_bot_speaking"), caller_speaking: L("state_caller_speaking"),
+    listening: L("state_listening"), interrupted: L("state_interrupted"), ended: L("state_ended"),
   };
   // Exposed for tests and debugging: what the page has seen and heard.
   const phone = (window.ivrPhone = { callId: null, state: "idle", maxLevel: 0, heardMs: 0, lines: [], error: null });
@@ -14,7 +15,8 @@
 
   function setState(s, extra) {
     phone.state = s;
-    $("state").textContent = (STATES[s] || s) + (extra ? "：" + extra : "");
+    const name = STATES[s] || s;
+    $("state").textContent = extra ? L("state_with_detail", { state: name, detail: extra }) : name;
     const inCall = !["idle", "ended"].includes(s);
     $("call").disabled = inCall;
     $("hangup").disabled = !inCall;
@@ -38,11 +40,16 @@
     if (ev.type === "transcript") addLine(ev.who, ev.text, !ev.final);
     else if (ev.type === "dtmf") {
       const last = $("lines").lastElementChild;
-      if (last && last.dataset.keys !== undefined) { last.dataset.keys += ev.digits; last.textContent = "按键 " + last.dataset.keys; }
-      else { addLine("caller", "按键 " + ev.digits, false); $("lines").lastElementChild.dataset.keys = ev.digits; }
+      if (last && last.dataset.keys !== undefined) {
+        last.dataset.keys += ev.digits;
+        last.textContent = L("dtmf_keys", { keys: last.dataset.keys });
+      } else {
+        addLine("caller", L("dtmf_keys", { keys: ev.digits }), false);
+        $("lines").lastElementChild.dataset.keys = ev.digits;
+      }
     }
     else if (ev.type === "state") {
-      if (ev.state === "connected" && ev.asr === false) addLine("info", "语音识别暂不可用，请使用按键", false);
+      if (ev.state === "connected" && ev.asr === false) addLine("info", L("asr_unavailable"), false);
       setState(ev.state === "ended" ? "ended" : ev.state);
       if (ev.state === "ended") teardown();
     }
@@ -60,7 +67,7 @@
     setState("dialing");
     try {
       mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
-    } catch (e) { return fail("无法使用麦克风（" + e.name + "）"); }
+    } catch (e) { return fail(L("mic_error", { name: e.name })); }
     pc = new RTCPeerConnection(await window.ivrRtcConfig());
     phone.icePath = () => window.ivrIcePath(pc);  // for tests: which candidates carry the call
     mic.getTracks().forEach((t) => pc.addTrack(t, mic));
@@ -73,7 +80,10 @@
       measure(stream);
     };
     pc.onconnectionstatechange = () => {
-      if (["failed", "closed"].includes(pc && pc.connectionState)) { setState("ended", "连接中断"); teardown(); }
+      if (["failed", "closed"].includes(pc && pc.connectionState)) {
+        setState("ended", L("connection_lost"));
+        teardown();
+      }
     };
     await pc.setLocalDescription(await pc.createOffer());
     await waitIce(pc);
@@ -83,9 +93,9 @@
         method: "POST", headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type }),
       });
-    } catch (e) { return fail("网络错误"); }
+    } catch (e) { return fail(L("network_error")); }
     const body = await res.json().catch(() => ({}));
-    if (!res.ok) return fail(res.status === 503 ? "线路繁忙，请稍后再拨" : (body.error || "呼叫失败"));
+    if (!res.ok) return fail(res.status === 503 ? L("line_busy") : (body.error || L("call_failed")));
     phone.callId = body.call_id;
     callToken = body.call_token;
     await pc.setRemoteDescription({ sdp: body.sdp, type: body.type });
