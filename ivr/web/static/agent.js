@@ -4,9 +4,12 @@
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
-  const PRESENCE = { offline: "离线", available: "空闲", ringing: "振铃中", busy: "通话中", wrap_up: "话后处理", away: "小休" };
-  const WHO = { caller: "客户", bot: "机器人", agent: "客服" };
-  const MOOD = { calm: "平静", frustrated: "不耐烦", angry: "愤怒" };
+  // Words: the pack's ui/agent.yaml through L() (/static/ui_text.js).
+  const PRESENCE = { offline: L("presence_offline"), available: L("presence_available"),
+    ringing: L("presence_ringing"), busy: L("presence_busy"), wrap_up: L("presence_wrap_up"),
+    away: L("presence_away") };
+  const WHO = { caller: L("who_caller"), bot: L("who_bot"), agent: L("who_agent") };
+  const MOOD = { calm: L("mood_calm"), frustrated: L("mood_frustrated"), angry: L("mood_angry") };
   // Exposed for tests and debugging.
   const TERMS = JSON.parse(($("terms") || {}).textContent || "{}");  // language pack words (term.*)
   const T = (word) => (word === undefined || word === null ? word : TERMS[word] || word);
@@ -57,29 +60,32 @@
     $("summary").textContent = ctx.summary || "";
     const dl = $("facts"); dl.innerHTML = "";
     const v = ctx.verification || {};
-    fact(dl, "来电号码", ctx.caller || "未显示");
-    fact(dl, "身份核实", v.verified ? "已核实" : "未核实" + (v.failed_attempts ? "（失败" + v.failed_attempts + "次）" : ""));
+    fact(dl, L("fact_caller"), ctx.caller || L("caller_hidden"));
+    fact(dl, L("fact_verification"), v.verified ? L("verified")
+      : L("unverified") + (v.failed_attempts ? L("verify_failures", { n: v.failed_attempts }) : ""));
     const labels = ctx.labels || {};
-    fact(dl, "诉求", (labels.intents || ctx.intents || []).join("、"));
+    fact(dl, L("fact_intents"), (labels.intents || ctx.intents || []).join(L("list_sep")));
     const s = ctx.sentiment || {};
-    fact(dl, "情绪", (labels.mood || MOOD[s.level] || s.level || "") + (s.score !== undefined ? "（" + s.score + "）" : ""));
+    fact(dl, L("fact_mood"), (labels.mood || MOOD[s.level] || s.level || "")
+      + (s.score !== undefined ? L("mood_score", { score: s.score }) : ""));
     const slots = ctx.slots || {};
     Object.keys(slots).forEach((k) => fact(dl, T(k), T(String(slots[k]))));
-    fact(dl, "转人工原因", labels.reason || ctx.reason);
+    fact(dl, L("fact_reason"), labels.reason || ctx.reason);
     if (s.level) dl.lastChild && (dl.className = "mood-" + s.level);
     const o = ctx.order, od = $("order"); od.innerHTML = "";
     if (o) {
-      const h = document.createElement("h3"); h.textContent = "订单 " + o.order_id; od.appendChild(h);
+      const h = document.createElement("h3"); h.textContent = L("order_no", { id: o.order_id }); od.appendChild(h);
       const odl = document.createElement("dl"); od.appendChild(odl);
-      fact(odl, "状态", T(o.status));
-      fact(odl, "商品", (o.items || []).map((i) => i.name + " ×" + i.quantity).join("；"));
-      if (o.total_cents !== undefined) fact(odl, "金额", (o.total_cents / 100).toFixed(2) + " 元");
-      fact(odl, "收货人", o.customer); fact(odl, "电话", o.phone); fact(odl, "地址", o.address);
-      fact(odl, "物流", [o.carrier, o.tracking_no, o.latest_event].filter(Boolean).join(" "));
-      fact(odl, "承诺送达", o.promised_date);
-      if (o.vip) fact(odl, "会员", "VIP");
-      (o.returns || []).forEach((r) => fact(odl, "售后", r.rma_id + " " + T(r.kind) + " " + T(r.status)));
-      (o.refunds || []).forEach((r) => fact(odl, "退款", r.refund_id + " " + T(r.status)));
+      fact(odl, L("fact_status"), T(o.status));
+      fact(odl, L("fact_items"), (o.items || []).map((i) => L("order_item", { name: i.name, qty: i.quantity }))
+        .join(L("items_sep")));
+      if (o.total_cents !== undefined) fact(odl, L("fact_total"), L("amount_yuan", { amount: (o.total_cents / 100).toFixed(2) }));
+      fact(odl, L("fact_customer"), o.customer); fact(odl, L("fact_phone"), o.phone); fact(odl, L("fact_address"), o.address);
+      fact(odl, L("fact_shipping"), [o.carrier, o.tracking_no, o.latest_event].filter(Boolean).join(" "));
+      fact(odl, L("fact_promised"), o.promised_date);
+      if (o.vip) fact(odl, L("fact_member"), L("vip"));
+      (o.returns || []).forEach((r) => fact(odl, L("fact_return"), r.rma_id + " " + T(r.kind) + " " + T(r.status)));
+      (o.refunds || []).forEach((r) => fact(odl, L("fact_refund"), r.refund_id + " " + T(r.status)));
     }
     $("lines").innerHTML = ""; desk.lines = [];
     (ctx.transcript || []).forEach((t) => addLine(t.who, t.text));
@@ -90,7 +96,8 @@
     const q = $("queue"); q.innerHTML = "";
     waiting.forEach((w) => {
       const li = document.createElement("li");
-      li.textContent = (w.caller || "未显示号码") + " · 等待" + Math.round(w.waiting_s) + "秒" + (w.priority > 0 ? " · 优先" : "");
+      li.textContent = L("queue_entry", { caller: w.caller || L("caller_unknown"), s: Math.round(w.waiting_s) })
+        + (w.priority > 0 ? L("queue_priority") : "");
       q.appendChild(li);
     });
   }
@@ -104,18 +111,18 @@
     else if (ev.type === "queue") showQueue(ev.waiting || []);
     else if (ev.type === "offer") {
       desk.offer = ev; desk.callId = ev.call_id; showCard(ev.context); setPresence("ringing");
-      ringer.start("来电转接", (ev.context && ev.context.summary) || "有客户等待接听");
+      ringer.start(L("ringing_call"), (ev.context && ev.context.summary) || L("ring_body"));
       let left = Math.round(ev.ring_timeout_s || 20);
       clearInterval(ringTimer);
-      $("countdown").textContent = left + "秒";
-      ringTimer = setInterval(() => { left -= 1; $("countdown").textContent = Math.max(0, left) + "秒"; }, 1000);
+      $("countdown").textContent = L("seconds", { s: left });
+      ringTimer = setInterval(() => { left -= 1; $("countdown").textContent = L("seconds", { s: Math.max(0, left) }); }, 1000);
     } else if (ev.type === "offer_cancelled") { desk.offer = null; clearInterval(ringTimer); ringer.stop(); showCard(null); }
-    else if (ev.type === "connected") { $("callstate").textContent = "通话中（已播报摘要）"; startTimer(); assist("load", ev.call_id); }
+    else if (ev.type === "connected") { $("callstate").textContent = L("callstate_connected"); startTimer(); assist("load", ev.call_id); }
     else if (ev.type === "hold") showHold(ev.held);
     else if (ev.type === "transcript") addLine(ev.who, ev.text);
     else if (ev.type === "assist") assist("show", ev);
     else if (ev.type === "supervision") supervised(ev);
-    else if (ev.type === "caller_hangup") { addLine("bot", "客户已挂机"); teardown(); }
+    else if (ev.type === "caller_hangup") { addLine("bot", L("caller_hung_up")); teardown(); }
     else if (ev.type === "call_ended") teardown();
     else if (ev.type === "session_ended") {  // logged out, password changed or account deactivated
       if (desk.eventSource) desk.eventSource.close();
@@ -126,8 +133,8 @@
   function supervised(ev) {  // a supervisor's whisper or barge is announced; silent listening is not
     const speaking = ev.event !== "leave" && (ev.mode === "whisper" || ev.mode === "barge");
     if (speaking && desk.supervision !== ev.mode) {
-      addLine("bot", ev.mode === "whisper" ? "主管" + ev.supervisor + "正在耳语（只有您能听到）" : "主管" + ev.supervisor + "已加入三方通话");
-    } else if (!speaking && desk.supervision) addLine("bot", "主管已停止讲话");
+      addLine("bot", ev.mode === "whisper" ? L("sup_whisper", { name: ev.supervisor }) : L("sup_barge", { name: ev.supervisor }));
+    } else if (!speaking && desk.supervision) addLine("bot", L("sup_stopped"));
     desk.supervision = speaking ? ev.mode : null;
   }
 
@@ -161,15 +168,15 @@
       const track = mic && mic.getAudioTracks()[0];
       pc.getSenders().forEach((s) => { if (!s.track || s.track.kind === "audio") s.replaceTrack(muted ? null : track).catch(() => {}); });
     }
-    $("mute").textContent = muted ? "取消静音" : "静音";
+    $("mute").textContent = muted ? L("unmute") : L("mute");
     $("mute").setAttribute("aria-pressed", String(muted));
   }
 
   function showHold(held) {
     desk.held = held;
-    $("hold").textContent = held ? "恢复通话" : "保持";
+    $("hold").textContent = held ? L("resume") : L("hold");
     $("hold").setAttribute("aria-pressed", String(held));
-    $("callstate").textContent = held ? "保持中（客户在听等待音乐）" : "通话中";
+    $("callstate").textContent = held ? L("callstate_held") : L("callstate_talking");
   }
 
   async function toggleHold() {
@@ -177,7 +184,7 @@
     const res = await post("/api/agent/calls/" + desk.callId + "/hold", { hold: !desk.held });
     const body = await res.json().catch(() => ({}));
     if (res.ok) showHold(body.held);
-    else addLine("bot", "保持失败：" + (body.error || res.status));
+    else addLine("bot", L("hold_failed", { error: body.error || res.status }));
   }
 
   async function accept() {
@@ -186,7 +193,7 @@
     desk.maxLevel = 0; desk.heardMs = 0; desk.error = null; desk.legClosed = false;
     try {
       mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true } });
-    } catch (e) { desk.error = "mic"; alert("无法使用麦克风（" + e.name + "）"); return; }
+    } catch (e) { desk.error = "mic"; alert(L("mic_failed", { error: e.name })); return; }
     pc = new RTCPeerConnection(await window.ivrRtcConfig());
     mic.getTracks().forEach((t) => pc.addTrack(t, mic));
     pc.ontrack = (e) => {
@@ -199,7 +206,7 @@
     const res = await post("/api/agent/offers/" + offer.offer_id + "/accept",
       { sdp: pc.localDescription.sdp, type: pc.localDescription.type });
     const body = await res.json().catch(() => ({}));
-    if (!res.ok) { desk.error = body.error || "accept failed"; addLine("bot", "接听失败：" + desk.error); teardown(); return; }
+    if (!res.ok) { desk.error = body.error || "accept failed"; addLine("bot", L("accept_failed", { error: desk.error })); teardown(); return; }
     desk.offer = null; desk.callId = body.call_id;
     await pc.setRemoteDescription({ sdp: body.sdp, type: body.type });
   }
@@ -207,10 +214,10 @@
   async function acceptOnPhone() {
     const offer = desk.offer; if (!offer) return;
     clearInterval(ringTimer); ringer.stop();
-    addLine("bot", "正在呼叫您的座机…");
+    addLine("bot", L("calling_phone"));
     const res = await post("/api/agent/offers/" + offer.offer_id + "/accept", { via: "sip" });
     const body = await res.json().catch(() => ({}));
-    if (!res.ok) { desk.error = body.error || "accept failed"; addLine("bot", "座机接听失败：" + desk.error); return; }
+    if (!res.ok) { desk.error = body.error || "accept failed"; addLine("bot", L("phone_accept_failed", { error: desk.error })); return; }
     desk.offer = null; desk.callId = body.call_id;
   }
 
@@ -237,7 +244,7 @@
     const res = await post("/api/agent/calls/" + desk.callId + "/wrapup",
       { disposition: $("disposition").value, note: $("note").value });
     if (res.ok) { $("note").value = ""; desk.callId = null; showCard(null); }
-    else addLine("bot", "提交失败：" + ((await res.json().catch(() => ({}))).error || res.status));
+    else addLine("bot", L("wrapup_failed", { error: (await res.json().catch(() => ({}))).error || res.status }));
   }
 
   async function start() {

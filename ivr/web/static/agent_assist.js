@@ -4,7 +4,7 @@
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
-  const LABELS = { create_return: "创建退货", resend_invoice: "重发发票" };
+  const LABELS = { create_return: L("action_create_return"), resend_invoice: L("action_resend_invoice") };  // ui/agent.yaml
   // Exposed for tests and debugging.
   const state = (window.ivrAssistState = { callId: null, suggestions: [], shownAt: {}, updates: 0, used: [],
     dismissed: [], pending: null, results: [] });
@@ -41,14 +41,14 @@
       li.dataset.id = s.id;
       const t = document.createElement("div"); t.className = "title"; t.textContent = s.title; li.appendChild(t);
       if (s.heard) {
-        const h = document.createElement("div"); h.className = "heard"; h.textContent = "客户：" + s.heard;
+        const h = document.createElement("div"); h.className = "heard"; h.textContent = L("heard", { text: s.heard });
         li.appendChild(h);
       }
       const x = document.createElement("div"); x.className = "text"; x.textContent = s.text; li.appendChild(x);
       const bar = document.createElement("div"); bar.className = "buttons";
       (s.actions || []).forEach((a) => bar.appendChild(button(LABELS[a] || a, "do", () => ask(a, s.id))));
-      bar.appendChild(button("采用", "use", () => { mark(s.id, "used"); render(); }));
-      bar.appendChild(button("忽略", "ignore", () => { mark(s.id, "ignored"); render(); }));
+      bar.appendChild(button(L("use"), "use", () => { mark(s.id, "used"); render(); }));
+      bar.appendChild(button(L("ignore"), "ignore", () => { mark(s.id, "ignored"); render(); }));
       li.appendChild(bar);
       ol.appendChild(li);
     });
@@ -95,9 +95,9 @@
     $("return-options").hidden = action !== "create_return";
     const res = await post(base() + "/actions", actionBody());
     const body = await res.json().catch(() => ({}));
-    if (!res.ok) { state.pending = null; result("无法办理：" + (body.error || res.status), true); return; }
+    if (!res.ok) { state.pending = null; result(L("action_refused", { error: body.error || res.status }), true); return; }
     state.pending.preview = body.preview;
-    $("confirm-text").textContent = "请向客户确认：" + body.preview;
+    $("confirm-text").textContent = L("confirm_ask", { preview: body.preview });
     $("confirm").hidden = false;
   }
 
@@ -109,7 +109,7 @@
       const body = await res.json().catch(() => ({}));
       state.results.push({ status: res.status, ...body });
       if (res.ok) { result(body.text, false); mark(state.pending.suggestionId, "used"); }
-      else result("办理失败：" + (body.error || res.status), true);
+      else result(L("action_failed", { error: body.error || res.status }), true);
     } finally {
       $("confirm-yes").disabled = false; $("confirm").hidden = true; state.pending = null; render();
     }

@@ -51,7 +51,7 @@
     const res = await post("/api/agent/chats/" + encodeURIComponent(chat.callId) + "/messages", { text: text });
     if (res.status === 204) { input.value = ""; chat.sent.push(text); chat.error = null; }
     else chat.error = ((await res.json().catch(() => ({}))).error || String(res.status));
-    $("chat-error").textContent = chat.error ? "发送失败：" + chat.error : "";
+    $("chat-error").textContent = chat.error ? L("chat_send_failed", { error: chat.error }) : "";
   }
 
   // Follows agent.js's state (window.ivrDesk): a live chat shows the reply box instead of the audio controls.
@@ -61,12 +61,12 @@
     const ringingChat = d.presence === "ringing" && d.offer && isChat(d.offer.context);
     const live = d.presence === "busy" && isChat(d.context);
     document.body.classList.toggle("chat-mode", !!(live || ringingChat));
-    if (d.presence === "ringing") $("ringing").querySelector("h2").firstChild.textContent = ringingChat ? "在线咨询转接 " : "来电转接 ";
+    if (d.presence === "ringing") $("ringing").querySelector("h2").firstChild.textContent = (ringingChat ? L("ringing_chat") : L("ringing_call")) + " ";
     if (live && !chat.active) { chat.callId = d.callId; $("chat-text").focus(); }
     chat.active = !!live;
     $("chat-reply").hidden = !live;
-    if (live) $("callstate").textContent = "文字会话中";
-    $("hangup").textContent = live ? "结束会话" : "挂断";
+    if (live) $("callstate").textContent = L("callstate_chat");
+    $("hangup").textContent = live ? L("hangup_chat") : L("hangup");
   }
 
   // The customer's earlier contacts on any channel (hand-off "history", ivr/dialog/resume.py), under the card.
@@ -79,14 +79,17 @@
     box.replaceChildren();
     box.hidden = !items.length;
     if (!items.length) return;
-    const h = document.createElement("h3"); h.textContent = "历史联络（全渠道）"; box.append(h);
+    const h = document.createElement("h3"); h.textContent = L("history_title"); box.append(h);
     const ol = document.createElement("ol");
     items.forEach((c) => {
       const li = document.createElement("li");
       const l = c.labels || {};
-      const what = [l.matter, c.order_id ? "订单 " + c.order_id : "", (c.detail || {}).rma_id ? "售后单 " + c.detail.rma_id : "",
-        (c.detail || {}).ticket_id ? "工单 " + c.detail.ticket_id : ""].filter(Boolean).join(" · ");
-      li.textContent = (l.when || c.started_at) + " " + (l.channel || c.channel) + (what ? "：" + what : "");
+      const detail = c.detail || {};
+      const what = [l.matter, c.order_id ? L("order_no", { id: c.order_id }) : "",
+        detail.rma_id ? L("history_rma", { id: detail.rma_id }) : "",
+        detail.ticket_id ? L("history_ticket", { id: detail.ticket_id }) : ""].filter(Boolean).join(" · ");
+      const fields = { when: l.when || c.started_at, channel: l.channel || c.channel, what: what };
+      li.textContent = what ? L("history_line_what", fields) : L("history_line", fields);
       ol.append(li);
     });
     box.append(ol);
