@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from browser.chromium import CHROMIUM, chromium_flags, wait_js
+from browser.chromium import CHROMIUM, assert_ui_texts_found, chromium_flags, wait_js, watch_ui_texts
 from browser.server import serve_in_thread
 
 from ivr.audio.files import write_wav
@@ -68,8 +68,10 @@ async def _browser(pw, fake: Path, profile: Path):
         pytest.fail(f"{CHROMIUM} is missing: install the Debian 'chromium' package (./run setup does)")
     ctx = await pw.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, headless=True,
                                                       args=chromium_flags(fake))
+    missing = watch_ui_texts(ctx)
     try:
         yield ctx.pages[0] if ctx.pages else await ctx.new_page()
+        assert_ui_texts_found(missing)
     finally:
         await ctx.close()
 

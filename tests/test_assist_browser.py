@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 from browser.callers import verified_caller_asks_for_agent
-from browser.chromium import CHROMIUM, chromium_flags, wait_js
+from browser.chromium import CHROMIUM, assert_ui_texts_found, chromium_flags, wait_js, watch_ui_texts
 from browser.server import serve_in_thread
 
 from ivr.audio.files import write_wav
@@ -54,7 +54,10 @@ async def _pages(fake_audio: Path, n: int):
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=chromium_flags(fake_audio))
         try:
-            yield [await (await browser.new_context()).new_page() for _ in range(n)]
+            pages = [await (await browser.new_context()).new_page() for _ in range(n)]
+            missing = [watch_ui_texts(page) for page in pages]
+            yield pages
+            assert_ui_texts_found([m for found in missing for m in found])
         finally:
             await browser.close()
 

@@ -34,6 +34,20 @@ def chromium_flags(fake_audio: Path) -> list[str]:
     ]
 
 
+def watch_ui_texts(page_or_context: object) -> list[str]:
+    """Collect the pages' "ui text missing" console errors (/static/ui_text.js: a key the language pack lacks, which
+    the page would show as the bare key); :func:`assert_ui_texts_found` fails the test on any."""
+    missing: list[str] = []
+    page_or_context.on("console", lambda m: missing.append(m.text)  # type: ignore[attr-defined]
+                       if m.type == "error" and "ui text missing" in m.text else None)
+    return missing
+
+
+def assert_ui_texts_found(missing: list[str]) -> None:
+    if missing:
+        pytest.fail(f"pages asked for texts their language pack lacks: {sorted(set(missing))}")
+
+
 @contextlib.asynccontextmanager
 async def chromium_page(fake_audio: Path, profile_dir: Path) -> AsyncIterator[object]:
     """A Playwright page in a fresh Chromium profile whose microphone plays ``fake_audio``."""
@@ -46,9 +60,11 @@ async def chromium_page(fake_audio: Path, profile_dir: Path) -> AsyncIterator[ob
         ctx = await pw.chromium.launch_persistent_context(
             str(profile_dir), executable_path=CHROMIUM, headless=True, args=chromium_flags(fake_audio),
         )
+        missing = watch_ui_texts(ctx)
         try:
             page = ctx.pages[0] if ctx.pages else await ctx.new_page()
             yield page
+            assert_ui_texts_found(missing)  # (only after a body that passed)
         finally:
             await ctx.close()
 
