@@ -109,3 +109,16 @@ def test_login_page_renders_the_packs_words(tmp_path):
     for key in ("title", "heading", "username", "password", "submit"):
         assert texts[key] in res.text
     assert f'<html lang="{settings.language}">' in res.text
+
+
+def test_fill_keeps_what_it_cannot_fill_and_the_page_escapes_the_result():
+    from jinja2 import Environment
+
+    from ivr.web.app import fill_text
+
+    assert fill_text("{name}（{role}）", name="王", role="主管") == "王（主管）"
+    assert fill_text("等待{s}秒 {typo} {", s=3) == "等待3秒 {typo} {"  # an operator's typo shows, the page renders
+    env = Environment(autoescape=True)
+    env.filters["fill"] = fill_text
+    assert env.from_string("{{ t | fill(name=n) }}").render(t="<b>{name}</b>", n="<i>x</i>") == \
+        "&lt;b&gt;&lt;i&gt;x&lt;/i&gt;&lt;/b&gt;"

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import re
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -149,3 +150,10 @@ def _page_texts(templates: Jinja2Templates, language: str) -> None:
 
     templates.env.globals["ui_page"] = lambda page: get_pack(language).ui_texts(page)
     templates.env.globals["ui_lang"] = language
+    templates.env.filters["fill"] = fill_text
+
+
+def fill_text(text: str, **fields: object) -> str:
+    """``{{ T.who | fill(name=..., role=...) }}``: the named ``{placeholders}`` filled, anything else left as written
+    (an operator's stray brace or unknown placeholder shows as typed instead of failing the page), like ui_text.js."""
+    return re.sub(r"\{(\w+)\}", lambda m: str(fields[m.group(1)]) if m.group(1) in fields else m.group(0), text)
