@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from aiosipua import transaction as sip_timers
 from aiosipua.incoming_call import IncomingCall
 
 from ivr.audio.frames import AudioFrame
@@ -139,6 +140,12 @@ class SipCall(CallPort):
         if self._transfer is not None and not self._transfer.done() and status >= 200:
             self._transfer.set_result(status)
 
+    async def no_ack(self) -> None:
+        """Our 2xx got no ACK within 64*T1: the session ends with a BYE (RFC 3261 13.3.1.4), the line is free."""
+        if self._hangup is None:
+            self._send_bye()
+        await self._close(Hangup("system", "no_ack", time.monotonic()))
+
     async def remote_hangup(self, by: str, reason: str) -> None:
         """The peer sent BYE (or the dialog died: ACK/session timeout)."""
         await self._close(Hangup(by, reason, time.monotonic()))
@@ -213,10 +220,15 @@ class SipCall(CallPort):
             self.stream.set_hold(self._hold_after_ack)
             self._acked.set()
 
-    async def wait_ack(self, timeout: float = 40.0) -> None:
-        """Until the ACK (or the call ended: no ACK by Timer H, CANCEL, BYE); ``timeout`` is a backstop."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._acked.wait(), timeout)
+    async def wait_ack(self, timeout: float | None = None) -> None:
+        """Until the ACK (or the call ended: CANCEL, BYE). No ACK within ``timeout`` (default 64*T1, Timer H) ends the
+        call with a BYE: over UDP aiosipua's 2xx retransmission gives up at the same time, over TCP (no 2xx
+        retransmission: sipp and others take a repeated 200 on a stream for an error) nothing else would, and a
+        half-open INVITE kept its line for good."""
+        try:
+            await asyncio.wait_for(self._acked.wait(), sip_timers.TIMER_H if timeout is None else timeout)
+        except TimeoutError:
+            await self.no_ack()
 
     async def _close(self, event: Hangup) -> None:
         if self._hangup is not None:

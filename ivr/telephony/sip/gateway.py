@@ -275,8 +275,8 @@ class SipGateway:
         if task is not None:
             task.cancel()
         port = self.calls.get(call_id)
-        if port is not None:
-            await port.remote_hangup(by, reason)
+        if port is not None:  # no ACK for our 2xx: we end the session with a BYE (RFC 3261 13.3.1.4)
+            await (port.no_ack() if reason == "no_ack" else port.remote_hangup(by, reason))
 
     def _on_cancel(self, request: SipRequest, _addr: tuple[str, int]) -> None:
         task = self._ringing.get(request.call_id or "")
